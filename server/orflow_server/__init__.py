@@ -1,0 +1,1 @@
+"""OR Flow: surgical slot booking with no double booking, on gRPC and PostgreSQL."""

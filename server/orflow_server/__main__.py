@@ -1,0 +1,7 @@
+"""`python -m orflow_server` is the `orflow` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

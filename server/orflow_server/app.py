@@ -1,0 +1,93 @@
+"""Builds the gRPC server from settings and resources, and runs it until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from orflow.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    booking_service_pb2,
+    booking_service_pb2_grpc,
+    slot_service_pb2,
+    slot_service_pb2_grpc,
+)
+
+from .ops.context import OpsContext
+from .rpc.admin_service import AdminService
+from .rpc.booking_service import BookingService
+from .rpc.errors import ErrorInterceptor
+from .rpc.slot_service import SlotService
+from .settings import Settings
+
+_log = logging.getLogger(__name__)
+
+SERVICE_NAMES: Sequence[str] = (
+    slot_service_pb2.DESCRIPTOR.services_by_name["SlotService"].full_name,
+    booking_service_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name,
+    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=settings.db_pool_min,
+        max_size=max(settings.db_pool_max, settings.db_pool_min),
+        server_settings={"application_name": "orflow"},
+    )
+    assert pool is not None
+    return pool
+
+
+def build_server(settings: Settings, *, pool: asyncpg.Pool) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """The server with every service, health and reflection; returns it, its bound port and health."""
+    server = grpc.aio.server(
+        interceptors=[ErrorInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
+        ],
+    )
+    ctx = OpsContext(pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover)
+    slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx), server)
+    booking_service_pb2_grpc.add_BookingServiceServicer_to_server(BookingService(ctx), server)
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(ctx), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(settings.grpc_addr)
+    if port == 0:
+        raise OSError(f"could not listen on ORFLOW_GRPC_ADDR={settings.grpc_addr}")
+    return server, port, health_servicer
+
+
+async def serve(settings: Settings, *, database_url: str) -> None:
+    """Runs the server until SIGINT/SIGTERM, then drains: NOT_SERVING, stop(grace), close pool."""
+    pool = await create_pool(settings, database_url)
+    try:
+        server, port, health_servicer = build_server(settings, pool=pool)
+        await server.start()
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _log.info("OR Flow gRPC server listening on port %d", port)
+        print(f"OR Flow gRPC server listening on {settings.grpc_addr.rpartition(':')[0]}:{port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(grace=5)
+    finally:
+        await pool.close()

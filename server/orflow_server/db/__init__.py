@@ -1,0 +1,1 @@
+"""The only place with SQL text: one module per aggregate, plus the migrations."""

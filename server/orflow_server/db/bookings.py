@@ -1,0 +1,285 @@
+"""Bookings: the statements of the booking transaction, confirm, cancel and reads.
+
+Lock order, everywhere: the slot row, then its room, its surgeon, and its
+equipment types by ascending id. Every booking transaction locks one slot and
+then resources in this single total order, so two of them can wait on each
+other but never in a cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from ..domain.models import Booking, BookingStatus, EquipmentNeed, FailureReason, Usage
+from .errors import translate
+
+_BOOKING_COLUMNS = (
+    "id, slot_id, patient_id, status, failure_reason, create_time, expire_time, update_time, request_id"
+)
+
+
+@dataclass(frozen=True)
+class LockedSlot:
+    """The facts of a slot that a booking copies, read under the slot's row lock."""
+
+    id: int
+    room_id: int
+    doctor_id: int
+    start_time: datetime
+    end_time: datetime
+    needs: tuple[EquipmentNeed, ...]
+
+
+@dataclass(frozen=True)
+class Conflicts:
+    is_slot_taken: bool
+    is_room_busy: bool
+    is_surgeon_busy: bool
+    is_patient_busy: bool
+
+
+def booking_from_row(row: asyncpg.Record) -> Booking:
+    reason = row["failure_reason"]
+    return Booking(
+        id=row["id"],
+        slot_id=row["slot_id"],
+        patient_id=row["patient_id"],
+        status=BookingStatus(row["status"]),
+        failure_reason=FailureReason(reason) if reason else None,
+        create_time=row["create_time"],
+        expire_time=row["expire_time"],
+        update_time=row["update_time"],
+        request_id=row["request_id"] or "",
+    )
+
+
+async def lock_slot(conn: asyncpg.Connection, slot_id: int) -> LockedSlot | None:
+    row = await conn.fetchrow(
+        """
+        SELECT s.id, s.room_id, s.doctor_id, s.start_time, s.end_time,
+               ARRAY(SELECT se.equipment_id FROM slot_equipment se
+                     WHERE se.slot_id = s.id ORDER BY se.equipment_id) AS equipment_ids,
+               ARRAY(SELECT se.quantity FROM slot_equipment se
+                     WHERE se.slot_id = s.id ORDER BY se.equipment_id) AS quantities
+        FROM slots s WHERE s.id = $1
+        FOR UPDATE OF s
+        """,
+        slot_id,
+    )
+    if row is None:
+        return None
+    needs = tuple(
+        EquipmentNeed(equipment_id=e, quantity=q) for e, q in zip(row["equipment_ids"], row["quantities"], strict=True)
+    )
+    return LockedSlot(row["id"], row["room_id"], row["doctor_id"], row["start_time"], row["end_time"], needs)
+
+
+async def lock_resources(conn: asyncpg.Connection, slot: LockedSlot) -> dict[int, tuple[str, int]]:
+    """Locks the room, the surgeon and the equipment rows; returns equipment id → (name, quantity)."""
+    await conn.execute("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE", slot.room_id)
+    await conn.execute("SELECT 1 FROM doctors WHERE id = $1 FOR UPDATE", slot.doctor_id)
+    if not slot.needs:
+        return {}
+    rows = await conn.fetch(
+        "SELECT id, name, quantity FROM equipment WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+        [need.equipment_id for need in slot.needs],
+    )
+    return {r["id"]: (r["name"], r["quantity"]) for r in rows}
+
+
+async def find_by_request_id(conn: asyncpg.Connection, patient_id: str, request_id: str) -> Booking | None:
+    row = await conn.fetchrow(
+        f"SELECT {_BOOKING_COLUMNS} FROM bookings WHERE patient_id = $1 AND request_id = $2",
+        patient_id,
+        request_id,
+    )
+    return None if row is None else booking_from_row(row)
+
+
+async def expire_overdue_holds(conn: asyncpg.Connection, slot: LockedSlot, *, turnover: timedelta) -> datetime:
+    """Fails every overdue hold overlapping the slot's room window; returns the clock.
+
+    An overdue hold counts as free. Failing it here, under its row lock,
+    before the checks read, means a confirm racing this transaction either
+    committed first (and the checks see CONFIRMED) or finds it FAILED: never
+    both. The window covers the slot's room time with turnover, which contains
+    every interval the surgeon, patient and equipment checks look at.
+    """
+    now: datetime = await conn.fetchval(
+        """
+        WITH clock AS (SELECT clock_timestamp() AS now),
+        expired AS (  -- a data-modifying CTE always runs to completion
+            UPDATE bookings b
+            SET status = 'FAILED', failure_reason = 'HOLD_EXPIRED', update_time = clock.now
+            FROM clock
+            WHERE b.status = 'PENDING' AND b.expire_time <= clock.now
+              AND b.room_during && tstzrange($1, $2, '[)')
+        )
+        SELECT now FROM clock
+        """,
+        slot.start_time,
+        slot.end_time + turnover,
+    )
+    return now
+
+
+async def find_conflicts(
+    conn: asyncpg.Connection, slot: LockedSlot, *, patient_id: str, turnover: timedelta
+) -> Conflicts:
+    """Which active bookings stand in the way (read after expire_overdue_holds)."""
+    row = await conn.fetchrow(
+        """
+        SELECT
+          EXISTS (SELECT 1 FROM bookings
+                  WHERE slot_id = $1 AND status IN ('PENDING', 'CONFIRMED')) AS slot_taken,
+          EXISTS (SELECT 1 FROM bookings
+                  WHERE room_id = $2 AND status IN ('PENDING', 'CONFIRMED')
+                    AND room_during && tstzrange($4, $6, '[)')) AS room_busy,
+          EXISTS (SELECT 1 FROM bookings
+                  WHERE doctor_id = $3 AND status IN ('PENDING', 'CONFIRMED')
+                    AND during && tstzrange($4, $5, '[)')) AS surgeon_busy,
+          EXISTS (SELECT 1 FROM bookings
+                  WHERE patient_id = $7 AND status IN ('PENDING', 'CONFIRMED')
+                    AND during && tstzrange($4, $5, '[)')) AS patient_busy
+        """,
+        slot.id,
+        slot.room_id,
+        slot.doctor_id,
+        slot.start_time,
+        slot.end_time,
+        slot.end_time + turnover,
+        patient_id,
+    )
+    assert row is not None
+    return Conflicts(row["slot_taken"], row["room_busy"], row["surgeon_busy"], row["patient_busy"])
+
+
+async def equipment_usage(conn: asyncpg.Connection, slot: LockedSlot) -> dict[int, list[Usage]]:
+    """Active bookings' use of the slot's equipment types within the slot's interval."""
+    usage: dict[int, list[Usage]] = {need.equipment_id: [] for need in slot.needs}
+    if not slot.needs:
+        return usage
+    rows = await conn.fetch(
+        """
+        SELECT se.equipment_id, b.start_time, b.end_time, se.quantity
+        FROM bookings b JOIN slot_equipment se ON se.slot_id = b.slot_id
+        WHERE b.status IN ('PENDING', 'CONFIRMED') AND b.during && tstzrange($1, $2, '[)')
+          AND se.equipment_id = ANY($3::bigint[])
+        """,
+        slot.start_time,
+        slot.end_time,
+        list(usage),
+    )
+    for r in rows:
+        usage[r["equipment_id"]].append(Usage(r["start_time"], r["end_time"], r["quantity"]))
+    return usage
+
+
+async def insert_booking(
+    conn: asyncpg.Connection,
+    slot: LockedSlot,
+    *,
+    patient_id: str,
+    request_id: str,
+    now: datetime,
+    hold_ttl: timedelta,
+    turnover: timedelta,
+) -> Booking:
+    try:
+        row = await conn.fetchrow(
+            f"""
+            INSERT INTO bookings (slot_id, room_id, doctor_id, start_time, end_time, room_free_time,
+                                  patient_id, request_id, status, create_time, expire_time, update_time)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $9)
+            RETURNING {_BOOKING_COLUMNS}
+            """,
+            slot.id,
+            slot.room_id,
+            slot.doctor_id,
+            slot.start_time,
+            slot.end_time,
+            slot.end_time + turnover,
+            patient_id,
+            request_id or None,
+            now,
+            now + hold_ttl,
+        )
+    except (asyncpg.UniqueViolationError, asyncpg.ExclusionViolationError) as exc:
+        raise (translate(exc) or exc) from exc
+    assert row is not None
+    return booking_from_row(row)
+
+
+async def fetch_booking(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+    row = await conn.fetchrow(f"SELECT {_BOOKING_COLUMNS} FROM bookings WHERE id = $1", booking_id)
+    return None if row is None else booking_from_row(row)
+
+
+async def confirm_pending(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+    """Compare-and-set: confirms only a PENDING hold not yet past expire_time."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE bookings SET status = 'CONFIRMED', update_time = clock_timestamp()
+        WHERE id = $1 AND status = 'PENDING' AND expire_time > clock_timestamp()
+        RETURNING {_BOOKING_COLUMNS}
+        """,
+        booking_id,
+    )
+    return None if row is None else booking_from_row(row)
+
+
+async def cancel_active(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+    """Compare-and-set: cancels a CONFIRMED booking or a PENDING hold not yet expired."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE bookings SET status = 'CANCELLED', update_time = clock_timestamp()
+        WHERE id = $1 AND (status = 'CONFIRMED'
+                           OR (status = 'PENDING' AND expire_time > clock_timestamp()))
+        RETURNING {_BOOKING_COLUMNS}
+        """,
+        booking_id,
+    )
+    return None if row is None else booking_from_row(row)
+
+
+@dataclass(frozen=True)
+class BookingFilters:
+    status: BookingStatus | None = None
+    patient_id: str = ""
+    slot_id: int = 0
+
+
+# Status as it reads now: an overdue PENDING hold reads FAILED.
+_STATUS_CLAUSES: dict[BookingStatus, str] = {
+    BookingStatus.PENDING: "(status = 'PENDING' AND expire_time > now())",
+    BookingStatus.FAILED: "(status = 'FAILED' OR (status = 'PENDING' AND expire_time <= now()))",
+    BookingStatus.CONFIRMED: "status = 'CONFIRMED'",
+    BookingStatus.CANCELLED: "status = 'CANCELLED'",
+}
+
+
+async def list_bookings(
+    conn: asyncpg.Connection, filters: BookingFilters, *, before_id: int | None, limit: int
+) -> list[Booking]:
+    """One keyset page of bookings, newest (highest id) first."""
+    clauses: list[str] = []
+    params: list[object] = []
+
+    def bind(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if filters.status is not None:
+        clauses.append(_STATUS_CLAUSES[filters.status])
+    if filters.patient_id:
+        clauses.append(f"patient_id = {bind(filters.patient_id)}")
+    if filters.slot_id:
+        clauses.append(f"slot_id = {bind(filters.slot_id)}")
+    if before_id is not None:
+        clauses.append(f"id < {bind(before_id)}")
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    sql = f"SELECT {_BOOKING_COLUMNS} FROM bookings {where} ORDER BY id DESC LIMIT {bind(limit)}"
+    return [booking_from_row(row) for row in await conn.fetch(sql, *params)]

@@ -1,0 +1,12 @@
+"""The database's clock: the one clock every OR Flow process agrees on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+
+async def current_time(conn: asyncpg.Connection) -> datetime:
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    return now

@@ -1,0 +1,52 @@
+"""Wipes every table and loads the demo data set."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from ..domain import demo
+
+
+async def reset_to_demo(conn: asyncpg.Connection, now: datetime) -> tuple[int, int, int, int]:
+    """Returns (rooms, doctors, equipment types, slots) loaded."""
+    await conn.execute(
+        "TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms RESTART IDENTITY"
+    )
+    room_ids = {
+        r["name"]: r["id"]
+        for r in await conn.fetch("INSERT INTO rooms (name) SELECT unnest($1::text[]) RETURNING id, name", list(demo.ROOMS))
+    }
+    doctor_ids = {
+        r["name"]: r["id"]
+        for r in await conn.fetch(
+            "INSERT INTO doctors (name, specialty) SELECT * FROM unnest($1::text[], $2::text[]) RETURNING id, name",
+            [d[0] for d in demo.DOCTORS],
+            [d[1] for d in demo.DOCTORS],
+        )
+    }
+    equipment_ids = {
+        r["name"]: r["id"]
+        for r in await conn.fetch(
+            "INSERT INTO equipment (name, quantity) SELECT * FROM unnest($1::text[], $2::int[]) RETURNING id, name",
+            [e[0] for e in demo.EQUIPMENT],
+            [e[1] for e in demo.EQUIPMENT],
+        )
+    }
+    slots = demo.demo_slots(now)
+    for slot in slots:
+        slot_id = await conn.fetchval(
+            "INSERT INTO slots (doctor_id, room_id, procedure_type, start_time, end_time)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            doctor_ids[slot.doctor],
+            room_ids[slot.room],
+            slot.procedure_type,
+            slot.start_time,
+            slot.end_time,
+        )
+        await conn.executemany(
+            "INSERT INTO slot_equipment (slot_id, equipment_id, quantity) VALUES ($1, $2, $3)",
+            [(slot_id, equipment_ids[name], qty) for name, qty in slot.equipment],
+        )
+    return len(room_ids), len(doctor_ids), len(equipment_ids), len(slots)

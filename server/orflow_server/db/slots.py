@@ -1,0 +1,133 @@
+"""Slots: publishing them, reading them with their room, surgeon, equipment and availability."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from ..domain.models import Doctor, EquipmentNeed, NewSlot, Room, Slot
+
+_SELECT_SLOT = """
+SELECT s.id, s.procedure_type, s.start_time, s.end_time, s.create_time,
+       d.id AS doctor_id, d.name AS doctor_name, d.specialty AS doctor_specialty,
+       r.id AS room_id, r.name AS room_name,
+       COALESCE((SELECT json_agg(json_build_array(e.id, e.name, se.quantity) ORDER BY e.id)
+                 FROM slot_equipment se JOIN equipment e ON e.id = se.equipment_id
+                 WHERE se.slot_id = s.id), '[]') AS equipment,
+       {available} AS available
+FROM slots s
+JOIN doctors d ON d.id = s.doctor_id
+JOIN rooms r ON r.id = s.room_id
+"""
+
+# A slot is available when it has not started and no active booking holds its
+# room (with turnover) or its surgeon at an overlapping time. $1 is the room
+# turnover buffer. Equipment is checked only when booking (see bookings.py).
+_AVAILABLE = """(s.start_time > now()
+  AND NOT EXISTS (
+    SELECT 1 FROM bookings b
+    WHERE b.room_id = s.room_id AND b.status IN ('PENDING', 'CONFIRMED')
+      AND b.room_during && tstzrange(s.start_time, s.end_time + $1::interval, '[)')
+      AND (b.status = 'CONFIRMED' OR b.expire_time > now()))
+  AND NOT EXISTS (
+    SELECT 1 FROM bookings b
+    WHERE b.doctor_id = s.doctor_id AND b.status IN ('PENDING', 'CONFIRMED')
+      AND b.during && tstzrange(s.start_time, s.end_time, '[)')
+      AND (b.status = 'CONFIRMED' OR b.expire_time > now())))"""
+
+_SLOT_QUERY = _SELECT_SLOT.format(available=_AVAILABLE)
+
+
+@dataclass(frozen=True)
+class SlotFilters:
+    procedure_type: str = ""
+    doctor_id: int = 0
+    room_id: int = 0
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    is_available_only: bool = False
+
+
+def _slot_from_row(row: asyncpg.Record) -> Slot:
+    equipment = json.loads(row["equipment"]) if isinstance(row["equipment"], str) else row["equipment"]
+    return Slot(
+        id=row["id"],
+        doctor=Doctor(id=row["doctor_id"], name=row["doctor_name"], specialty=row["doctor_specialty"]),
+        procedure_type=row["procedure_type"],
+        room=Room(id=row["room_id"], name=row["room_name"]),
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+        required_equipment=tuple(
+            EquipmentNeed(equipment_id=e_id, equipment_name=name, quantity=qty) for e_id, name, qty in equipment
+        ),
+        is_available=row["available"],
+        create_time=row["create_time"],
+    )
+
+
+async def fetch_slot(conn: asyncpg.Connection, slot_id: int, *, turnover: timedelta) -> Slot | None:
+    row = await conn.fetchrow(_SLOT_QUERY + "WHERE s.id = $2", turnover, slot_id)
+    return None if row is None else _slot_from_row(row)
+
+
+async def list_slots(
+    conn: asyncpg.Connection,
+    filters: SlotFilters,
+    *,
+    after: tuple[datetime, int] | None,
+    limit: int,
+    turnover: timedelta,
+) -> list[Slot]:
+    """One keyset page of slots ordered by (start_time, id)."""
+    clauses: list[str] = []
+    params: list[object] = [turnover]
+
+    def bind(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if filters.procedure_type:
+        clauses.append(f"lower(s.procedure_type) = lower({bind(filters.procedure_type)})")
+    if filters.doctor_id:
+        clauses.append(f"s.doctor_id = {bind(filters.doctor_id)}")
+    if filters.room_id:
+        clauses.append(f"s.room_id = {bind(filters.room_id)}")
+    if filters.window_start is not None:
+        clauses.append(f"s.start_time >= {bind(filters.window_start)}")
+    if filters.window_end is not None:
+        clauses.append(f"s.start_time < {bind(filters.window_end)}")
+    if filters.is_available_only:
+        clauses.append(_AVAILABLE)
+    if after is not None:
+        clauses.append(f"(s.start_time, s.id) > ({bind(after[0])}::timestamptz, {bind(after[1])}::bigint)")
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    sql = f"{_SLOT_QUERY}{where}\nORDER BY s.start_time, s.id LIMIT {bind(limit)}"
+    return [_slot_from_row(row) for row in await conn.fetch(sql, *params)]
+
+
+async def insert_slot(conn: asyncpg.Connection, slot: NewSlot) -> int:
+    slot_id: int = await conn.fetchval(
+        """
+        INSERT INTO slots (doctor_id, room_id, procedure_type, start_time, end_time)
+        VALUES ($1, $2, $3, $4, $5) RETURNING id
+        """,
+        slot.doctor_id,
+        slot.room_id,
+        slot.procedure_type,
+        slot.start_time,
+        slot.end_time,
+    )
+    if slot.required_equipment:
+        await conn.execute(
+            """
+            INSERT INTO slot_equipment (slot_id, equipment_id, quantity)
+            SELECT $1, e, q FROM unnest($2::bigint[], $3::int[]) AS t (e, q)
+            """,
+            slot_id,
+            [need.equipment_id for need in slot.required_equipment],
+            [need.quantity for need in slot.required_equipment],
+        )
+    return slot_id

@@ -1,0 +1,1 @@
+"""The booking rules in plain Python: no gRPC, asyncpg or SAQ here."""

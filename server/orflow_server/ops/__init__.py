@@ -1,0 +1,1 @@
+"""Use cases: one async function per operation, each in exactly one transaction."""

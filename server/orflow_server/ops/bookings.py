@@ -1,0 +1,133 @@
+"""Booking use cases: create (the heart), get, confirm, cancel, list."""
+
+from __future__ import annotations
+
+from ..db import bookings as db
+from ..db.clock import current_time
+from ..domain.errors import (
+    BookingNotActiveError,
+    BookingNotPendingError,
+    EquipmentUnavailableError,
+    FieldViolation,
+    HoldExpiredError,
+    NotFoundError,
+    PatientBusyError,
+    RequestIdReusedError,
+    RoomBusyError,
+    SlotStartedError,
+    SlotTakenError,
+    SurgeonBusyError,
+)
+from ..domain.models import Booking, FailureReason
+from ..domain.paging import decode_page_token, encode_page_token
+from ..domain.rules import effective_booking, peak_usage
+from .context import OpsContext
+
+
+async def create_booking(ctx: OpsContext, *, slot_id: int, patient_id: str, request_id: str) -> Booking:
+    """Holds a slot for a patient in one transaction; see db/bookings.py for the lock order."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        slot = await db.lock_slot(conn, slot_id)
+        if slot is None:
+            raise NotFoundError("slot", slot_id)
+        if request_id:
+            # Read under the slot lock, so a concurrent retry of the same
+            # request waits for the first and then finds its booking.
+            earlier = await db.find_by_request_id(conn, patient_id, request_id)
+            if earlier is not None:
+                return _replay(earlier, slot_id)
+        inventory = await db.lock_resources(conn, slot)
+        now = await db.expire_overdue_holds(conn, slot, turnover=ctx.turnover)
+        if slot.start_time <= now:
+            raise SlotStartedError(f"slot {slot_id} started at {slot.start_time.isoformat()}")
+        conflicts = await db.find_conflicts(conn, slot, patient_id=patient_id, turnover=ctx.turnover)
+        _raise_for_conflicts(conflicts, slot_id)
+        usage = await db.equipment_usage(conn, slot)
+        for need in slot.needs:
+            name, owned = inventory[need.equipment_id]
+            in_use = peak_usage(usage[need.equipment_id], slot.start_time, slot.end_time)
+            if in_use + need.quantity > owned:
+                raise EquipmentUnavailableError(
+                    f"{name}: {need.quantity} needed, {owned - in_use} of {owned} free at the busiest moment",
+                    metadata={"equipment_id": str(need.equipment_id), "equipment": name,
+                              "needed": str(need.quantity), "available": str(max(owned - in_use, 0))},
+                )
+        return await db.insert_booking(
+            conn, slot, patient_id=patient_id, request_id=request_id,
+            now=now, hold_ttl=ctx.hold_ttl, turnover=ctx.turnover,
+        )
+
+
+def _replay(earlier: Booking, slot_id: int) -> Booking:
+    if earlier.slot_id != slot_id:
+        raise RequestIdReusedError(
+            [FieldViolation("request_id", f"was already used for slot {earlier.slot_id}; use a new request_id")]
+        )
+    return earlier
+
+
+def _raise_for_conflicts(conflicts: db.Conflicts, slot_id: int) -> None:
+    meta = {"slot_id": str(slot_id)}
+    if conflicts.is_slot_taken:
+        raise SlotTakenError(f"slot {slot_id} is already held by another booking", metadata=meta)
+    if conflicts.is_room_busy:
+        raise RoomBusyError("the room is booked at an overlapping time", metadata=meta)
+    if conflicts.is_surgeon_busy:
+        raise SurgeonBusyError("the surgeon is booked at an overlapping time", metadata=meta)
+    if conflicts.is_patient_busy:
+        raise PatientBusyError("the patient already has a booking at an overlapping time", metadata=meta)
+
+
+async def get_booking(ctx: OpsContext, booking_id: int) -> Booking:
+    async with ctx.pool.acquire() as conn:
+        booking = await db.fetch_booking(conn, booking_id)
+        if booking is None:
+            raise NotFoundError("booking", booking_id)
+        return effective_booking(booking, await current_time(conn))
+
+
+async def confirm_booking(ctx: OpsContext, booking_id: int) -> Booking:
+    """Confirms a live hold; on failure it writes nothing and says why."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        confirmed = await db.confirm_pending(conn, booking_id)
+        if confirmed is not None:
+            return confirmed
+        booking = await db.fetch_booking(conn, booking_id)
+        if booking is None:
+            raise NotFoundError("booking", booking_id)
+        current = effective_booking(booking, await current_time(conn))
+        meta = {"booking_id": str(booking_id), "status": current.status.value}
+        if current.failure_reason is FailureReason.HOLD_EXPIRED:
+            raise HoldExpiredError(
+                f"booking {booking_id}'s hold expired at {booking.expire_time.isoformat()}", metadata=meta
+            )
+        raise BookingNotPendingError(f"booking {booking_id} is {current.status.value}, not PENDING", metadata=meta)
+
+
+async def cancel_booking(ctx: OpsContext, booking_id: int) -> Booking:
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        cancelled = await db.cancel_active(conn, booking_id)
+        if cancelled is not None:
+            return cancelled
+        booking = await db.fetch_booking(conn, booking_id)
+        if booking is None:
+            raise NotFoundError("booking", booking_id)
+        current = effective_booking(booking, await current_time(conn))
+        raise BookingNotActiveError(
+            f"booking {booking_id} is {current.status.value}; only PENDING or CONFIRMED bookings can be cancelled",
+            metadata={"booking_id": str(booking_id), "status": current.status.value},
+        )
+
+
+async def list_bookings(
+    ctx: OpsContext, filters: db.BookingFilters, *, page_size: int, page_token: str
+) -> tuple[list[Booking], str]:
+    key = decode_page_token(page_token, filters, shape=(int,))
+    before_id = int(key[0]) if key else None
+    async with ctx.pool.acquire() as conn:
+        rows = await db.list_bookings(conn, filters, before_id=before_id, limit=page_size + 1)
+        now = await current_time(conn)
+    page = [effective_booking(b, now) for b in rows[:page_size]]
+    token = encode_page_token([page[-1].id], filters) if len(rows) > page_size else ""
+    return page, token
+

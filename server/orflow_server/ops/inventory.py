@@ -1,0 +1,32 @@
+"""Inventory use cases: rooms, doctors and equipment types."""
+
+from __future__ import annotations
+
+from ..db import inventory as db
+from ..domain.models import Doctor, Equipment, Room
+from .context import OpsContext
+
+
+async def create_room(ctx: OpsContext, *, name: str) -> Room:
+    async with ctx.pool.acquire() as conn:
+        return await db.insert_room(conn, name=name)
+
+
+async def list_rooms(ctx: OpsContext) -> list[Room]:
+    async with ctx.pool.acquire() as conn:
+        return await db.list_rooms(conn)
+
+
+async def create_doctor(ctx: OpsContext, *, name: str, specialty: str) -> Doctor:
+    async with ctx.pool.acquire() as conn:
+        return await db.insert_doctor(conn, name=name, specialty=specialty)
+
+
+async def create_equipment(ctx: OpsContext, *, name: str, quantity: int) -> Equipment:
+    async with ctx.pool.acquire() as conn:
+        return await db.insert_equipment(conn, name=name, quantity=quantity)
+
+
+async def list_equipment(ctx: OpsContext) -> list[Equipment]:
+    async with ctx.pool.acquire() as conn:
+        return await db.list_equipment(conn)

@@ -1,0 +1,71 @@
+"""Slot use cases: browse, get, publish."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ..db import inventory as db_inventory
+from ..db import slots as db
+from ..db.clock import current_time
+from ..domain.errors import InvalidArgumentError, NotFoundError
+from ..domain.models import Doctor, NewSlot, Slot
+from ..domain.paging import decode_page_token, encode_page_token
+from ..domain.rules import slot_violations
+from .context import OpsContext
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+async def list_slots(
+    ctx: OpsContext, filters: db.SlotFilters, *, page_size: int, page_token: str
+) -> tuple[list[Slot], str]:
+    key = decode_page_token(page_token, filters, shape=(int, int))
+    after = (_EPOCH + timedelta(microseconds=int(key[0])), int(key[1])) if key else None
+    async with ctx.pool.acquire() as conn:
+        rows = await db.list_slots(conn, filters, after=after, limit=page_size + 1, turnover=ctx.turnover)
+    page = rows[:page_size]
+    token = encode_page_token([_micros(page[-1].start_time), page[-1].id], filters) if len(rows) > page_size else ""
+    return page, token
+
+
+async def get_slot(ctx: OpsContext, slot_id: int) -> Slot:
+    async with ctx.pool.acquire() as conn:
+        slot = await db.fetch_slot(conn, slot_id, turnover=ctx.turnover)
+    if slot is None:
+        raise NotFoundError("slot", slot_id)
+    return slot
+
+
+async def create_slot(ctx: OpsContext, new: NewSlot) -> Slot:
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await db_inventory.doctor_exists(conn, new.doctor_id):
+            raise NotFoundError("doctor", new.doctor_id)
+        if not await db_inventory.room_exists(conn, new.room_id):
+            raise NotFoundError("room", new.room_id)
+        wanted = [need.equipment_id for need in new.required_equipment]
+        inventory = {e.id: e.quantity for e in await db_inventory.list_equipment(conn, wanted)}
+        missing = [equipment_id for equipment_id in wanted if equipment_id not in inventory]
+        if missing:
+            raise NotFoundError("equipment", missing[0])
+        violations = slot_violations(new, await current_time(conn), inventory)
+        if violations:
+            raise InvalidArgumentError(violations)
+        slot_id = await db.insert_slot(conn, new)
+        slot = await db.fetch_slot(conn, slot_id, turnover=ctx.turnover)
+    assert slot is not None
+    return slot
+
+
+async def list_doctors(ctx: OpsContext, *, query: str, page_size: int, page_token: str) -> tuple[list[Doctor], str]:
+    key = decode_page_token(page_token, query, shape=(str, int))
+    after = (str(key[0]), int(key[1])) if key else None
+    async with ctx.pool.acquire() as conn:
+        rows = await db_inventory.list_doctors(conn, query=query, after=after, limit=page_size + 1)
+    page = rows[:page_size]
+    token = encode_page_token([page[-1].name, page[-1].id], query) if len(rows) > page_size else ""
+    return page, token
+

@@ -1,0 +1,1 @@
+"""The gRPC surface: thin servicers, one conversion module, one error mapping."""

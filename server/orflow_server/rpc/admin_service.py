@@ -1,0 +1,103 @@
+"""AdminService: reset demo data, publish slots, inventory, bookings report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from orflow.v1 import admin_service_pb2 as pb
+from orflow.v1 import admin_service_pb2_grpc, booking_pb2
+
+from ..db.bookings import BookingFilters
+from ..domain.models import EquipmentNeed, NewSlot
+from ..domain.paging import page_size_or_default
+from ..ops import bookings as booking_ops
+from ..ops import inventory as inventory_ops
+from ..ops import seed as seed_ops
+from ..ops import slots as slot_ops
+from ..ops.context import OpsContext
+from . import convert
+from .validate import RequestChecker
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
+    def __init__(self, ctx: OpsContext) -> None:
+        self._ctx = ctx
+
+    async def SeedDatabase(self, request: pb.SeedDatabaseRequest, context: Context) -> pb.SeedDatabaseResponse:
+        rooms, doctors, equipment, slots = await seed_ops.seed_database(self._ctx)
+        return pb.SeedDatabaseResponse(
+            room_count=rooms, doctor_count=doctors, equipment_count=equipment, slot_count=slots
+        )
+
+    async def ListBookings(self, request: pb.ListBookingsRequest, context: Context) -> pb.ListBookingsResponse:
+        check = RequestChecker()
+        if request.status not in convert.STATUS_FROM_PROTO and request.status != booking_pb2.BOOKING_STATUS_UNSPECIFIED:
+            check.fail("status", "is not a known BookingStatus")
+        filters = BookingFilters(
+            status=convert.STATUS_FROM_PROTO.get(request.status),
+            patient_id=check.text("patient_id", request.patient_id, max_length=64, is_required=False),
+            slot_id=check.optional_id("slot_id", request.slot_id),
+        )
+        check.raise_if_any()
+        bookings, token = await booking_ops.list_bookings(
+            self._ctx, filters, page_size=page_size_or_default(request.page_size), page_token=request.page_token
+        )
+        return pb.ListBookingsResponse(bookings=[convert.booking_to_proto(b) for b in bookings], next_page_token=token)
+
+    async def CreateSlot(self, request: pb.CreateSlotRequest, context: Context) -> pb.CreateSlotResponse:
+        check = RequestChecker()
+        start = check.required_timestamp("start_time", request, "start_time")
+        end = check.required_timestamp("end_time", request, "end_time")
+        needs = tuple(
+            EquipmentNeed(
+                equipment_id=check.positive_id(f"required_equipment[{i}].equipment_id", need.equipment_id),
+                quantity=need.quantity,
+            )
+            for i, need in enumerate(request.required_equipment)
+        )
+        new = NewSlot(
+            doctor_id=check.positive_id("doctor_id", request.doctor_id),
+            procedure_type=check.text("procedure_type", request.procedure_type, max_length=200),
+            room_id=check.positive_id("room_id", request.room_id),
+            start_time=start,  # type: ignore[arg-type]  # None only with a violation raised below
+            end_time=end,  # type: ignore[arg-type]
+            required_equipment=needs,
+        )
+        check.raise_if_any()
+        return pb.CreateSlotResponse(slot=convert.slot_to_proto(await slot_ops.create_slot(self._ctx, new)))
+
+    async def CreateRoom(self, request: pb.CreateRoomRequest, context: Context) -> pb.CreateRoomResponse:
+        check = RequestChecker()
+        name = check.text("name", request.name, max_length=200)
+        check.raise_if_any()
+        return pb.CreateRoomResponse(room=convert.room_to_proto(await inventory_ops.create_room(self._ctx, name=name)))
+
+    async def ListRooms(self, request: pb.ListRoomsRequest, context: Context) -> pb.ListRoomsResponse:
+        rooms = await inventory_ops.list_rooms(self._ctx)
+        return pb.ListRoomsResponse(rooms=[convert.room_to_proto(r) for r in rooms])
+
+    async def CreateDoctor(self, request: pb.CreateDoctorRequest, context: Context) -> pb.CreateDoctorResponse:
+        check = RequestChecker()
+        name = check.text("name", request.name, max_length=200)
+        specialty = check.text("specialty", request.specialty, max_length=200)
+        check.raise_if_any()
+        doctor = await inventory_ops.create_doctor(self._ctx, name=name, specialty=specialty)
+        return pb.CreateDoctorResponse(doctor=convert.doctor_to_proto(doctor))
+
+    async def CreateEquipment(
+        self, request: pb.CreateEquipmentRequest, context: Context
+    ) -> pb.CreateEquipmentResponse:
+        check = RequestChecker()
+        name = check.text("name", request.name, max_length=200)
+        if not 0 <= request.quantity <= 100_000:
+            check.fail("quantity", "must be between 0 and 100000")
+        check.raise_if_any()
+        equipment = await inventory_ops.create_equipment(self._ctx, name=name, quantity=request.quantity)
+        return pb.CreateEquipmentResponse(equipment=convert.equipment_to_proto(equipment))
+
+    async def ListEquipment(self, request: pb.ListEquipmentRequest, context: Context) -> pb.ListEquipmentResponse:
+        equipment = await inventory_ops.list_equipment(self._ctx)
+        return pb.ListEquipmentResponse(equipment=[convert.equipment_to_proto(e) for e in equipment])

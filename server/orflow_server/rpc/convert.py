@@ -1,0 +1,77 @@
+"""All conversion between protobuf messages and domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf import timestamp_pb2
+from orflow.v1 import booking_pb2, resources_pb2
+
+from ..domain.models import Booking, BookingStatus, Doctor, Equipment, FailureReason, Room, Slot
+
+STATUS_TO_PROTO: dict[BookingStatus, booking_pb2.BookingStatus.ValueType] = {
+    BookingStatus.PENDING: booking_pb2.BOOKING_STATUS_PENDING,
+    BookingStatus.CONFIRMED: booking_pb2.BOOKING_STATUS_CONFIRMED,
+    BookingStatus.FAILED: booking_pb2.BOOKING_STATUS_FAILED,
+    BookingStatus.CANCELLED: booking_pb2.BOOKING_STATUS_CANCELLED,
+}
+STATUS_FROM_PROTO = {proto: status for status, proto in STATUS_TO_PROTO.items()}
+
+FAILURE_REASON_TO_PROTO: dict[FailureReason, booking_pb2.FailureReason.ValueType] = {
+    FailureReason.HOLD_EXPIRED: booking_pb2.FAILURE_REASON_HOLD_EXPIRED,
+}
+
+
+def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def room_to_proto(room: Room) -> resources_pb2.Room:
+    return resources_pb2.Room(id=room.id, name=room.name)
+
+
+def doctor_to_proto(doctor: Doctor) -> resources_pb2.Doctor:
+    return resources_pb2.Doctor(id=doctor.id, name=doctor.name, specialty=doctor.specialty)
+
+
+def equipment_to_proto(equipment: Equipment) -> resources_pb2.Equipment:
+    return resources_pb2.Equipment(id=equipment.id, name=equipment.name, quantity=equipment.quantity)
+
+
+def slot_to_proto(slot: Slot) -> resources_pb2.Slot:
+    return resources_pb2.Slot(
+        id=slot.id,
+        doctor=doctor_to_proto(slot.doctor),
+        procedure_type=slot.procedure_type,
+        room=room_to_proto(slot.room),
+        start_time=timestamp(slot.start_time),
+        end_time=timestamp(slot.end_time),
+        required_equipment=[
+            resources_pb2.EquipmentRequirement(
+                equipment_id=need.equipment_id, equipment_name=need.equipment_name, quantity=need.quantity
+            )
+            for need in slot.required_equipment
+        ],
+        available=slot.is_available,
+        create_time=timestamp(slot.create_time),
+    )
+
+
+def booking_to_proto(booking: Booking) -> booking_pb2.Booking:
+    return booking_pb2.Booking(
+        id=booking.id,
+        slot_id=booking.slot_id,
+        patient_id=booking.patient_id,
+        status=STATUS_TO_PROTO[booking.status],
+        failure_reason=(
+            FAILURE_REASON_TO_PROTO[booking.failure_reason]
+            if booking.failure_reason
+            else booking_pb2.FAILURE_REASON_UNSPECIFIED
+        ),
+        create_time=timestamp(booking.create_time),
+        expire_time=timestamp(booking.expire_time),
+        update_time=timestamp(booking.update_time),
+        request_id=booking.request_id,
+    )

@@ -1,0 +1,114 @@
+"""The ONLY mapping from domain errors to gRPC status, and the interceptor that applies it.
+
+Servicers raise domain errors; this module turns each into a status code plus
+a google.rpc.Status carrying ErrorInfo (reason, domain, metadata) and, for bad
+fields, BadRequest field violations. Anything unexpected is logged with its
+traceback and answered INTERNAL with a generic message, never str(exc).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from ..domain import errors
+
+ERROR_DOMAIN = "orflow"
+_log = logging.getLogger(__name__)
+
+CODES: dict[type[errors.OrFlowError], grpc.StatusCode] = {
+    errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
+    errors.ConflictError: grpc.StatusCode.ABORTED,
+    errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+def code_for(exc: errors.OrFlowError) -> grpc.StatusCode:
+    """The code of the nearest class in the error's hierarchy that has one."""
+    for cls in type(exc).__mro__:
+        if cls in CODES:
+            return CODES[cls]
+    return grpc.StatusCode.UNKNOWN
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def status_for(exc: errors.OrFlowError) -> tuple[grpc.StatusCode, status_pb2.Status]:
+    code = code_for(exc)
+    details = [_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata))]
+    if isinstance(exc, errors.InvalidArgumentError):
+        violations = [
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in exc.violations
+        ]
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
+    rpc_code = getattr(code_pb2, code.name)
+    return code, status_pb2.Status(code=rpc_code, message=exc.message, details=details)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str) -> None:
+    if isinstance(exc, errors.OrFlowError):
+        code, status = status_for(exc)
+        metadata = (("grpc-status-details-bin", status.SerializeToString()),)
+        await context.abort(code, status.message, metadata)
+    _log.error("unexpected error in %s", method, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; the failure was logged")
+
+
+Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+Streaming = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+
+
+def _wrap_unary(behavior: Unary, method: str) -> Unary:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await behavior(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place every error is answered
+            await _abort(context, exc, method)
+
+    return guarded
+
+
+def _wrap_streaming(behavior: Streaming, method: str) -> Streaming:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            await _abort(context, exc, method)
+
+    return guarded
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Answers every error a servicer raises with the status this module maps it to."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler: Any = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not method.startswith("/orflow."):
+            return handler  # type: ignore[no-any-return]
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, method))  # type: ignore[no-any-return]
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=_wrap_streaming(handler.unary_stream, method))  # type: ignore[no-any-return]
+        return handler  # type: ignore[no-any-return]

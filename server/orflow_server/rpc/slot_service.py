@@ -1,0 +1,56 @@
+"""SlotService: browse slots and find surgeons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from orflow.v1 import slot_service_pb2 as pb
+from orflow.v1 import slot_service_pb2_grpc
+
+from ..db.slots import SlotFilters
+from ..domain.paging import page_size_or_default
+from ..ops import slots as ops
+from ..ops.context import OpsContext
+from . import convert
+from .validate import RequestChecker
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
+    def __init__(self, ctx: OpsContext) -> None:
+        self._ctx = ctx
+
+    async def ListSlots(self, request: pb.ListSlotsRequest, context: Context) -> pb.ListSlotsResponse:
+        check = RequestChecker()
+        filters = SlotFilters(
+            procedure_type=check.text("procedure_type", request.procedure_type, max_length=200, is_required=False),
+            doctor_id=check.optional_id("doctor_id", request.doctor_id),
+            room_id=check.optional_id("room_id", request.room_id),
+            window_start=check.timestamp("window_start", request.window_start, is_set=request.HasField("window_start")),
+            window_end=check.timestamp("window_end", request.window_end, is_set=request.HasField("window_end")),
+            is_available_only=request.available_only,
+        )
+        if filters.window_start and filters.window_end and filters.window_end <= filters.window_start:
+            check.fail("window_end", "must be after window_start")
+        check.raise_if_any()
+        slots, token = await ops.list_slots(
+            self._ctx, filters, page_size=page_size_or_default(request.page_size), page_token=request.page_token
+        )
+        return pb.ListSlotsResponse(slots=[convert.slot_to_proto(s) for s in slots], next_page_token=token)
+
+    async def GetSlot(self, request: pb.GetSlotRequest, context: Context) -> pb.GetSlotResponse:
+        check = RequestChecker()
+        slot_id = check.positive_id("slot_id", request.slot_id)
+        check.raise_if_any()
+        return pb.GetSlotResponse(slot=convert.slot_to_proto(await ops.get_slot(self._ctx, slot_id)))
+
+    async def ListDoctors(self, request: pb.ListDoctorsRequest, context: Context) -> pb.ListDoctorsResponse:
+        check = RequestChecker()
+        query = check.text("query", request.query, max_length=200, is_required=False)
+        check.raise_if_any()
+        doctors, token = await ops.list_doctors(
+            self._ctx, query=query, page_size=page_size_or_default(request.page_size), page_token=request.page_token
+        )
+        return pb.ListDoctorsResponse(doctors=[convert.doctor_to_proto(d) for d in doctors], next_page_token=token)

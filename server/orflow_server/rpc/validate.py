@@ -1,0 +1,70 @@
+"""Checks request fields and collects every violation, so a caller learns all of them at once."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
+
+from ..domain.errors import FieldViolation, InvalidArgumentError
+
+# Narrower than google.protobuf.Timestamp's own range (years 1 to 9999), so
+# arithmetic on a time (end plus turnover) can never overflow.
+_MIN_SECONDS = 0  # 1970-01-01
+_MAX_SECONDS = 221_845_392_000  # 9000-01-01
+
+
+class RequestChecker:
+    """Collects field violations; `raise_if_any` ends a handler's validation."""
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def fail(self, field: str, description: str) -> None:
+        self.violations.append(FieldViolation(field, description))
+
+    def positive_id(self, field: str, value: int) -> int:
+        if value <= 0:
+            self.fail(field, "must be a positive id" if value else "is required")
+        return value
+
+    def optional_id(self, field: str, value: int) -> int:
+        if value < 0:
+            self.fail(field, "must be a positive id, or 0 for any")
+        return value
+
+    def text(self, field: str, value: str, *, max_length: int, is_required: bool = True) -> str:
+        if not value.strip():
+            if is_required:
+                self.fail(field, "is required")
+            elif value:
+                self.fail(field, "must not be blank")
+            return ""
+        if len(value) > max_length:
+            self.fail(field, f"must be at most {max_length} characters")
+        elif any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+            self.fail(field, "must not contain control characters")
+        return value
+
+    def timestamp(self, field: str, value: timestamp_pb2.Timestamp, *, is_set: bool) -> datetime | None:
+        if not is_set:
+            return None
+        if not 0 <= value.nanos < 1_000_000_000:
+            self.fail(field, "is not a valid timestamp (nanos must be 0 to 999999999)")
+            return None
+        if not _MIN_SECONDS <= value.seconds < _MAX_SECONDS:
+            self.fail(field, "must be between 1970-01-01 and 9000-01-01")
+            return None
+        return value.ToDatetime(tzinfo=UTC)
+
+    def required_timestamp(self, field: str, message: Message, name: str) -> datetime | None:
+        if not message.HasField(name):
+            self.fail(field, "is required")
+            return None
+        return self.timestamp(field, getattr(message, name), is_set=True)
+
+    def raise_if_any(self) -> None:
+        if self.violations:
+            raise InvalidArgumentError(self.violations)
