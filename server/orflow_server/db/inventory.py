@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import asyncpg
 
 from ..domain.models import Doctor, Equipment, Room
+from .connection import Conn
 from .errors import translate
 
 
-async def insert_room(conn: asyncpg.Connection, *, name: str) -> Room:
+async def insert_room(conn: Conn, *, name: str) -> Room:
     try:
         row = await conn.fetchrow("INSERT INTO rooms (name) VALUES ($1) RETURNING id, name", name)
     except asyncpg.UniqueViolationError as exc:
@@ -19,16 +20,16 @@ async def insert_room(conn: asyncpg.Connection, *, name: str) -> Room:
     return Room(id=row["id"], name=row["name"])
 
 
-async def list_rooms(conn: asyncpg.Connection) -> list[Room]:
+async def list_rooms(conn: Conn) -> list[Room]:
     rows = await conn.fetch("SELECT id, name FROM rooms ORDER BY name, id")
     return [Room(id=r["id"], name=r["name"]) for r in rows]
 
 
-async def room_exists(conn: asyncpg.Connection, room_id: int) -> bool:
+async def room_exists(conn: Conn, room_id: int) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM rooms WHERE id = $1)", room_id))
 
 
-async def insert_doctor(conn: asyncpg.Connection, *, name: str, specialty: str) -> Doctor:
+async def insert_doctor(conn: Conn, *, name: str, specialty: str) -> Doctor:
     row = await conn.fetchrow(
         "INSERT INTO doctors (name, specialty) VALUES ($1, $2) RETURNING id, name, specialty",
         name,
@@ -38,13 +39,11 @@ async def insert_doctor(conn: asyncpg.Connection, *, name: str, specialty: str) 
     return Doctor(id=row["id"], name=row["name"], specialty=row["specialty"])
 
 
-async def doctor_exists(conn: asyncpg.Connection, doctor_id: int) -> bool:
+async def doctor_exists(conn: Conn, doctor_id: int) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM doctors WHERE id = $1)", doctor_id))
 
 
-async def list_doctors(
-    conn: asyncpg.Connection, *, query: str, after: tuple[str, int] | None, limit: int
-) -> list[Doctor]:
+async def list_doctors(conn: Conn, *, query: str, after: tuple[str, int] | None, limit: int) -> list[Doctor]:
     """Doctors whose name or specialty contains `query`, by (name, id)."""
     pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = await conn.fetch(
@@ -63,7 +62,7 @@ async def list_doctors(
     return [Doctor(id=r["id"], name=r["name"], specialty=r["specialty"]) for r in rows]
 
 
-async def insert_equipment(conn: asyncpg.Connection, *, name: str, quantity: int) -> Equipment:
+async def insert_equipment(conn: Conn, *, name: str, quantity: int) -> Equipment:
     try:
         row = await conn.fetchrow(
             "INSERT INTO equipment (name, quantity) VALUES ($1, $2) RETURNING id, name, quantity",
@@ -76,7 +75,7 @@ async def insert_equipment(conn: asyncpg.Connection, *, name: str, quantity: int
     return Equipment(id=row["id"], name=row["name"], quantity=row["quantity"])
 
 
-async def list_equipment(conn: asyncpg.Connection, ids: Sequence[int] | None = None) -> list[Equipment]:
+async def list_equipment(conn: Conn, ids: Sequence[int] | None = None) -> list[Equipment]:
     """Every equipment type, or only those with the given ids."""
     rows = await conn.fetch(
         "SELECT id, name, quantity FROM equipment WHERE $1::bigint[] IS NULL OR id = ANY($1) ORDER BY name, id",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-import asyncpg
+from .connection import Conn
 
 # Any constant works; it only has to be the same for every OR Flow process so
 # two processes migrating at once take turns instead of racing.
@@ -14,11 +14,11 @@ _MIGRATION_LOCK_KEY = 7_406_115_001
 def migration_files() -> list[tuple[str, str]]:
     """(version, sql) for every migration, sorted by version."""
     folder = resources.files("orflow_server.db.migrations")
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text()) for f in files]
 
 
-async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
+async def apply_migrations(conn: Conn) -> list[str]:
     """Applies what is missing and returns the versions it applied."""
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
     try:

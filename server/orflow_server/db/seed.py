@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
-
 from ..domain import demo
+from .connection import Conn
 
 
-async def reset_to_demo(conn: asyncpg.Connection, now: datetime) -> tuple[int, int, int, int]:
+async def reset_to_demo(conn: Conn, now: datetime) -> tuple[int, int, int, int]:
     """Returns (rooms, doctors, equipment types, slots) loaded."""
-    await conn.execute(
-        "TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms RESTART IDENTITY"
-    )
+    await conn.execute("TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms RESTART IDENTITY")
     room_ids = {
         r["name"]: r["id"]
-        for r in await conn.fetch("INSERT INTO rooms (name) SELECT unnest($1::text[]) RETURNING id, name", list(demo.ROOMS))
+        for r in await conn.fetch(
+            "INSERT INTO rooms (name) SELECT unnest($1::text[]) RETURNING id, name", list(demo.ROOMS)
+        )
     }
     doctor_ids = {
         r["name"]: r["id"]

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from ..domain.models import Doctor, EquipmentNeed, NewSlot, Room, Slot
+from .connection import Conn
 
 _SELECT_SLOT = """
 SELECT s.id, s.procedure_type, s.start_time, s.end_time, s.create_time,
@@ -68,13 +69,13 @@ def _slot_from_row(row: asyncpg.Record) -> Slot:
     )
 
 
-async def fetch_slot(conn: asyncpg.Connection, slot_id: int, *, turnover: timedelta) -> Slot | None:
+async def fetch_slot(conn: Conn, slot_id: int, *, turnover: timedelta) -> Slot | None:
     row = await conn.fetchrow(_SLOT_QUERY + "WHERE s.id = $2", turnover, slot_id)
     return None if row is None else _slot_from_row(row)
 
 
 async def list_slots(
-    conn: asyncpg.Connection,
+    conn: Conn,
     filters: SlotFilters,
     *,
     after: tuple[datetime, int] | None,
@@ -108,7 +109,7 @@ async def list_slots(
     return [_slot_from_row(row) for row in await conn.fetch(sql, *params)]
 
 
-async def insert_slot(conn: asyncpg.Connection, slot: NewSlot) -> int:
+async def insert_slot(conn: Conn, slot: NewSlot) -> int:
     slot_id: int = await conn.fetchval(
         """
         INSERT INTO slots (doctor_id, room_id, procedure_type, start_time, end_time)

@@ -56,8 +56,6 @@ def decode_page_token(token: str, filters: object, *, shape: tuple[type, ...]) -
         raise InvalidArgumentError(
             [FieldViolation("page_token", "was issued for different filters; start again without it")]
         )
-    if len(key) != len(shape) or not all(
-        type(part) is kind for part, kind in zip(key, shape, strict=True)
-    ):
+    if len(key) != len(shape) or not all(type(part) is kind for part, kind in zip(key, shape, strict=True)):
         raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
     return list(key)

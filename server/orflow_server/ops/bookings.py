@@ -49,12 +49,21 @@ async def create_booking(ctx: OpsContext, *, slot_id: int, patient_id: str, requ
             if in_use + need.quantity > owned:
                 raise EquipmentUnavailableError(
                     f"{name}: {need.quantity} needed, {owned - in_use} of {owned} free at the busiest moment",
-                    metadata={"equipment_id": str(need.equipment_id), "equipment": name,
-                              "needed": str(need.quantity), "available": str(max(owned - in_use, 0))},
+                    metadata={
+                        "equipment_id": str(need.equipment_id),
+                        "equipment": name,
+                        "needed": str(need.quantity),
+                        "available": str(max(owned - in_use, 0)),
+                    },
                 )
         return await db.insert_booking(
-            conn, slot, patient_id=patient_id, request_id=request_id,
-            now=now, hold_ttl=ctx.hold_ttl, turnover=ctx.turnover,
+            conn,
+            slot,
+            patient_id=patient_id,
+            request_id=request_id,
+            now=now,
+            hold_ttl=ctx.hold_ttl,
+            turnover=ctx.turnover,
         )
 
 
@@ -130,4 +139,3 @@ async def list_bookings(
     page = [effective_booking(b, now) for b in rows[:page_size]]
     token = encode_page_token([page[-1].id], filters) if len(rows) > page_size else ""
     return page, token
-

@@ -68,4 +68,3 @@ async def list_doctors(ctx: OpsContext, *, query: str, page_size: int, page_toke
     page = rows[:page_size]
     token = encode_page_token([page[-1].name, page[-1].id], query) if len(rows) > page_size else ""
     return page, token
-

@@ -87,9 +87,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         doctor = await inventory_ops.create_doctor(self._ctx, name=name, specialty=specialty)
         return pb.CreateDoctorResponse(doctor=convert.doctor_to_proto(doctor))
 
-    async def CreateEquipment(
-        self, request: pb.CreateEquipmentRequest, context: Context
-    ) -> pb.CreateEquipmentResponse:
+    async def CreateEquipment(self, request: pb.CreateEquipmentRequest, context: Context) -> pb.CreateEquipmentResponse:
         check = RequestChecker()
         name = check.text("name", request.name, max_length=200)
         if not 0 <= request.quantity <= 100_000:

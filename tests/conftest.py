@@ -1,0 +1,158 @@
+"""Session fixtures on REAL services: the machine's PostgreSQL/Redis or embedded ones.
+
+ORFLOW_TEST_DATABASE_URL (a server where we may create databases) and
+ORFLOW_TEST_REDIS_URL select running services; without them the embedded
+PostgreSQL and Redis start in a temporary folder. Every session gets a fresh
+database, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+from orflow.v1 import admin_service_pb2_grpc, booking_service_pb2_grpc, slot_service_pb2_grpc
+
+from orflow_server import embedded
+from orflow_server.app import build_server
+from orflow_server.db.migrate import apply_migrations
+from orflow_server.settings import Settings
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server URL (any database on it) where tests may create databases."""
+    configured = os.environ.get("ORFLOW_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    pg = embedded.start_postgres(tmp_path_factory.mktemp("pg"))
+    try:
+        yield pg.url
+    finally:
+        embedded.stop_postgres(pg)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("ORFLOW_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    server = embedded.start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.url
+    finally:
+        embedded.stop_redis(server)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test session."""
+    name = f"orflow_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(server_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    yield url
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    created = await asyncpg.create_pool(database_url, min_size=2, max_size=30)
+    assert created is not None
+    yield created
+    await created.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to an EMPTY database (every table truncated before the test)."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms RESTART IDENTITY"
+        )
+        yield conn
+
+
+TEST_SETTINGS = Settings(grpc_addr="127.0.0.1:0")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return TEST_SETTINGS
+
+
+ServerFactory = Callable[..., Any]
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def start_server(pool: asyncpg.Pool) -> AsyncIterator[ServerFactory]:
+    """Starts a real aio server on port 0 with settings overrides; returns its target."""
+    servers: list[grpc.aio.Server] = []
+
+    async def start(**overrides: Any) -> str:
+        server, port, _ = build_server(replace(TEST_SETTINGS, **overrides), pool=pool)
+        await server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        await server.stop(grace=None)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def target(start_server: ServerFactory) -> str:
+    """The shared test server (default settings: 120 s holds, no turnover)."""
+    return str(await start_server())
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def channel(target: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(target) as chan:
+        yield chan
+
+
+@pytest.fixture
+def slots(channel: grpc.aio.Channel) -> slot_service_pb2_grpc.SlotServiceStub:
+    return slot_service_pb2_grpc.SlotServiceStub(channel)
+
+
+@pytest.fixture
+def bookings(channel: grpc.aio.Channel) -> booking_service_pb2_grpc.BookingServiceStub:
+    return booking_service_pb2_grpc.BookingServiceStub(channel)
+
+
+@pytest.fixture
+def admin(channel: grpc.aio.Channel) -> admin_service_pb2_grpc.AdminServiceStub:
+    return admin_service_pb2_grpc.AdminServiceStub(channel)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,79 @@
+"""A worker process that fires CreateBooking calls concurrently at a server.
+
+Run from the repository root: ``python -m tests.rpc.concurrent_client``.
+
+Protocol on stdin/stdout (one JSON document or word per line):
+
+1. the parent writes the job: ``{"target": "host:port", "calls": [{"slot_id": 1,
+   "patient_id": "p-1", "request_id": ""}, ...]}``;
+2. the worker connects, waits until its channel is READY, and prints ``ready``;
+3. the parent writes ``go`` to every worker once all are ready (the start
+   barrier), and each worker fires all of its calls at once (asyncio.gather);
+4. the worker prints one JSON line: a list with one outcome per call, in order:
+   ``{"ok": true, "booking_id": 7, "slot_id": 1}`` or
+   ``{"ok": false, "code": "ABORTED", "reason": "SLOT_TAKEN", "slot_id": 1}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import grpc
+from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc
+
+from tests.factories import error_details
+
+CALL_TIMEOUT_SECONDS = 30.0
+
+
+async def _one_call(
+    stub: booking_service_pb2_grpc.BookingServiceStub, request: booking_service_pb2.CreateBookingRequest
+) -> dict[str, Any]:
+    try:
+        response = await stub.CreateBooking(request, timeout=CALL_TIMEOUT_SECONDS)
+    except grpc.aio.AioRpcError as error:
+        info, _ = error_details(error)
+        return {
+            "ok": False,
+            "slot_id": request.slot_id,
+            "patient_id": request.patient_id,
+            "code": error.code().name,
+            "reason": info.reason if info is not None else "",
+            "message": error.details() or "",
+        }
+    return {
+        "ok": True,
+        "slot_id": request.slot_id,
+        "patient_id": request.patient_id,
+        "booking_id": response.booking.id,
+    }
+
+
+async def run(job: dict[str, Any]) -> list[dict[str, Any]]:
+    requests = [
+        booking_service_pb2.CreateBookingRequest(
+            slot_id=call["slot_id"], patient_id=call["patient_id"], request_id=call.get("request_id", "")
+        )
+        for call in job["calls"]
+    ]
+    async with grpc.aio.insecure_channel(job["target"]) as channel:
+        await asyncio.wait_for(channel.channel_ready(), timeout=CALL_TIMEOUT_SECONDS)
+        stub = booking_service_pb2_grpc.BookingServiceStub(channel)
+        print("ready", flush=True)
+        go = await asyncio.to_thread(sys.stdin.readline)
+        if go.strip() != "go":
+            raise SystemExit(f"expected 'go' on stdin, got {go!r}")
+        return list(await asyncio.gather(*(_one_call(stub, r) for r in requests)))
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.readline())
+    outcomes = asyncio.run(run(job))
+    print(json.dumps(outcomes), flush=True)
+
+
+if __name__ == "__main__":
+    main()
