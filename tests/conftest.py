@@ -21,9 +21,8 @@ import grpc
 import pytest
 import pytest_asyncio
 from orflow.v1 import admin_service_pb2_grpc, booking_service_pb2_grpc, slot_service_pb2_grpc
-
 from orflow_server import embedded
-from orflow_server.app import build_server
+from orflow_server.app import OrFlowServer, build_server
 from orflow_server.db.migrate import apply_migrations
 from orflow_server.settings import Settings
 
@@ -115,13 +114,13 @@ ServerFactory = Callable[..., Any]
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def start_server(pool: asyncpg.Pool) -> AsyncIterator[ServerFactory]:
     """Starts a real aio server on port 0 with settings overrides; returns its target."""
-    servers: list[grpc.aio.Server] = []
+    servers: list[OrFlowServer] = []
 
     async def start(**overrides: Any) -> str:
-        server, port, _ = build_server(replace(TEST_SETTINGS, **overrides), pool=pool)
+        server = build_server(replace(TEST_SETTINGS, **overrides), pool=pool)
         await server.start()
         servers.append(server)
-        return f"127.0.0.1:{port}"
+        return f"127.0.0.1:{server.port}"
 
     yield start
     for server in servers:

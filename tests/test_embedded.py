@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from datetime import datetime, timezone
-import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 import redis
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-
-from orflow_server.embedded import (  # noqa: E402
+from orflow_server.embedded import (
     _alive,
     start_postgres,
     start_redis,
@@ -32,7 +28,7 @@ def _port_open(port: int) -> bool:
 
 
 def _at(hour: int, minute: int = 0) -> datetime:
-    return datetime(2030, 1, 1, hour, minute, tzinfo=timezone.utc)
+    return datetime(2030, 1, 1, hour, minute, tzinfo=UTC)
 
 
 async def _exclusion_constraint_refuses_overlap(url: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import grpc
@@ -49,8 +50,27 @@ async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
     return pool
 
 
-def build_server(settings: Settings, *, pool: asyncpg.Pool) -> tuple[grpc.aio.Server, int, health_aio.HealthServicer]:
-    """The server with every service, health and reflection; returns it, its bound port and health."""
+@dataclass(frozen=True)
+class OrFlowServer:
+    """The gRPC server with its bound port; start/stop keep health in step."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health_aio.HealthServicer
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float | None) -> None:
+        """NOT_SERVING first, so load balancers drain us, then finish in-flight calls."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+def build_server(settings: Settings, *, pool: asyncpg.Pool) -> OrFlowServer:
+    """The server with every service, health and reflection, bound but not started."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor()],
         options=[
@@ -68,25 +88,21 @@ def build_server(settings: Settings, *, pool: asyncpg.Pool) -> tuple[grpc.aio.Se
     port = server.add_insecure_port(settings.grpc_addr)
     if port == 0:
         raise OSError(f"could not listen on ORFLOW_GRPC_ADDR={settings.grpc_addr}")
-    return server, port, health_servicer
+    return OrFlowServer(server=server, port=port, health=health_servicer)
 
 
 async def serve(settings: Settings, *, database_url: str) -> None:
     """Runs the server until SIGINT/SIGTERM, then drains: NOT_SERVING, stop(grace), close pool."""
     pool = await create_pool(settings, database_url)
     try:
-        server, port, health_servicer = build_server(settings, pool=pool)
+        server = build_server(settings, pool=pool)
         await server.start()
-        for name in ("", *SERVICE_NAMES):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        _log.info("OR Flow gRPC server listening on port %d", port)
-        print(f"OR Flow gRPC server listening on {settings.grpc_addr.rpartition(':')[0]}:{port}", flush=True)
+        _log.info("OR Flow gRPC server listening on %s:%d", settings.grpc_addr.rpartition(":")[0], server.port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
-        await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=5)
     finally:
         await pool.close()

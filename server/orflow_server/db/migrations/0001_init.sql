@@ -90,6 +90,10 @@ CREATE UNIQUE INDEX bookings_request_id_key ON bookings (patient_id, request_id)
 -- its cost does not grow with the number of past bookings.
 CREATE INDEX bookings_active_during_idx ON bookings USING gist (during)
     WHERE status IN ('PENDING', 'CONFIRMED');
+-- Overdue holds are found by time window when booking (cost bounded by the
+-- window, not by how many abandoned holds exist) and by expiry when sweeping.
+CREATE INDEX bookings_pending_room_during_idx ON bookings USING gist (room_during)
+    WHERE status = 'PENDING';
 CREATE INDEX bookings_pending_expire_idx ON bookings (expire_time) WHERE status = 'PENDING';
 CREATE INDEX bookings_slot_idx ON bookings (slot_id, id);
 CREATE INDEX bookings_patient_idx ON bookings (patient_id, id);

@@ -1,0 +1,137 @@
+"""The real `orflow` processes: start-up, Ctrl-C, SIGTERM, and a crash mid-flight."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from orflow.v1 import (
+    booking_pb2,
+    booking_service_pb2,
+    booking_service_pb2_grpc,
+    slot_service_pb2,
+    slot_service_pb2_grpc,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_serving(target: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{target} never became SERVING")
+            time.sleep(0.1)
+
+
+def _orflow(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orflow_server", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORFLOW_")}
+    env.update(extra)
+    return env
+
+
+def _pids_of(pattern: str) -> set[int]:
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+    return {int(pid) for pid in out.split()}
+
+
+def test_up_runs_everything_embedded_and_ctrl_c_stops_it_all(tmp_path: Path) -> None:
+    port = _free_port()
+    data_dir = tmp_path / "data"
+    proc = _orflow(["up"], _base_env(ORFLOW_DATA_DIR=str(data_dir), ORFLOW_GRPC_ADDR=f"127.0.0.1:{port}"))
+    try:
+        _wait_serving(f"127.0.0.1:{port}")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = slot_service_pb2_grpc.SlotServiceStub(channel).ListSlots(
+                slot_service_pb2.ListSlotsRequest(page_size=100), timeout=10
+            )
+        assert len(reply.slots) >= 8
+        assert {s.room.name for s in reply.slots} >= {"Apollo Room 101", "City Hospital 404"}
+        assert _pids_of(str(data_dir)), "embedded services should run inside the data dir"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "demo data loaded" in output
+    assert "stopped cleanly" in output
+    # Nothing the command started outlives it: not the server, PostgreSQL or Redis.
+    assert _pids_of(str(data_dir)) == set()
+
+
+def test_server_drains_on_sigterm_and_a_confirmed_booking_survives_a_kill(database_url: str, tmp_path: Path) -> None:
+    """SIGKILL mid-flight loses nothing committed; SIGTERM exits cleanly."""
+    import asyncio
+
+    import asyncpg
+
+    from tests.factories import insert_slot
+
+    async def make_slot() -> int:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await insert_slot(conn)
+        finally:
+            await conn.close()
+
+    slot_id = asyncio.run(make_slot())
+    port = _free_port()
+    env = _base_env(ORFLOW_DATABASE_URL=database_url, ORFLOW_GRPC_ADDR=f"127.0.0.1:{port}")
+    target = f"127.0.0.1:{port}"
+
+    server = _orflow(["server"], env)
+    _wait_serving(target)
+    with grpc.insecure_channel(target) as channel:
+        stub = booking_service_pb2_grpc.BookingServiceStub(channel)
+        booking = stub.CreateBooking(
+            booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id="crash-1", request_id="r-1"),
+            timeout=10,
+        ).booking
+        stub.ConfirmBooking(booking_service_pb2.ConfirmBookingRequest(booking_id=booking.id), timeout=10)
+    server.kill()  # no chance to clean up
+    server.communicate(timeout=30)
+
+    server = _orflow(["server"], env)
+    try:
+        _wait_serving(target)
+        with grpc.insecure_channel(target) as channel:
+            stub = booking_service_pb2_grpc.BookingServiceStub(channel)
+            after = stub.GetBooking(booking_service_pb2.GetBookingRequest(booking_id=booking.id), timeout=10)
+            retry = stub.CreateBooking(
+                booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id="crash-1", request_id="r-1"),
+                timeout=10,
+            )
+        assert after.booking.status == booking_pb2.BOOKING_STATUS_CONFIRMED
+        assert retry.booking.id == booking.id  # the retry after the crash finds the same booking
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output

@@ -1,0 +1,379 @@
+"""No double booking under real concurrency: hundreds of CreateBooking calls from several OS processes.
+
+Each scenario inserts its rows, then starts WORKERS client processes
+(tests/rpc/concurrent_client.py). Every worker opens its own channel to the
+test server (which lives in this process's event loop, so the loop keeps
+running while they fire), reports ready, and waits; when all are ready the
+test releases them together and each fires its share of the calls at once.
+The outcomes are checked call by call, and SQL then checks the invariants in
+the database itself: no two active bookings on one slot, or overlapping in
+one room, for one surgeon or for one patient, and no equipment type ever
+used beyond its quantity at any instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from tests.conftest import REPO_ROOT
+from tests.factories import future, insert_doctor, insert_equipment, insert_room, insert_slot
+
+WORKERS = 4
+CALLS = 200
+SCENARIO_TIMEOUT_SECONDS = 60.0
+ACTIVE = "('PENDING', 'CONFIRMED')"
+
+Outcome = dict[str, Any]
+
+
+# --- firing calls from several processes ----------------------------------------------------------
+
+
+async def fire(target: str, calls: Sequence[dict[str, Any]], *, workers: int = WORKERS) -> list[Outcome]:
+    """Runs `calls` spread over `workers` processes released together; outcomes in call order."""
+    assert len(calls) >= workers
+    shares = [list(range(w, len(calls), workers)) for w in range(workers)]  # round robin
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), str(REPO_ROOT / "server"), env.get("PYTHONPATH", "")) if p
+    )
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        async with asyncio.timeout(SCENARIO_TIMEOUT_SECONDS):
+            for share in shares:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "tests.rpc.concurrent_client",
+                    cwd=REPO_ROOT,
+                    env=env,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+                procs.append(proc)
+                job = {"target": target, "calls": [calls[i] for i in share]}
+                assert proc.stdin is not None
+                proc.stdin.write((json.dumps(job) + "\n").encode())
+                await proc.stdin.drain()
+            # The start barrier: nobody fires until every worker is connected and waiting.
+            for proc in procs:
+                assert proc.stdout is not None
+                line = await proc.stdout.readline()
+                if line.strip() != b"ready":
+                    _, err = await proc.communicate()
+                    raise AssertionError(f"worker not ready: {line!r}\n{err.decode()}")
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write(b"go\n")
+            await asyncio.gather(*(p.stdin.drain() for p in procs if p.stdin is not None))
+            results = await asyncio.gather(*(p.communicate() for p in procs))
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    outcomes: list[Outcome | None] = [None] * len(calls)
+    for proc, share, (out, err) in zip(procs, shares, results, strict=True):
+        assert proc.returncode == 0, f"worker failed ({proc.returncode}):\n{err.decode()}"
+        reported = json.loads(out.decode().strip().splitlines()[-1])
+        assert len(reported) == len(share)
+        for index, outcome in zip(share, reported, strict=True):
+            outcomes[index] = outcome
+    assert all(o is not None for o in outcomes)
+    return [o for o in outcomes if o is not None]
+
+
+def failures(outcomes: Sequence[Outcome]) -> Counter[tuple[str, str]]:
+    return Counter((o["code"], o["reason"]) for o in outcomes if not o["ok"])
+
+
+def successes(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    return [o for o in outcomes if o["ok"]]
+
+
+# --- invariants, checked in SQL --------------------------------------------------------------------
+
+# Every pair of active bookings that clash. The facts come from the slots
+# table (the source of truth), not only from the columns bookings copy.
+OVERLAPS_SQL = f"""
+WITH active AS (
+    SELECT b.id, b.slot_id, b.patient_id, s.room_id, s.doctor_id,
+           tstzrange(s.start_time, s.end_time, '[)') AS during,
+           tstzrange(s.start_time, greatest(s.end_time, b.room_free_time), '[)') AS room_during
+    FROM bookings b JOIN slots s ON s.id = b.slot_id
+    WHERE b.status IN {ACTIVE}
+)
+SELECT kind, a_id, b_id FROM (
+    SELECT 'slot' AS kind, a.id AS a_id, b.id AS b_id FROM active a JOIN active b
+      ON a.id < b.id AND a.slot_id = b.slot_id
+    UNION ALL
+    SELECT 'room', a.id, b.id FROM active a JOIN active b
+      ON a.id < b.id AND a.room_id = b.room_id AND a.room_during && b.room_during
+    UNION ALL
+    SELECT 'surgeon', a.id, b.id FROM active a JOIN active b
+      ON a.id < b.id AND a.doctor_id = b.doctor_id AND a.during && b.during
+    UNION ALL
+    SELECT 'patient', a.id, b.id FROM active a JOIN active b
+      ON a.id < b.id AND a.patient_id = b.patient_id AND a.during && b.during
+) clashes
+ORDER BY kind, a_id, b_id
+"""
+
+# Peak concurrent use of each equipment type by active bookings. Use only
+# rises at some booking's start, so the peak is the largest sum over the
+# bookings in progress at one of those start points (half-open intervals).
+PEAK_USE_SQL = f"""
+WITH use AS (
+    SELECT se.equipment_id, s.start_time, s.end_time, se.quantity
+    FROM bookings b
+    JOIN slots s ON s.id = b.slot_id
+    JOIN slot_equipment se ON se.slot_id = b.slot_id
+    WHERE b.status IN {ACTIVE}
+),
+at_starts AS (
+    SELECT p.equipment_id, p.start_time AS instant, sum(u.quantity) AS in_use
+    FROM (SELECT DISTINCT equipment_id, start_time FROM use) p
+    JOIN use u ON u.equipment_id = p.equipment_id
+              AND u.start_time <= p.start_time AND p.start_time < u.end_time
+    GROUP BY p.equipment_id, p.start_time
+)
+SELECT e.id, e.quantity, coalesce(max(a.in_use), 0)::int AS peak
+FROM equipment e LEFT JOIN at_starts a ON a.equipment_id = e.id
+GROUP BY e.id, e.quantity
+ORDER BY e.id
+"""
+
+
+async def clashes(conn: asyncpg.Connection) -> list[tuple[str, int, int]]:
+    return [(r["kind"], r["a_id"], r["b_id"]) for r in await conn.fetch(OVERLAPS_SQL)]
+
+
+async def peak_use(conn: asyncpg.Connection) -> dict[int, tuple[int, int]]:
+    """equipment id → (peak units in use at one instant, quantity owned)."""
+    return {r["id"]: (r["peak"], r["quantity"]) for r in await conn.fetch(PEAK_USE_SQL)}
+
+
+async def assert_invariants(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
+    """No clash, no over-use, and the active bookings are exactly the calls that succeeded."""
+    assert await clashes(conn) == []
+    over = {e: pq for e, pq in (await peak_use(conn)).items() if pq[0] > pq[1]}
+    assert over == {}
+    active = await conn.fetch(f"SELECT id, slot_id, patient_id FROM bookings WHERE status IN {ACTIVE}")
+    assert sorted((r["id"], r["slot_id"], r["patient_id"]) for r in active) == sorted(
+        (o["booking_id"], o["slot_id"], o["patient_id"]) for o in successes(outcomes)
+    )
+    # A refused call writes nothing.
+    assert await conn.fetchval("SELECT count(*) FROM bookings") == len(active)
+
+
+def calls_for(slot_ids: Sequence[int], scenario: str) -> list[dict[str, Any]]:
+    """One call per slot id given, each for its own patient."""
+    return [{"slot_id": s, "patient_id": f"{scenario}-patient-{i}"} for i, s in enumerate(slot_ids)]
+
+
+# --- the scenarios ---------------------------------------------------------------------------------
+
+
+async def test_one_slot_exactly_one_wins(db: asyncpg.Connection, target: str) -> None:
+    slot_id = await insert_slot(db)
+
+    outcomes = await fire(target, calls_for([slot_id] * CALLS, "a"))
+
+    assert len(successes(outcomes)) == 1
+    assert failures(outcomes) == {("ABORTED", "SLOT_TAKEN"): CALLS - 1}
+    await assert_invariants(db, outcomes)
+
+
+async def test_scarce_equipment_across_rooms_exactly_stock_wins(db: asyncpg.Connection, target: str) -> None:
+    """CALLS slots, each in its own room with its own surgeon, all overlapping, all needing 1 of 2 units."""
+    item = await insert_equipment(db, name="C-arm", quantity=2)
+    base = future(48)
+    slot_ids = [
+        await insert_slot(db, start=base + timedelta(seconds=10 * i), hours=2, equipment=[(item, 1)])
+        for i in range(CALLS)
+    ]
+
+    outcomes = await fire(target, calls_for(slot_ids, "b"))
+
+    assert len(successes(outcomes)) == 2
+    assert failures(outcomes) == {("ABORTED", "EQUIPMENT_UNAVAILABLE"): CALLS - 2}
+    await assert_invariants(db, outcomes)
+    assert (await peak_use(db))[item] == (2, 2)
+
+
+async def test_one_room_overlapping_slots_exactly_one_wins(db: asyncpg.Connection, target: str) -> None:
+    """CALLS slots in one room, each with its own surgeon, all overlapping one another."""
+    room = await insert_room(db)
+    base = future(72)
+    slot_ids = [
+        await insert_slot(db, room_id=room, start=base + timedelta(seconds=15 * i), hours=2) for i in range(CALLS)
+    ]
+
+    outcomes = await fire(target, calls_for(slot_ids, "c"))
+
+    assert len(successes(outcomes)) == 1
+    assert failures(outcomes) == {("ABORTED", "ROOM_BUSY"): CALLS - 1}
+    await assert_invariants(db, outcomes)
+
+
+async def test_mixed_contention_keeps_every_invariant(db: asyncpg.Connection, target: str) -> None:
+    """Slots sharing rooms, surgeons, a one-off item and a two-unit item, at partly overlapping times."""
+    rng = random.Random(20240601)
+    rooms = [await insert_room(db) for _ in range(6)]
+    doctors = [await insert_doctor(db) for _ in range(8)]
+    scarce = await insert_equipment(db, name="Robot", quantity=1)
+    pair = await insert_equipment(db, name="Laser", quantity=2)
+    base = future(96)
+    slot_ids = []
+    for _ in range(60):
+        needs = []
+        if rng.random() < 0.4:
+            needs.append((scarce, 1))
+        if rng.random() < 0.5:
+            needs.append((pair, rng.choice((1, 1, 2))))
+        slot_ids.append(
+            await insert_slot(
+                db,
+                room_id=rng.choice(rooms),
+                doctor_id=rng.choice(doctors),
+                start=base + timedelta(minutes=30 * rng.randrange(16)),
+                hours=rng.choice((1.0, 1.5, 2.0, 3.0)),
+                equipment=needs,
+            )
+        )
+
+    outcomes = await fire(target, calls_for([rng.choice(slot_ids) for _ in range(CALLS)], "d"))
+
+    assert successes(outcomes)
+    conflict_reasons = {"SLOT_TAKEN", "ROOM_BUSY", "SURGEON_BUSY", "EQUIPMENT_UNAVAILABLE"}
+    assert {code for code, _ in failures(outcomes)} <= {"ABORTED"}
+    assert {reason for _, reason in failures(outcomes)} <= conflict_reasons
+    await assert_invariants(db, outcomes)
+
+
+async def test_one_patient_racing_for_many_rooms_gets_one(db: asyncpg.Connection, target: str) -> None:
+    """One patient, CALLS overlapping slots with their own rooms and surgeons: the patient is not a
+    locked row, so only the patient exclusion constraint stands between the racers."""
+    base = future(120)
+    slot_ids = [await insert_slot(db, start=base + timedelta(seconds=10 * i), hours=2) for i in range(CALLS)]
+    calls = [{"slot_id": s, "patient_id": "e-the-patient"} for s in slot_ids]
+
+    outcomes = await fire(target, calls)
+
+    await assert_invariants(db, outcomes)
+    assert len(successes(outcomes)) == 1
+    assert failures(outcomes) == {("ABORTED", "PATIENT_BUSY"): CALLS - 1}
+
+
+async def test_retries_of_one_request_all_get_the_same_booking(db: asyncpg.Connection, target: str) -> None:
+    slot_id = await insert_slot(db)
+    calls = [{"slot_id": slot_id, "patient_id": "f-patient", "request_id": "req-1"}] * CALLS
+
+    outcomes = await fire(target, calls)
+
+    assert failures(outcomes) == {}
+    assert len({o["booking_id"] for o in outcomes}) == 1
+    assert await db.fetchval("SELECT count(*) FROM bookings") == 1
+
+
+async def test_one_request_id_reused_for_many_slots_concurrently(db: asyncpg.Connection, target: str) -> None:
+    """The same patient and request_id sent for different (non-overlapping) slots at once: one booking,
+    every other call INVALID_ARGUMENT/REQUEST_ID_REUSED, as when the calls come one after another."""
+    base = future(144)
+    slot_ids = [await insert_slot(db, start=base + timedelta(hours=3 * i), hours=2) for i in range(40)]
+    calls = [{"slot_id": s, "patient_id": "g-patient", "request_id": "req-1"} for s in slot_ids]
+
+    outcomes = await fire(target, calls)
+
+    await assert_invariants(db, outcomes)
+    assert len(successes(outcomes)) == 1
+    assert failures(outcomes) == {("INVALID_ARGUMENT", "REQUEST_ID_REUSED"): len(calls) - 1}
+
+
+# --- the SQL checks themselves catch what they look for ---------------------------------------------
+
+
+async def _insert_booking_sql(conn: asyncpg.Connection, slot_id: int, patient_id: str) -> int:
+    """An active booking inserted directly, bypassing the application's checks."""
+    return int(
+        await conn.fetchval(
+            """
+            INSERT INTO bookings (slot_id, room_id, doctor_id, start_time, end_time, room_free_time,
+                                  patient_id, status, create_time, expire_time, update_time)
+            SELECT id, room_id, doctor_id, start_time, end_time, end_time,
+                   $2, 'CONFIRMED', now(), now() + interval '2 minutes', now()
+            FROM slots WHERE id = $1
+            RETURNING id
+            """,
+            slot_id,
+            patient_id,
+        )
+    )
+
+
+class _RollBack(Exception):
+    pass
+
+
+async def test_sql_checks_detect_planted_clashes_and_over_use(db: asyncpg.Connection) -> None:
+    """Plant every kind of violation with the database's own defences dropped, then roll it all back."""
+    item = await insert_equipment(db, quantity=2)
+    room, doctor = await insert_room(db), await insert_doctor(db)
+    start: datetime = future(200)
+    # Three overlapping uses of the two-unit item, each slot in its own room: peak 3 at c's start.
+    a = await insert_slot(db, start=start, hours=2, equipment=[(item, 1)])
+    b = await insert_slot(db, start=start + timedelta(hours=1), hours=2, equipment=[(item, 1)])
+    c = await insert_slot(db, start=start + timedelta(hours=1, minutes=30), hours=2, equipment=[(item, 1)])
+    # Two uses of both units that only touch ([L, L+2h) and [L+2h, L+4h)) never add up.
+    later = start + timedelta(days=1)
+    d = await insert_slot(db, start=later, hours=2, equipment=[(item, 2)])
+    e = await insert_slot(db, start=later + timedelta(hours=2), hours=2, equipment=[(item, 2)])
+    in_room = await insert_slot(db, room_id=room, start=start + timedelta(days=2), hours=2)
+    in_room_2 = await insert_slot(db, room_id=room, start=start + timedelta(days=2, hours=1), hours=2)
+    by_doc = await insert_slot(db, doctor_id=doctor, start=start + timedelta(days=3), hours=2)
+    by_doc_2 = await insert_slot(db, doctor_id=doctor, start=start + timedelta(days=3, hours=1), hours=2)
+    own = await insert_slot(db, start=start + timedelta(days=4), hours=2)
+    own_2 = await insert_slot(db, start=start + timedelta(days=4, hours=1), hours=2)
+
+    try:
+        async with db.transaction():
+            for name in ("bookings_room_no_overlap", "bookings_surgeon_no_overlap", "bookings_patient_no_overlap"):
+                await db.execute(f"ALTER TABLE bookings DROP CONSTRAINT {name}")
+            await db.execute("DROP INDEX bookings_one_active_per_slot")
+            for slot_id in (a, b, c, d, e, by_doc, by_doc_2):
+                await _insert_booking_sql(db, slot_id, f"p-{slot_id}")
+            twin = await _insert_booking_sql(db, in_room, "p-twin-1")
+            twin_2 = await _insert_booking_sql(db, in_room, "p-twin-2")  # the same slot twice
+            await _insert_booking_sql(db, in_room_2, "p-room")
+            await _insert_booking_sql(db, own, "p-twice")
+            await _insert_booking_sql(db, own_2, "p-twice")
+
+            found = await clashes(db)
+            # twin/twin_2 clash on slot, room and surgeon; in_room_2 clashes with both in the room;
+            # by_doc/by_doc_2 on the surgeon; own/own_2 on the patient.
+            assert Counter(kind for kind, _, _ in found) == {"slot": 1, "room": 3, "surgeon": 2, "patient": 1}
+            assert ("slot", twin, twin_2) in found
+            assert (await peak_use(db))[item] == (3, 2)
+
+            # Without b, a and c overlap (2) and d, e only touch (2): back within stock.
+            await db.execute("UPDATE bookings SET status = 'CANCELLED' WHERE slot_id = $1", b)
+            assert (await peak_use(db))[item] == (2, 2)
+            raise _RollBack
+    except _RollBack:
+        pass
+    assert await clashes(db) == []
+    assert await db.fetchval("SELECT count(*) FROM bookings") == 0
+    assert await db.fetchval(
+        "SELECT count(*) FROM pg_constraint WHERE conname LIKE 'bookings_%_no_overlap'"
+    ) == 3
