@@ -24,9 +24,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import grpc
+from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc
 
 from tests.conftest import REPO_ROOT
-from tests.factories import future, insert_doctor, insert_equipment, insert_room, insert_slot
+from tests.factories import error_details, future, insert_doctor, insert_equipment, insert_room, insert_slot
 
 WORKERS = 4
 CALLS = 200
@@ -288,10 +290,18 @@ async def test_retries_of_one_request_all_get_the_same_booking(db: asyncpg.Conne
 
 
 async def test_one_request_id_reused_for_many_slots_concurrently(db: asyncpg.Connection, target: str) -> None:
-    """The same patient and request_id sent for different (non-overlapping) slots at once: one booking,
-    every other call INVALID_ARGUMENT/REQUEST_ID_REUSED, as when the calls come one after another."""
+    """The same patient and request_id sent for different, non-overlapping slots of one surgeon at once:
+    one booking, every other call INVALID_ARGUMENT/REQUEST_ID_REUSED, as when they come one by one.
+
+    The request_id is read under the SLOT lock only; the racers then queue on the surgeon's row lock,
+    so many read "no earlier booking" before the first commits, and their inserts then hit the
+    bookings_request_id_key unique index.
+    """
+    doctor = await insert_doctor(db)
     base = future(144)
-    slot_ids = [await insert_slot(db, start=base + timedelta(hours=3 * i), hours=2) for i in range(40)]
+    slot_ids = [
+        await insert_slot(db, doctor_id=doctor, start=base + timedelta(hours=3 * i), hours=2) for i in range(CALLS)
+    ]
     calls = [{"slot_id": s, "patient_id": "g-patient", "request_id": "req-1"} for s in slot_ids]
 
     outcomes = await fire(target, calls)
@@ -299,6 +309,50 @@ async def test_one_request_id_reused_for_many_slots_concurrently(db: asyncpg.Con
     await assert_invariants(db, outcomes)
     assert len(successes(outcomes)) == 1
     assert failures(outcomes) == {("INVALID_ARGUMENT", "REQUEST_ID_REUSED"): len(calls) - 1}
+
+
+async def test_request_id_race_made_deterministic(
+    db: asyncpg.Connection, pool: asyncpg.Pool, bookings: booking_service_pb2_grpc.BookingServiceStub
+) -> None:
+    """The race above without luck: hold the surgeon's row lock until both calls have read request_id
+    and wait on it, then let them go. The loser must get REQUEST_ID_REUSED, not INTERNAL."""
+    doctor = await insert_doctor(db)
+    base = future(150)
+    first = await insert_slot(db, doctor_id=doctor, start=base, hours=2)
+    second = await insert_slot(db, doctor_id=doctor, start=base + timedelta(hours=3), hours=2)
+
+    async with pool.acquire() as locker:
+        lock = locker.transaction()
+        await lock.start()
+        try:
+            await locker.execute("SELECT 1 FROM doctors WHERE id = $1 FOR UPDATE", doctor)
+            calls = [
+                asyncio.ensure_future(
+                    bookings.CreateBooking(
+                        booking_service_pb2.CreateBookingRequest(slot_id=s, patient_id="h-patient", request_id="r")
+                    )
+                )
+                for s in (first, second)
+            ]
+            async with asyncio.timeout(10):
+                while await db.fetchval(WAITING_ON_DOCTOR_SQL) < 2:  # noqa: ASYNC110 - polling PostgreSQL
+                    await asyncio.sleep(0.01)
+        finally:
+            await lock.rollback()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+
+    errors = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(errors) == 1, results
+    info, _ = error_details(errors[0])
+    assert (errors[0].code(), info.reason if info else "") == (grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_REUSED")
+    assert await db.fetchval("SELECT count(*) FROM bookings") == 1
+
+
+WAITING_ON_DOCTOR_SQL = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM doctors WHERE id%FOR UPDATE%'
+  AND pid <> pg_backend_pid()
+"""
 
 
 # --- the SQL checks themselves catch what they look for ---------------------------------------------
@@ -374,6 +428,4 @@ async def test_sql_checks_detect_planted_clashes_and_over_use(db: asyncpg.Connec
         pass
     assert await clashes(db) == []
     assert await db.fetchval("SELECT count(*) FROM bookings") == 0
-    assert await db.fetchval(
-        "SELECT count(*) FROM pg_constraint WHERE conname LIKE 'bookings_%_no_overlap'"
-    ) == 3
+    assert await db.fetchval("SELECT count(*) FROM pg_constraint WHERE conname LIKE 'bookings_%_no_overlap'") == 3

@@ -18,6 +18,8 @@ from .errors import FieldViolation, InvalidArgumentError
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Real tokens are under 100 characters; a cap keeps hostile ones from costing anything.
+MAX_TOKEN_LENGTH = 512
 
 Key = Sequence[str | int]
 
@@ -45,14 +47,18 @@ def decode_page_token(token: str, filters: object, *, shape: tuple[type, ...]) -
     """
     if not token:
         return None
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
     try:
         padded = token + "=" * (-len(token) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
         key = payload["k"]
         fingerprint = payload["f"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError) as exc:
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError, RecursionError) as exc:
         raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")]) from exc
-    if fingerprint != _fingerprint(filters) or not isinstance(key, list):
+    if not isinstance(key, list):
+        raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
+    if fingerprint != _fingerprint(filters):
         raise InvalidArgumentError(
             [FieldViolation("page_token", "was issued for different filters; start again without it")]
         )

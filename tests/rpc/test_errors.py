@@ -1,0 +1,171 @@
+"""Domain errors -> gRPC status codes and google.rpc.Status details. No server, no database."""
+
+from __future__ import annotations
+
+import inspect
+
+import grpc
+import pytest
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from orflow_server.domain import errors
+from orflow_server.rpc.errors import CODES, ERROR_DOMAIN, code_for, status_for
+
+# Every error class a caller can see, and the code it must map to. A class added to
+# domain/errors.py without an entry here fails test_every_error_class_has_an_expectation.
+EXPECTED: dict[type[errors.OrFlowError], grpc.StatusCode] = {
+    errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.RequestIdReusedError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
+    errors.ConflictError: grpc.StatusCode.ABORTED,
+    errors.SlotTakenError: grpc.StatusCode.ABORTED,
+    errors.RoomBusyError: grpc.StatusCode.ABORTED,
+    errors.SurgeonBusyError: grpc.StatusCode.ABORTED,
+    errors.PatientBusyError: grpc.StatusCode.ABORTED,
+    errors.EquipmentUnavailableError: grpc.StatusCode.ABORTED,
+    errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.SlotStartedError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.HoldExpiredError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.BookingNotPendingError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.BookingNotActiveError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+# Classes only ever subclassed, never raised as they are.
+ABSTRACT = {errors.OrFlowError, errors.ConflictError, errors.FailedPreconditionError}
+
+
+def discovered() -> list[type[errors.OrFlowError]]:
+    """Every OrFlowError subclass defined in orflow_server.domain.errors (the base excluded)."""
+    return sorted(
+        (
+            cls
+            for _, cls in inspect.getmembers(errors, inspect.isclass)
+            if issubclass(cls, errors.OrFlowError)
+            and cls is not errors.OrFlowError
+            and cls.__module__ == errors.__name__
+        ),
+        key=lambda cls: cls.__name__,
+    )
+
+
+ERROR_CLASSES = discovered()
+
+
+def make_error(cls: type[errors.OrFlowError]) -> errors.OrFlowError:
+    if issubclass(cls, errors.InvalidArgumentError):
+        return cls(
+            [errors.FieldViolation("slot_id", "is required"), errors.FieldViolation("patient_id", "is required")]
+        )
+    if issubclass(cls, errors.NotFoundError):
+        return cls("slot", 7)
+    return cls("something went wrong", metadata={"slot_id": "7"})
+
+
+def unpack(status: status_pb2.Status) -> tuple[error_details_pb2.ErrorInfo | None, error_details_pb2.BadRequest | None]:
+    info = bad = None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            assert info is None, "ErrorInfo packed twice"
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            assert bad is None, "BadRequest packed twice"
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+        else:
+            pytest.fail(f"unexpected detail {detail.type_url}")
+    return info, bad
+
+
+def test_discovery_finds_the_error_classes() -> None:
+    assert len(ERROR_CLASSES) >= 15
+    assert errors.SlotTakenError in ERROR_CLASSES and errors.RequestIdReusedError in ERROR_CLASSES
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_every_error_class_has_an_expectation(cls: type[errors.OrFlowError]) -> None:
+    assert cls in EXPECTED, f"{cls.__name__} is new: add its expected gRPC code to EXPECTED"
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_code_for(cls: type[errors.OrFlowError]) -> None:
+    code = code_for(make_error(cls))
+    assert code is not grpc.StatusCode.UNKNOWN
+    assert code is EXPECTED[cls]
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_status_for(cls: type[errors.OrFlowError]) -> None:
+    exc = make_error(cls)
+    code, status = status_for(exc)
+    assert code is EXPECTED[cls]
+    assert status.code == getattr(code_pb2, code.name) == code.value[0]
+    assert status.message == exc.message == str(exc)
+
+    info, bad = unpack(status)
+    assert info is not None
+    assert info.reason == exc.reason
+    assert info.domain == ERROR_DOMAIN == "orflow"
+    assert dict(info.metadata) == exc.metadata
+
+    if isinstance(exc, errors.InvalidArgumentError):
+        assert bad is not None
+        assert [(v.field, v.description) for v in bad.field_violations] == [
+            ("slot_id", "is required"),
+            ("patient_id", "is required"),
+        ]
+    else:
+        assert bad is None
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_status_survives_the_wire(cls: type[errors.OrFlowError]) -> None:
+    """What the interceptor sends as grpc-status-details-bin parses back to the same Status."""
+    _, status = status_for(make_error(cls))
+    assert status_pb2.Status.FromString(status.SerializeToString()) == status
+
+
+@pytest.mark.parametrize("cls", [c for c in ERROR_CLASSES if c not in ABSTRACT], ids=lambda cls: cls.__name__)
+def test_concrete_errors_have_their_own_reason(cls: type[errors.OrFlowError]) -> None:
+    reason = make_error(cls).reason
+    assert reason and reason != errors.OrFlowError.reason
+    assert reason.isupper() and " " not in reason
+
+
+def test_reasons_are_unique() -> None:
+    reasons = [make_error(c).reason for c in ERROR_CLASSES if c not in ABSTRACT]
+    assert len(reasons) == len(set(reasons)), reasons
+
+
+def test_not_found_reason_and_metadata_name_the_resource() -> None:
+    exc = errors.NotFoundError("booking", 12)
+    assert exc.reason == "BOOKING_NOT_FOUND"
+    assert exc.metadata == {"resource": "booking", "id": "12"}
+    info, _ = unpack(status_for(exc)[1])
+    assert info is not None and info.reason == "BOOKING_NOT_FOUND"
+    assert dict(info.metadata) == {"resource": "booking", "id": "12"}
+
+
+def test_a_new_subclass_inherits_its_parents_code() -> None:
+    class NewBusyError(errors.RoomBusyError):
+        reason = "NEW_BUSY"
+
+    class NewStateError(errors.HoldExpiredError):
+        reason = "NEW_STATE"
+
+    assert code_for(NewBusyError("x")) is grpc.StatusCode.ABORTED
+    assert code_for(NewStateError("x")) is grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_every_direct_subclass_of_the_base_has_a_code() -> None:
+    """No branch of the hierarchy can fall through to UNKNOWN."""
+    direct = [cls for cls in ERROR_CLASSES if cls.__bases__ == (errors.OrFlowError,)]
+    assert direct
+    for cls in direct:
+        assert cls in CODES, f"{cls.__name__} has no entry in rpc.errors.CODES"
+
+
+def test_codes_table_holds_only_real_codes() -> None:
+    assert grpc.StatusCode.UNKNOWN not in CODES.values()
+    assert grpc.StatusCode.INTERNAL not in CODES.values()
+    assert grpc.StatusCode.OK not in CODES.values()
