@@ -94,9 +94,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 async def db(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A connection to an EMPTY database (every table truncated before the test)."""
     async with pool.acquire() as conn:
-        await conn.execute(
-            "TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms RESTART IDENTITY"
-        )
+        await conn.execute("TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms RESTART IDENTITY")
         yield conn
 
 

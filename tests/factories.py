@@ -10,7 +10,6 @@ from typing import Any
 import asyncpg
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-
 from orflow_server.domain.models import Booking, BookingStatus, Usage
 
 _counter = itertools.count(1)

@@ -6,13 +6,14 @@ locks and checks. room_free_time = end_time unless a test wants turnover.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.factories import future, insert_doctor, insert_room, insert_slot
+from tests.factories import future, insert_doctor, insert_equipment, insert_room, insert_slot
 
 ACTIVE_STATUSES = ("PENDING", "CONFIRMED")
 
@@ -242,3 +243,62 @@ async def test_booking_of_a_missing_slot_is_refused(db: asyncpg.Connection) -> N
             slot["end_time"],
         )
     assert refused.value.constraint_name == "bookings_slot_facts_fkey"
+
+
+# --- equipment: the constraint trigger ------------------------------------------------------------
+
+
+async def test_equipment_over_use_is_refused_by_the_database(db: asyncpg.Connection) -> None:
+    item = await insert_equipment(db, quantity=2)
+    start = future(48)
+    slot_ids = [await insert_slot(db, start=start, equipment=[(item, 1)]) for _ in range(3)]
+    await insert_booking_sql(db, slot_ids[0], patient_id="p-1")
+    await insert_booking_sql(db, slot_ids[1], patient_id="p-2", status="PENDING")
+    with pytest.raises(asyncpg.CheckViolationError) as refused:
+        await insert_booking_sql(db, slot_ids[2], patient_id="p-3")
+    assert refused.value.constraint_name == "bookings_equipment_within_inventory"
+    assert await count_bookings(db) == 2
+
+
+async def test_equipment_trigger_counts_the_peak_not_the_sum(db: asyncpg.Connection) -> None:
+    """[8,9) and [10,11) each use 1 of 2; a slot [8,11) needing 1 peaks at 2: allowed."""
+    item = await insert_equipment(db, quantity=2)
+    base = future(72)
+    early = await insert_slot(db, start=base, hours=1, equipment=[(item, 1)])
+    late = await insert_slot(db, start=base + timedelta(hours=2), hours=1, equipment=[(item, 1)])
+    long = await insert_slot(db, start=base, hours=3, equipment=[(item, 1)])
+    for patient, slot_id in (("p-1", early), ("p-2", late), ("p-3", long)):
+        await insert_booking_sql(db, slot_id, patient_id=patient)
+    assert await count_bookings(db) == 3
+
+
+async def test_inactive_bookings_do_not_use_equipment(db: asyncpg.Connection) -> None:
+    item = await insert_equipment(db, quantity=1)
+    start = future(48)
+    first, second = [await insert_slot(db, start=start, equipment=[(item, 1)]) for _ in range(2)]
+    await insert_booking_sql(db, first, patient_id="p-1", status="CANCELLED")
+    await insert_booking_sql(db, second, patient_id="p-2")
+    with pytest.raises(asyncpg.CheckViolationError):  # reviving the cancelled one would over-use
+        await db.execute("UPDATE bookings SET status = 'CONFIRMED' WHERE slot_id = $1", first)
+
+
+async def test_equipment_trigger_holds_under_a_raw_race(pool: asyncpg.Pool, db: asyncpg.Connection) -> None:
+    """Two transactions with NO application locks insert bookings needing the only unit at once."""
+    item = await insert_equipment(db, quantity=1)
+    start = future(48)
+    slot_ids = [await insert_slot(db, start=start, equipment=[(item, 1)]) for _ in range(2)]
+    barrier = asyncio.Barrier(2)
+
+    async def book(slot_id: int, patient: str) -> str:
+        async with pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await barrier.wait()
+                    await insert_booking_sql(conn, slot_id, patient_id=patient)
+            except asyncpg.CheckViolationError:
+                return "refused"
+        return "ok"
+
+    outcomes = await asyncio.gather(book(slot_ids[0], "p-1"), book(slot_ids[1], "p-2"))
+    assert sorted(outcomes) == ["ok", "refused"]
+    assert await count_bookings(db) == 1

@@ -405,6 +405,7 @@ async def test_sql_checks_detect_planted_clashes_and_over_use(db: asyncpg.Connec
             for name in ("bookings_room_no_overlap", "bookings_surgeon_no_overlap", "bookings_patient_no_overlap"):
                 await db.execute(f"ALTER TABLE bookings DROP CONSTRAINT {name}")
             await db.execute("DROP INDEX bookings_one_active_per_slot")
+            await db.execute("DROP TRIGGER bookings_equipment_within_inventory ON bookings")
             for slot_id in (a, b, c, d, e, by_doc, by_doc_2):
                 await _insert_booking_sql(db, slot_id, f"p-{slot_id}")
             twin = await _insert_booking_sql(db, in_room, "p-twin-1")

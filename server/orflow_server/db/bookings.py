@@ -1,7 +1,7 @@
 """Bookings: the statements of the booking transaction, confirm, cancel and reads.
 
-Lock order, everywhere: the slot row, then its room, its surgeon, and its
-equipment types by ascending id. Every booking transaction locks one slot and
+Lock order, everywhere: the slot row, then its room, its surgeon, its
+equipment types by ascending id, and the patient (an advisory lock). Every booking transaction locks one slot and
 then resources in this single total order, so two of them can wait on each
 other but never in a cycle.
 """
@@ -13,9 +13,13 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from ..domain.errors import FieldViolation, RequestIdReusedError
 from ..domain.models import Booking, BookingStatus, EquipmentNeed, FailureReason, Usage
 from .connection import Conn
 from .errors import translate
+
+# Namespace of the patient advisory locks (the first key of the two-key form).
+_PATIENT_LOCK_SPACE = 7_406_115
 
 _BOOKING_COLUMNS = "id, slot_id, patient_id, status, failure_reason, create_time, expire_time, update_time, request_id"
 
@@ -76,16 +80,19 @@ async def lock_slot(conn: Conn, slot_id: int) -> LockedSlot | None:
     return LockedSlot(row["id"], row["room_id"], row["doctor_id"], row["start_time"], row["end_time"], needs)
 
 
-async def lock_resources(conn: Conn, slot: LockedSlot) -> dict[int, tuple[str, int]]:
-    """Locks the room, the surgeon and the equipment rows; returns equipment id → (name, quantity)."""
+async def lock_resources(conn: Conn, slot: LockedSlot, *, patient_id: str) -> dict[int, tuple[str, int]]:
+    """Locks the room, the surgeon, the equipment rows and the patient; returns equipment id → (name, quantity).
+
+    A patient has no row, so a transaction-scoped advisory lock on a hash of
+    the id stands in for one (a collision only makes two patients take turns).
+    """
     await conn.execute("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE", slot.room_id)
     await conn.execute("SELECT 1 FROM doctors WHERE id = $1 FOR UPDATE", slot.doctor_id)
-    if not slot.needs:
-        return {}
     rows = await conn.fetch(
         "SELECT id, name, quantity FROM equipment WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
         [need.equipment_id for need in slot.needs],
     )
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _PATIENT_LOCK_SPACE, patient_id)
     return {r["id"]: (r["name"], r["quantity"]) for r in rows}
 
 
@@ -204,7 +211,15 @@ async def insert_booking(
             now,
             now + hold_ttl,
         )
-    except (asyncpg.UniqueViolationError, asyncpg.ExclusionViolationError) as exc:
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "bookings_request_id_key":
+            # The same key raced in on another slot (the slot lock only
+            # serialises retries on the same slot).
+            raise RequestIdReusedError(
+                [FieldViolation("request_id", "was already used for another booking; use a new request_id")]
+            ) from exc
+        raise (translate(exc) or exc) from exc
+    except (asyncpg.ExclusionViolationError, asyncpg.CheckViolationError) as exc:
         raise (translate(exc) or exc) from exc
     assert row is not None
     return booking_from_row(row)

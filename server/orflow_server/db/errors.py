@@ -11,6 +11,7 @@ _REFUSALS: dict[str, type[errors.OrFlowError]] = {
     "bookings_room_no_overlap": errors.RoomBusyError,
     "bookings_surgeon_no_overlap": errors.SurgeonBusyError,
     "bookings_patient_no_overlap": errors.PatientBusyError,
+    "bookings_equipment_within_inventory": errors.EquipmentUnavailableError,
     "rooms_name_key": errors.AlreadyExistsError,
     "equipment_name_key": errors.AlreadyExistsError,
 }
@@ -20,6 +21,7 @@ _MESSAGES: dict[str, str] = {
     "bookings_room_no_overlap": "the room is booked at an overlapping time",
     "bookings_surgeon_no_overlap": "the surgeon is booked at an overlapping time",
     "bookings_patient_no_overlap": "the patient has another booking at an overlapping time",
+    "bookings_equipment_within_inventory": "not enough equipment is free at the busiest moment",
     "rooms_name_key": "a room with that name already exists",
     "equipment_name_key": "an equipment type with that name already exists",
 }

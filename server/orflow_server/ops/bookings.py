@@ -36,7 +36,7 @@ async def create_booking(ctx: OpsContext, *, slot_id: int, patient_id: str, requ
             earlier = await db.find_by_request_id(conn, patient_id, request_id)
             if earlier is not None:
                 return _replay(earlier, slot_id)
-        inventory = await db.lock_resources(conn, slot)
+        inventory = await db.lock_resources(conn, slot, patient_id=patient_id)
         now = await db.expire_overdue_holds(conn, slot, turnover=ctx.turnover)
         if slot.start_time <= now:
             raise SlotStartedError(f"slot {slot_id} started at {slot.start_time.isoformat()}")

@@ -73,17 +73,20 @@ CREATE TABLE bookings (
     CONSTRAINT bookings_slot_facts_fkey FOREIGN KEY (slot_id, room_id, doctor_id, start_time, end_time)
         REFERENCES slots (id, room_id, doctor_id, start_time, end_time),
     CONSTRAINT bookings_room_free_check CHECK (room_free_time >= end_time),
-    CONSTRAINT bookings_failure_reason_matches_status CHECK ((status = 'FAILED') = (failure_reason IS NOT NULL)),
-    CONSTRAINT bookings_room_no_overlap EXCLUDE USING gist (room_id WITH =, room_during WITH &&)
-        WHERE (status IN ('PENDING', 'CONFIRMED')),
-    CONSTRAINT bookings_surgeon_no_overlap EXCLUDE USING gist (doctor_id WITH =, during WITH &&)
-        WHERE (status IN ('PENDING', 'CONFIRMED')),
-    CONSTRAINT bookings_patient_no_overlap EXCLUDE USING gist (patient_id WITH =, during WITH &&)
-        WHERE (status IN ('PENDING', 'CONFIRMED'))
+    CONSTRAINT bookings_failure_reason_matches_status CHECK ((status = 'FAILED') = (failure_reason IS NOT NULL))
 );
--- A FAILED or CANCELLED booking never blocks rebooking the slot.
+-- A FAILED or CANCELLED booking never blocks rebooking the slot. Created
+-- before the exclusion constraints so that a second booking of one slot is
+-- reported as such (PostgreSQL checks indexes in creation order).
 CREATE UNIQUE INDEX bookings_one_active_per_slot ON bookings (slot_id)
     WHERE status IN ('PENDING', 'CONFIRMED');
+ALTER TABLE bookings
+    ADD CONSTRAINT bookings_room_no_overlap EXCLUDE USING gist (room_id WITH =, room_during WITH &&)
+        WHERE (status IN ('PENDING', 'CONFIRMED')),
+    ADD CONSTRAINT bookings_surgeon_no_overlap EXCLUDE USING gist (doctor_id WITH =, during WITH &&)
+        WHERE (status IN ('PENDING', 'CONFIRMED')),
+    ADD CONSTRAINT bookings_patient_no_overlap EXCLUDE USING gist (patient_id WITH =, during WITH &&)
+        WHERE (status IN ('PENDING', 'CONFIRMED'));
 CREATE UNIQUE INDEX bookings_request_id_key ON bookings (patient_id, request_id)
     WHERE request_id IS NOT NULL;
 -- The equipment check reads only active bookings in the slot's interval, so
@@ -97,3 +100,56 @@ CREATE INDEX bookings_pending_room_during_idx ON bookings USING gist (room_durin
 CREATE INDEX bookings_pending_expire_idx ON bookings (expire_time) WHERE status = 'PENDING';
 CREATE INDEX bookings_slot_idx ON bookings (slot_id, id);
 CREATE INDEX bookings_patient_idx ON bookings (patient_id, id);
+
+-- Equipment cannot be an exclusion constraint (it is a count, not a yes/no),
+-- so this trigger is its database-level guard: when a booking becomes active
+-- it locks the slot's equipment rows (in id order, as the application does)
+-- and checks that the PEAK use at any instant of the booking's interval stays
+-- within the inventory. After the lock, each statement reads a fresh snapshot,
+-- so concurrent bookings that committed first are counted.
+CREATE FUNCTION bookings_check_equipment() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    item record;
+    peak integer;
+BEGIN
+    IF NEW.status NOT IN ('PENDING', 'CONFIRMED')
+       OR (TG_OP = 'UPDATE' AND OLD.status IN ('PENDING', 'CONFIRMED')) THEN
+        RETURN NULL;
+    END IF;
+    FOR item IN
+        SELECT e.id, e.name, e.quantity
+        FROM slot_equipment se JOIN equipment e ON e.id = se.equipment_id
+        WHERE se.slot_id = NEW.slot_id
+        ORDER BY e.id
+        FOR UPDATE OF e
+    LOOP
+        -- The peak over [start, end) is reached at the start of the window
+        -- or at the start of some overlapping booking.
+        SELECT max(in_use) INTO peak
+        FROM (
+            SELECT (SELECT coalesce(sum(x.quantity), 0)
+                    FROM bookings b JOIN slot_equipment x ON x.slot_id = b.slot_id
+                    WHERE x.equipment_id = item.id AND b.status IN ('PENDING', 'CONFIRMED')
+                      AND b.during @> instant) AS in_use
+            FROM (
+                SELECT lower(NEW.during) AS instant
+                UNION
+                SELECT lower(b.during)
+                FROM bookings b JOIN slot_equipment x ON x.slot_id = b.slot_id
+                WHERE x.equipment_id = item.id AND b.status IN ('PENDING', 'CONFIRMED')
+                  AND b.during && NEW.during AND lower(b.during) > lower(NEW.during)
+            ) instants
+        ) uses;
+        IF peak > item.quantity THEN
+            RAISE EXCEPTION 'equipment % over-used: % of % at the busiest moment', item.name, peak, item.quantity
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'bookings_equipment_within_inventory';
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+
+CREATE CONSTRAINT TRIGGER bookings_equipment_within_inventory
+    AFTER INSERT OR UPDATE OF status ON bookings
+    FOR EACH ROW EXECUTE FUNCTION bookings_check_equipment();
