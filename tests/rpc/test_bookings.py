@@ -112,12 +112,8 @@ async def test_retry_after_cancel_returns_the_cancelled_booking(db: asyncpg.Conn
     assert await db.fetchval("SELECT count(*) FROM bookings") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ops/bookings.py create_booking replays the stored row without effective_booking(), "
-    "so a retry of an overdue hold reads PENDING while GetBooking reads FAILED/HOLD_EXPIRED",
-)
 async def test_retry_of_an_overdue_hold_reads_as_get_booking_does(db: asyncpg.Connection, bookings: Any) -> None:
+    """Regression: the replay used to return the stored row, reading PENDING past its expire_time."""
     slot_id = await insert_slot(db)
     first = await book(bookings, slot_id, "p-1", "req-1")
     await expire(db, first.id)

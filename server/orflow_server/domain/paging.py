@@ -20,6 +20,8 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 # Real tokens are under 100 characters; a cap keeps hostile ones from costing anything.
 MAX_TOKEN_LENGTH = 512
+# Ids and microsecond times in keys stay below this (int64 fits it with room to spare).
+MAX_KEY_INT = 2**62
 
 Key = Sequence[str | int]
 
@@ -38,6 +40,13 @@ def _fingerprint(filters: object) -> str:
 def encode_page_token(key: Key, filters: object) -> str:
     payload = json.dumps({"k": list(key), "f": _fingerprint(filters)}, separators=(",", ":"))
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _is_plausible(part: object) -> bool:
+    """Tokens are not signed: a forged key must not reach SQL or date arithmetic out of range."""
+    if isinstance(part, int):
+        return 0 <= part <= MAX_KEY_INT
+    return isinstance(part, str) and len(part) <= 200 and part.isprintable()
 
 
 def decode_page_token(token: str, filters: object, *, shape: tuple[type, ...]) -> list[str | int] | None:
@@ -62,6 +71,8 @@ def decode_page_token(token: str, filters: object, *, shape: tuple[type, ...]) -
         raise InvalidArgumentError(
             [FieldViolation("page_token", "was issued for different filters; start again without it")]
         )
-    if len(key) != len(shape) or not all(type(part) is kind for part, kind in zip(key, shape, strict=True)):
+    if len(key) != len(shape) or not all(
+        type(part) is kind and _is_plausible(part) for part, kind in zip(key, shape, strict=True)
+    ):
         raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
     return list(key)

@@ -35,7 +35,7 @@ async def create_booking(ctx: OpsContext, *, slot_id: int, patient_id: str, requ
             # request waits for the first and then finds its booking.
             earlier = await db.find_by_request_id(conn, patient_id, request_id)
             if earlier is not None:
-                return _replay(earlier, slot_id)
+                return effective_booking(_replay(earlier, slot_id), await current_time(conn))
         inventory = await db.lock_resources(conn, slot, patient_id=patient_id)
         now = await db.expire_overdue_holds(conn, slot, turnover=ctx.turnover)
         if slot.start_time <= now:

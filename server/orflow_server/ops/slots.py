@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 from ..db import inventory as db_inventory
 from ..db import slots as db
 from ..db.clock import current_time
-from ..domain.errors import InvalidArgumentError, NotFoundError
+from ..domain.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from ..domain.models import Doctor, NewSlot, Slot
 from ..domain.paging import decode_page_token, encode_page_token
 from ..domain.rules import slot_violations
 from .context import OpsContext
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_MICROS = (datetime(9000, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
 def _micros(moment: datetime) -> int:
@@ -24,6 +25,8 @@ async def list_slots(
     ctx: OpsContext, filters: db.SlotFilters, *, page_size: int, page_token: str
 ) -> tuple[list[Slot], str]:
     key = decode_page_token(page_token, filters, shape=(int, int))
+    if key and int(key[0]) >= _MAX_MICROS:
+        raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
     after = (_EPOCH + timedelta(microseconds=int(key[0])), int(key[1])) if key else None
     async with ctx.pool.acquire() as conn:
         rows = await db.list_slots(conn, filters, after=after, limit=page_size + 1, turnover=ctx.turnover)

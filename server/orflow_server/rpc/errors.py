@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from ..domain import errors
@@ -70,10 +71,25 @@ Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 Streaming = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 
 
-def _wrap_unary(behavior: Unary, method: str) -> Unary:
-    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+Deserializer = Callable[[bytes], Any]
+
+
+def _parse(deserializer: Deserializer | None, raw: Any) -> Any:
+    """Parses request bytes here, not in grpcio, so malformed bytes get INVALID_ARGUMENT."""
+    if deserializer is None:
+        return raw
+    try:
+        return deserializer(raw)
+    except DecodeError as exc:
+        raise errors.InvalidArgumentError(
+            [errors.FieldViolation("request", "is not a valid protobuf message for this method")]
+        ) from exc
+
+
+def _wrap_unary(behavior: Unary, method: str, deserializer: Deserializer | None) -> Unary:
+    async def guarded(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            return await behavior(request, context)
+            return await behavior(_parse(deserializer, raw), context)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - the one place every error is answered
@@ -82,10 +98,10 @@ def _wrap_unary(behavior: Unary, method: str) -> Unary:
     return guarded
 
 
-def _wrap_streaming(behavior: Streaming, method: str) -> Streaming:
-    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+def _wrap_streaming(behavior: Streaming, method: str, deserializer: Deserializer | None) -> Streaming:
+    async def guarded(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         try:
-            async for response in behavior(request, context):
+            async for response in behavior(_parse(deserializer, raw), context):
                 yield response
         except grpc.aio.AbortError:
             raise
@@ -108,7 +124,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None or not method.startswith("/orflow."):
             return handler  # type: ignore[no-any-return]
         if handler.unary_unary is not None:
-            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, method))  # type: ignore[no-any-return]
+            return handler._replace(  # type: ignore[no-any-return]
+                unary_unary=_wrap_unary(handler.unary_unary, method, handler.request_deserializer),
+                request_deserializer=None,
+            )
         if handler.unary_stream is not None:
-            return handler._replace(unary_stream=_wrap_streaming(handler.unary_stream, method))  # type: ignore[no-any-return]
+            return handler._replace(  # type: ignore[no-any-return]
+                unary_stream=_wrap_streaming(handler.unary_stream, method, handler.request_deserializer),
+                request_deserializer=None,
+            )
         return handler  # type: ignore[no-any-return]
