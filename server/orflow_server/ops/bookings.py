@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..db import bookings as db
 from ..db.clock import current_time
+from ..db.connection import Conn
 from ..domain.errors import (
     BookingNotActiveError,
     BookingNotPendingError,
@@ -87,12 +88,17 @@ def _raise_for_conflicts(conflicts: db.Conflicts, slot_id: int) -> None:
         raise PatientBusyError("the patient already has a booking at an overlapping time", metadata=meta)
 
 
+async def _read_booking(conn: Conn, booking_id: int) -> Booking:
+    """The booking as it reads now (an overdue hold reads FAILED), or NOT_FOUND."""
+    booking = await db.fetch_booking(conn, booking_id)
+    if booking is None:
+        raise NotFoundError("booking", booking_id)
+    return effective_booking(booking, await current_time(conn))
+
+
 async def get_booking(ctx: OpsContext, booking_id: int) -> Booking:
     async with ctx.pool.acquire() as conn:
-        booking = await db.fetch_booking(conn, booking_id)
-        if booking is None:
-            raise NotFoundError("booking", booking_id)
-        return effective_booking(booking, await current_time(conn))
+        return await _read_booking(conn, booking_id)
 
 
 async def confirm_booking(ctx: OpsContext, booking_id: int) -> Booking:
@@ -101,14 +107,11 @@ async def confirm_booking(ctx: OpsContext, booking_id: int) -> Booking:
         confirmed = await db.confirm_pending(conn, booking_id)
         if confirmed is not None:
             return confirmed
-        booking = await db.fetch_booking(conn, booking_id)
-        if booking is None:
-            raise NotFoundError("booking", booking_id)
-        current = effective_booking(booking, await current_time(conn))
+        current = await _read_booking(conn, booking_id)
         meta = {"booking_id": str(booking_id), "status": current.status.value}
         if current.failure_reason is FailureReason.HOLD_EXPIRED:
             raise HoldExpiredError(
-                f"booking {booking_id}'s hold expired at {booking.expire_time.isoformat()}", metadata=meta
+                f"booking {booking_id}'s hold expired at {current.expire_time.isoformat()}", metadata=meta
             )
         raise BookingNotPendingError(f"booking {booking_id} is {current.status.value}, not PENDING", metadata=meta)
 
@@ -118,10 +121,7 @@ async def cancel_booking(ctx: OpsContext, booking_id: int) -> Booking:
         cancelled = await db.cancel_active(conn, booking_id)
         if cancelled is not None:
             return cancelled
-        booking = await db.fetch_booking(conn, booking_id)
-        if booking is None:
-            raise NotFoundError("booking", booking_id)
-        current = effective_booking(booking, await current_time(conn))
+        current = await _read_booking(conn, booking_id)
         raise BookingNotActiveError(
             f"booking {booking_id} is {current.status.value}; only PENDING or CONFIRMED bookings can be cancelled",
             metadata={"booking_id": str(booking_id), "status": current.status.value},
