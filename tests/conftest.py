@@ -25,6 +25,8 @@ from orflow_server import embedded
 from orflow_server.app import OrFlowServer, build_server
 from orflow_server.db.migrate import apply_migrations
 from orflow_server.settings import Settings
+from orflow_server.worker.queue import SaqExpiryScheduler
+from saq import Queue
 
 
 def _with_database(url: str, name: str) -> str:
@@ -102,6 +104,20 @@ TEST_SETTINGS = Settings(grpc_addr="127.0.0.1:0")
 
 
 @pytest.fixture(scope="session")
+def queue_name() -> str:
+    """A SAQ queue of this session's own, so no other run's jobs can reach it."""
+    return f"orflow-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def saq_queue(redis_url: str, queue_name: str) -> AsyncIterator[Queue]:
+    queue = Queue.from_url(redis_url, name=queue_name)
+    await queue.connect()
+    yield queue
+    await queue.disconnect()
+
+
+@pytest.fixture(scope="session")
 def settings() -> Settings:
     return TEST_SETTINGS
 
@@ -110,12 +126,12 @@ ServerFactory = Callable[..., Any]
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def start_server(pool: asyncpg.Pool) -> AsyncIterator[ServerFactory]:
+async def start_server(pool: asyncpg.Pool, saq_queue: Queue) -> AsyncIterator[ServerFactory]:
     """Starts a real aio server on port 0 with settings overrides; returns its target."""
     servers: list[OrFlowServer] = []
 
     async def start(**overrides: Any) -> str:
-        server = build_server(replace(TEST_SETTINGS, **overrides), pool=pool)
+        server = build_server(replace(TEST_SETTINGS, **overrides), pool=pool, expiry=SaqExpiryScheduler(saq_queue))
         await server.start()
         servers.append(server)
         return f"127.0.0.1:{server.port}"

@@ -21,13 +21,16 @@ from orflow.v1 import (
     slot_service_pb2,
     slot_service_pb2_grpc,
 )
+from saq import Queue
 
 from .ops.context import OpsContext
+from .ops.expiry import ExpiryScheduler
 from .rpc.admin_service import AdminService
 from .rpc.booking_service import BookingService
 from .rpc.errors import ErrorInterceptor
 from .rpc.slot_service import SlotService
 from .settings import Settings
+from .worker.queue import NoQueueExpiryScheduler, SaqExpiryScheduler
 
 _log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ class OrFlowServer:
         await self.server.stop(grace)
 
 
-def build_server(settings: Settings, *, pool: asyncpg.Pool) -> OrFlowServer:
+def build_server(settings: Settings, *, pool: asyncpg.Pool, expiry: ExpiryScheduler) -> OrFlowServer:
     """The server with every service, health and reflection, bound but not started."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor()],
@@ -78,7 +81,7 @@ def build_server(settings: Settings, *, pool: asyncpg.Pool) -> OrFlowServer:
             ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
         ],
     )
-    ctx = OpsContext(pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover)
+    ctx = OpsContext(pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover, expiry=expiry)
     slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx), server)
     booking_service_pb2_grpc.add_BookingServiceServicer_to_server(BookingService(ctx), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(ctx), server)
@@ -94,8 +97,12 @@ def build_server(settings: Settings, *, pool: asyncpg.Pool) -> OrFlowServer:
 async def serve(settings: Settings, *, database_url: str) -> None:
     """Runs the server until SIGINT/SIGTERM, then drains: NOT_SERVING, stop(grace), close pool."""
     pool = await create_pool(settings, database_url)
+    queue = Queue.from_url(settings.redis_url, name=settings.queue_name) if settings.redis_url else None
+    expiry: ExpiryScheduler = SaqExpiryScheduler(queue) if queue else NoQueueExpiryScheduler()
+    if queue is None:
+        _log.warning("ORFLOW_REDIS_URL is not set: holds expire on time in reads, and a worker's sweep persists it")
     try:
-        server = build_server(settings, pool=pool)
+        server = build_server(settings, pool=pool, expiry=expiry)
         await server.start()
         _log.info("OR Flow gRPC server listening on %s:%d", settings.grpc_addr.rpartition(":")[0], server.port)
         stop = asyncio.Event()
@@ -105,4 +112,6 @@ async def serve(settings: Settings, *, database_url: str) -> None:
         await stop.wait()
         await server.stop(grace=5)
     finally:
+        if queue is not None:
+            await queue.disconnect()
         await pool.close()

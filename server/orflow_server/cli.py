@@ -20,11 +20,13 @@ from contextlib import contextmanager
 import asyncpg
 
 from . import embedded
-from .app import SERVICE_NAMES, serve
+from .app import SERVICE_NAMES, create_pool, serve
 from .db.migrate import apply_migrations
 from .ops.context import OpsContext
 from .ops.seed import seed_database
 from .settings import Settings, SettingsError
+from .worker.main import run_worker
+from .worker.queue import NoQueueExpiryScheduler
 
 
 def _step(message: str) -> None:
@@ -62,7 +64,10 @@ async def _seed(settings: Settings, url: str, *, only_if_empty: bool) -> tuple[i
     try:
         if only_if_empty and await pool.fetchval("SELECT EXISTS (SELECT 1 FROM rooms)"):
             return None
-        return await seed_database(OpsContext(pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover))
+        ops = OpsContext(
+            pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover, expiry=NoQueueExpiryScheduler()
+        )
+        return await seed_database(ops)
     finally:
         await pool.close()
 
@@ -96,6 +101,27 @@ def cmd_server(settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.redis_url:
+        print("orflow: the worker needs ORFLOW_REDIS_URL (`orflow up` sets it for you)", file=sys.stderr)
+        return 2
+    with _database(settings, is_owner=False) as url:
+        asyncio.run(_work(settings, url, settings.redis_url))
+    return 0
+
+
+async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
+    pool = await create_pool(settings, database_url)
+    try:
+        ops = OpsContext(
+            pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover, expiry=NoQueueExpiryScheduler()
+        )
+        await run_worker(ops, redis_url=redis_url, queue_name=settings.queue_name, sweep_seconds=settings.sweep_seconds)
+    finally:
+        await pool.close()
+
+
 def cmd_up(settings: Settings) -> int:
     """Everything in the foreground; Ctrl-C stops the children, then the embedded services."""
     started = time.monotonic()
@@ -114,8 +140,11 @@ def cmd_up(settings: Settings) -> int:
                 "ORFLOW_DATABASE_URL": url,
                 "ORFLOW_REDIS_URL": settings.redis_url or (redis.url if redis else ""),
             }
-            _step("[4/4] starting the gRPC server")
-            children = [subprocess.Popen([sys.executable, "-m", "orflow_server", "server"], env=env)]
+            _step("[4/4] starting the gRPC server and the expiry worker")
+            children = [
+                subprocess.Popen([sys.executable, "-m", "orflow_server", command], env=env)
+                for command in ("server", "worker")
+            ]
             if _wait_for_port(settings.grpc_addr, children):
                 _print_ready(settings, time.monotonic() - started)
             return _supervise(children)
@@ -178,7 +207,7 @@ def _supervise(children: Sequence[subprocess.Popen[bytes]]) -> int:
     return 1 if failed and not stopping else 0
 
 
-COMMANDS = {"up": cmd_up, "server": cmd_server, "migrate": cmd_migrate, "seed": cmd_seed}
+COMMANDS = {"up": cmd_up, "server": cmd_server, "worker": cmd_worker, "migrate": cmd_migrate, "seed": cmd_seed}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start everything (embedded PostgreSQL/Redis unless URLs are set)")
     sub.add_parser("server", help="run the gRPC server")
+    sub.add_parser("worker", help="run the SAQ worker that expires holds (needs ORFLOW_REDIS_URL)")
     sub.add_parser("migrate", help="apply database migrations (idempotent)")
     sub.add_parser("seed", help="reset the database to the demo data set")
     args = parser.parse_args(argv)

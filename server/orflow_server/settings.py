@@ -23,6 +23,8 @@ class Settings:
     data_dir: Path = Path(".orflow-data")
     db_pool_min: int = 2
     db_pool_max: int = 20
+    sweep_seconds: int = 5
+    queue_name: str = "orflow"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -36,6 +38,8 @@ class Settings:
             data_dir=Path(environ.get("ORFLOW_DATA_DIR") or ".orflow-data"),
             db_pool_min=int(_number(environ, "ORFLOW_DB_POOL_MIN", 2, low=1, high=1000)),
             db_pool_max=int(_number(environ, "ORFLOW_DB_POOL_MAX", 20, low=1, high=1000)),
+            sweep_seconds=_whole(environ, "ORFLOW_SWEEP_SECONDS", 5, low=1, high=59),
+            queue_name=environ.get("ORFLOW_QUEUE_NAME", "").strip() or "orflow",
         )
 
 
@@ -67,3 +71,11 @@ def _number(environ: Mapping[str, str], name: str, default: float, *, low: float
     if not low <= value <= high:
         raise SettingsError(f"{name}={raw!r} must be between {low:g} and {high:g}")
     return value
+
+
+def _whole(environ: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    """A whole number: SAQ's cron takes whole seconds only."""
+    value = _number(environ, name, default, low=low, high=high)
+    if value != int(value):
+        raise SettingsError(f"{name}={environ.get(name)!r} must be a whole number of seconds")
+    return int(value)

@@ -293,3 +293,38 @@ async def list_bookings(conn: Conn, filters: BookingFilters, *, before_id: int |
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     sql = f"SELECT {_BOOKING_COLUMNS} FROM bookings {where} ORDER BY id DESC LIMIT {bind(limit)}"
     return [booking_from_row(row) for row in await conn.fetch(sql, *params)]
+
+
+async def seconds_until_expiry(conn: Conn, booking_id: int) -> float | None:
+    """Seconds (by the database clock) until a PENDING hold expires; None if it is not PENDING."""
+    value = await conn.fetchval(
+        "SELECT extract(epoch FROM expire_time - clock_timestamp())::float8 FROM bookings"
+        " WHERE id = $1 AND status = 'PENDING'",
+        booking_id,
+    )
+    return None if value is None else float(value)
+
+
+async def fail_overdue_hold(conn: Conn, booking_id: int) -> bool:
+    """Compare-and-set: fails the hold only if it is still PENDING and past expire_time."""
+    row = await conn.fetchrow(
+        """
+        UPDATE bookings SET status = 'FAILED', failure_reason = 'HOLD_EXPIRED', update_time = clock_timestamp()
+        WHERE id = $1 AND status = 'PENDING' AND expire_time <= clock_timestamp()
+        RETURNING id
+        """,
+        booking_id,
+    )
+    return row is not None
+
+
+async def fail_all_overdue_holds(conn: Conn) -> list[float]:
+    """Fails every overdue hold; returns each one's lag (seconds past expire_time)."""
+    rows = await conn.fetch(
+        """
+        UPDATE bookings SET status = 'FAILED', failure_reason = 'HOLD_EXPIRED', update_time = clock_timestamp()
+        WHERE status = 'PENDING' AND expire_time <= clock_timestamp()
+        RETURNING extract(epoch FROM update_time - expire_time)::float8 AS lag
+        """
+    )
+    return [float(r["lag"]) for r in rows]

@@ -19,14 +19,22 @@ from ..domain.errors import (
     SlotTakenError,
     SurgeonBusyError,
 )
-from ..domain.models import Booking, FailureReason
+from ..domain.models import Booking, BookingStatus, FailureReason
 from ..domain.paging import decode_page_token, encode_page_token
 from ..domain.rules import effective_booking, peak_usage
 from .context import OpsContext
 
 
 async def create_booking(ctx: OpsContext, *, slot_id: int, patient_id: str, request_id: str) -> Booking:
-    """Holds a slot for a patient in one transaction; see db/bookings.py for the lock order."""
+    """Holds a slot for a patient, then schedules the hold's expiry after the commit."""
+    booking = await _hold_slot(ctx, slot_id=slot_id, patient_id=patient_id, request_id=request_id)
+    if booking.status is BookingStatus.PENDING:
+        await ctx.expiry.schedule(booking.id, booking.expire_time)
+    return booking
+
+
+async def _hold_slot(ctx: OpsContext, *, slot_id: int, patient_id: str, request_id: str) -> Booking:
+    """The booking transaction; see db/bookings.py for the lock order."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         slot = await db.lock_slot(conn, slot_id)
         if slot is None:
@@ -105,27 +113,30 @@ async def confirm_booking(ctx: OpsContext, booking_id: int) -> Booking:
     """Confirms a live hold; on failure it writes nothing and says why."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         confirmed = await db.confirm_pending(conn, booking_id)
-        if confirmed is not None:
-            return confirmed
-        current = await _read_booking(conn, booking_id)
-        meta = {"booking_id": str(booking_id), "status": current.status.value}
-        if current.failure_reason is FailureReason.HOLD_EXPIRED:
-            raise HoldExpiredError(
-                f"booking {booking_id}'s hold expired at {current.expire_time.isoformat()}", metadata=meta
-            )
-        raise BookingNotPendingError(f"booking {booking_id} is {current.status.value}, not PENDING", metadata=meta)
+        if confirmed is None:
+            current = await _read_booking(conn, booking_id)
+            meta = {"booking_id": str(booking_id), "status": current.status.value}
+            if current.failure_reason is FailureReason.HOLD_EXPIRED:
+                raise HoldExpiredError(
+                    f"booking {booking_id}'s hold expired at {current.expire_time.isoformat()}", metadata=meta
+                )
+            raise BookingNotPendingError(f"booking {booking_id} is {current.status.value}, not PENDING", metadata=meta)
+    await ctx.expiry.cancel(booking_id)  # the job would find nothing to do; this just tidies the queue
+    return confirmed
 
 
 async def cancel_booking(ctx: OpsContext, booking_id: int) -> Booking:
+    """Cancels a live hold or a confirmed booking; its slot is free the moment this commits."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         cancelled = await db.cancel_active(conn, booking_id)
-        if cancelled is not None:
-            return cancelled
-        current = await _read_booking(conn, booking_id)
-        raise BookingNotActiveError(
-            f"booking {booking_id} is {current.status.value}; only PENDING or CONFIRMED bookings can be cancelled",
-            metadata={"booking_id": str(booking_id), "status": current.status.value},
-        )
+        if cancelled is None:
+            current = await _read_booking(conn, booking_id)
+            raise BookingNotActiveError(
+                f"booking {booking_id} is {current.status.value}; only PENDING or CONFIRMED bookings can be cancelled",
+                metadata={"booking_id": str(booking_id), "status": current.status.value},
+            )
+    await ctx.expiry.cancel(booking_id)
+    return cancelled
 
 
 async def list_bookings(

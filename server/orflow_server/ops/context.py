@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
+
+if TYPE_CHECKING:
+    from .expiry import ExpiryScheduler
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -13,3 +17,4 @@ class OpsContext:
     pool: asyncpg.Pool
     hold_ttl: timedelta
     turnover: timedelta
+    expiry: ExpiryScheduler

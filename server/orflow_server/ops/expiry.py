@@ -1,0 +1,46 @@
+"""Hold expiry: the scheduler interface the booking use cases call, and the expiry use cases.
+
+The database is the truth and the queue is only a timely trigger: scheduling
+or cancelling a job never fails a booking, and the sweep fails every overdue
+hold whatever happened to its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Protocol
+
+from ..db import bookings as db
+from .context import OpsContext
+
+
+class ExpiryScheduler(Protocol):
+    """Triggers a hold's expiry at its expire_time (implemented over SAQ in worker/queue.py)."""
+
+    async def schedule(self, booking_id: int, expire_time: datetime) -> None: ...
+
+    async def cancel(self, booking_id: int) -> None: ...
+
+
+# SAQ schedules whole seconds: a job scheduled at the second its hold expires
+# in may start up to a second early; it waits out the rest rather than miss.
+_MAX_EARLY_WAIT_SECONDS = 2.0
+
+
+async def expire_booking(ctx: OpsContext, booking_id: int) -> bool:
+    """Fails one hold if it is still PENDING and overdue; True if it did. Running twice changes nothing."""
+    async with ctx.pool.acquire() as conn:
+        remaining = await db.seconds_until_expiry(conn, booking_id)
+    if remaining is None:
+        return False  # confirmed, cancelled or already failed: nothing to do
+    if 0 < remaining <= _MAX_EARLY_WAIT_SECONDS:
+        await asyncio.sleep(remaining)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        return await db.fail_overdue_hold(conn, booking_id)
+
+
+async def sweep_overdue_holds(ctx: OpsContext) -> list[float]:
+    """Fails every overdue hold (the guarantee behind the jobs); returns their lags in seconds."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        return await db.fail_all_overdue_holds(conn)

@@ -1,0 +1,49 @@
+"""The `orflow worker` process: expiry jobs on time, and a sweep as the guarantee."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from saq import CronJob, Queue, Worker
+
+from ..ops.context import OpsContext
+from ..ops.expiry import expire_booking, sweep_overdue_holds
+from .queue import EXPIRE_TASK
+
+_log = logging.getLogger(__name__)
+
+
+def build_worker(ops: OpsContext, queue: Queue, *, sweep_seconds: int) -> Worker[Any]:
+    """A SAQ worker whose tasks call the expiry use cases.
+
+    The sweep also runs at start-up, so a worker that was down for an hour
+    fails every hold that expired meanwhile before anything else.
+    """
+
+    async def expire(_: Any, *, booking_id: int) -> bool:
+        return await expire_booking(ops, booking_id)
+
+    async def sweep(_: Any) -> int:
+        lags = await sweep_overdue_holds(ops)
+        if lags:
+            _log.info("sweep failed %d overdue holds (max lag %.1f s)", len(lags), max(lags))
+        return len(lags)
+
+    return Worker(
+        queue,
+        functions=[(EXPIRE_TASK, expire)],
+        cron_jobs=[CronJob(sweep, cron=f"* * * * * */{sweep_seconds}")],
+        startup=sweep,
+        concurrency=20,
+    )
+
+
+async def run_worker(ops: OpsContext, *, redis_url: str, queue_name: str, sweep_seconds: int) -> None:
+    """Runs until SIGINT/SIGTERM (SAQ's worker handles both and drains)."""
+    queue = Queue.from_url(redis_url, name=queue_name)
+    await queue.connect()
+    try:
+        await build_worker(ops, queue, sweep_seconds=sweep_seconds).start()
+    finally:
+        await queue.disconnect()
