@@ -29,7 +29,7 @@ async def create_booking(ctx: OpsContext, *, slot_id: int, patient_id: str, requ
     """Holds a slot for a patient, then schedules the hold's expiry after the commit."""
     booking = await _hold_slot(ctx, slot_id=slot_id, patient_id=patient_id, request_id=request_id)
     if booking.status is BookingStatus.PENDING:
-        await ctx.expiry.schedule(booking.id, booking.expire_time)
+        await ctx.expiry.schedule(booking)
     return booking
 
 
@@ -121,7 +121,7 @@ async def confirm_booking(ctx: OpsContext, booking_id: int) -> Booking:
                     f"booking {booking_id}'s hold expired at {current.expire_time.isoformat()}", metadata=meta
                 )
             raise BookingNotPendingError(f"booking {booking_id} is {current.status.value}, not PENDING", metadata=meta)
-    await ctx.expiry.cancel(booking_id)  # the job would find nothing to do; this just tidies the queue
+    await ctx.expiry.cancel(confirmed)  # the job would find nothing to do; this just tidies the queue
     return confirmed
 
 
@@ -135,7 +135,7 @@ async def cancel_booking(ctx: OpsContext, booking_id: int) -> Booking:
                 f"booking {booking_id} is {current.status.value}; only PENDING or CONFIRMED bookings can be cancelled",
                 metadata={"booking_id": str(booking_id), "status": current.status.value},
             )
-    await ctx.expiry.cancel(booking_id)
+    await ctx.expiry.cancel(cancelled)
     return cancelled
 
 

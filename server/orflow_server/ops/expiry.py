@@ -8,19 +8,19 @@ hold whatever happened to its job.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Protocol
 
 from ..db import bookings as db
+from ..domain.models import Booking
 from .context import OpsContext
 
 
 class ExpiryScheduler(Protocol):
     """Triggers a hold's expiry at its expire_time (implemented over SAQ in worker/queue.py)."""
 
-    async def schedule(self, booking_id: int, expire_time: datetime) -> None: ...
+    async def schedule(self, booking: Booking) -> None: ...
 
-    async def cancel(self, booking_id: int) -> None: ...
+    async def cancel(self, booking: Booking) -> None: ...
 
 
 # SAQ schedules whole seconds: a job scheduled at the second its hold expires

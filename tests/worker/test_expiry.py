@@ -1,0 +1,200 @@
+"""Holds expire on time through a real `orflow worker` process on real Redis; the sweep is the guarantee."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, timedelta
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+from orflow.v1 import booking_pb2, booking_service_pb2, booking_service_pb2_grpc
+from orflow_server.app import build_server
+from orflow_server.domain.models import Booking
+from orflow_server.ops.context import OpsContext
+from orflow_server.ops.expiry import expire_booking
+from orflow_server.worker.queue import NoQueueExpiryScheduler, SaqExpiryScheduler, expiry_job_key
+from saq import Queue, Status
+
+from tests.conftest import TEST_SETTINGS, ServerFactory
+from tests.factories import error_details, insert_slot, make_booking, snapshot
+
+TTL = timedelta(seconds=2)
+Book = booking_service_pb2.CreateBookingRequest
+WorkerFactory = Callable[..., Awaitable[asyncio.subprocess.Process]]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def start_worker(database_url: str, redis_url: str, queue_name: str) -> AsyncIterator[WorkerFactory]:
+    """Starts real worker processes; every one still running is stopped after the test."""
+    started: list[asyncio.subprocess.Process] = []
+
+    async def start(*, queue: str = queue_name, sweep_seconds: int = 59) -> asyncio.subprocess.Process:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORFLOW_")}
+        env.update(
+            ORFLOW_DATABASE_URL=database_url,
+            ORFLOW_REDIS_URL=redis_url,
+            ORFLOW_QUEUE_NAME=queue,
+            ORFLOW_SWEEP_SECONDS=str(sweep_seconds),
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "orflow_server",
+            "worker",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        started.append(proc)
+        await asyncio.sleep(1.0)  # connect to Redis and PostgreSQL, run the start-up sweep
+        assert proc.returncode is None, "the worker exited at start-up"
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def short_holds(start_server: ServerFactory) -> booking_service_pb2_grpc.BookingServiceStub:
+    target = await start_server(hold_ttl=TTL)
+    return booking_service_pb2_grpc.BookingServiceStub(grpc.aio.insecure_channel(target))
+
+
+def booking_from_proto(booking: booking_pb2.Booking) -> Booking:
+    """Only the fields the job key uses."""
+    return make_booking(id=booking.id, create_time=booking.create_time.ToDatetime(tzinfo=UTC))
+
+
+async def stored_status(db: asyncpg.Connection, booking_id: int) -> str:
+    """The row itself, not the read model (which shows an overdue hold FAILED before any job runs)."""
+    return str(await db.fetchval("SELECT status FROM bookings WHERE id = $1", booking_id))
+
+
+async def wait_until_stored(db: asyncpg.Connection, booking_ids: list[int], status: str, within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        rows = await db.fetch("SELECT status FROM bookings WHERE id = ANY($1::bigint[])", booking_ids)
+        if len(rows) == len(booking_ids) and all(r["status"] == status for r in rows):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"bookings {booking_ids} did not all become {status} within {within} s")
+
+
+async def test_hold_expires_within_ttl_plus_one_second(db, short_holds, start_worker) -> None:  # type: ignore[no-untyped-def]
+    await start_worker()
+    slot_id = await insert_slot(db)
+    booking = (await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-1"))).booking
+    await wait_until_stored(db, [booking.id], "FAILED", within=TTL.total_seconds() + 3)
+    lag = await db.fetchval(
+        "SELECT extract(epoch FROM update_time - expire_time) FROM bookings WHERE id = $1", booking.id
+    )
+    assert 0 <= lag < 1.0, f"expired {lag:.3f} s after expire_time"
+    reason = await db.fetchval("SELECT failure_reason FROM bookings WHERE id = $1", booking.id)
+    assert reason == "HOLD_EXPIRED"
+
+
+async def test_confirm_just_before_ttl_wins_and_stays_confirmed(db, short_holds, start_worker) -> None:  # type: ignore[no-untyped-def]
+    await start_worker()
+    slot_id = await insert_slot(db)
+    booking = (await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-1"))).booking
+    await asyncio.sleep(TTL.total_seconds() - 0.3)
+    confirmed = await short_holds.ConfirmBooking(booking_service_pb2.ConfirmBookingRequest(booking_id=booking.id))
+    assert confirmed.booking.status == booking_pb2.BOOKING_STATUS_CONFIRMED
+    await asyncio.sleep(1.5)  # past the expiry job's time
+    assert await stored_status(db, booking.id) == "CONFIRMED"
+
+
+async def test_confirm_after_ttl_fails_and_changes_nothing(db, short_holds, start_worker) -> None:  # type: ignore[no-untyped-def]
+    await start_worker()
+    slot_id = await insert_slot(db)
+    booking = (await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-1"))).booking
+    await wait_until_stored(db, [booking.id], "FAILED", within=TTL.total_seconds() + 3)
+    before = await snapshot(db)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await short_holds.ConfirmBooking(booking_service_pb2.ConfirmBookingRequest(booking_id=booking.id))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info, _ = error_details(refused.value)
+    assert info is not None and info.reason == "HOLD_EXPIRED"
+    assert await snapshot(db) == before
+    rebooked = await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-2"))
+    assert rebooked.booking.status == booking_pb2.BOOKING_STATUS_PENDING
+
+
+async def test_cancel_frees_the_slot_at_once_and_aborts_the_job(db, short_holds, saq_queue: Queue) -> None:  # type: ignore[no-untyped-def]
+    slot_id = await insert_slot(db)
+    booking = (await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-1"))).booking
+    key = expiry_job_key(booking_from_proto(booking))
+    job = await saq_queue.job(key)
+    assert job is not None and job.status == Status.QUEUED
+    await short_holds.CancelBooking(booking_service_pb2.CancelBookingRequest(booking_id=booking.id))
+    next_patient = await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-2"))
+    assert next_patient.booking.status == booking_pb2.BOOKING_STATUS_PENDING
+    job = await saq_queue.job(key)
+    assert job is None or job.status in (Status.ABORTING, Status.ABORTED)
+
+
+async def test_bookings_succeed_with_redis_unreachable_and_the_sweep_expires_them(  # type: ignore[no-untyped-def]
+    db, pool, start_worker
+) -> None:
+    unreachable = Queue.from_url("redis://127.0.0.1:1/0", name="unreachable")
+    server = build_server(
+        replace(TEST_SETTINGS, hold_ttl=timedelta(seconds=1)), pool=pool, expiry=SaqExpiryScheduler(unreachable)
+    )
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = booking_service_pb2_grpc.BookingServiceStub(channel)
+            ids = [
+                (await stub.CreateBooking(Book(slot_id=await insert_slot(db), patient_id=f"p-{i}"))).booking.id
+                for i in range(5)
+            ]
+    finally:
+        await server.stop(grace=None)
+    await asyncio.sleep(1.2)
+    assert {await stored_status(db, i) for i in ids} == {"PENDING"}  # no job exists for them
+    await start_worker(sweep_seconds=1)
+    await wait_until_stored(db, ids, "FAILED", within=5)
+
+
+async def test_worker_down_then_restarted_fails_every_overdue_hold_on_its_first_sweep(  # type: ignore[no-untyped-def]
+    db, short_holds, start_worker
+) -> None:
+    worker = await start_worker()
+    ids = [
+        (await short_holds.CreateBooking(Book(slot_id=await insert_slot(db), patient_id=f"p-{i}"))).booking.id
+        for i in range(10)
+    ]
+    worker.kill()
+    await worker.wait()
+    await asyncio.sleep(TTL.total_seconds() + 0.5)
+    assert {await stored_status(db, i) for i in ids} == {"PENDING"}
+    # A fresh queue: the jobs are as good as lost, so only the start-up sweep can fail them.
+    await start_worker(queue=f"orflow-test-lost-{uuid.uuid4().hex[:8]}", sweep_seconds=59)
+    await wait_until_stored(db, ids, "FAILED", within=3)
+
+
+async def test_an_expiry_job_that_runs_twice_changes_nothing_the_second_time(db, pool) -> None:  # type: ignore[no-untyped-def]
+    slot_id = await insert_slot(db)
+    booking_id = await db.fetchval(
+        "INSERT INTO bookings (slot_id, room_id, doctor_id, start_time, end_time, room_free_time, patient_id,"
+        " status, create_time, expire_time, update_time)"
+        " SELECT id, room_id, doctor_id, start_time, end_time, end_time, 'p-1', 'PENDING', now(),"
+        " now() - interval '1 second', now() FROM slots WHERE id = $1 RETURNING id",
+        slot_id,
+    )
+    ops = OpsContext(pool=pool, hold_ttl=TTL, turnover=timedelta(0), expiry=NoQueueExpiryScheduler())
+    assert await expire_booking(ops, booking_id) is True
+    after_first = await snapshot(db)
+    assert await expire_booking(ops, booking_id) is False
+    assert await snapshot(db) == after_first
