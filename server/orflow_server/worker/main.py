@@ -35,7 +35,9 @@ def build_worker(ops: OpsContext, queue: Queue, *, sweep_seconds: int) -> Worker
         functions=[(EXPIRE_TASK, expire)],
         cron_jobs=[CronJob(sweep, cron=f"* * * * * */{sweep_seconds}")],
         startup=sweep,
-        concurrency=20,
+        # Jobs mostly wait out a sub-second remainder, so more run at once than
+        # CPU alone suggests; each holds a Redis connection (redis-py caps its pool).
+        concurrency=50,
     )
 
 
