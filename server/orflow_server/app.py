@@ -23,6 +23,7 @@ from orflow.v1 import (
 )
 from saq import Queue
 
+from .metrics import Metrics, serve_metrics, stop_metrics
 from .ops.context import OpsContext
 from .ops.expiry import ExpiryScheduler
 from .rpc.admin_service import AdminService
@@ -72,7 +73,9 @@ class OrFlowServer:
         await self.server.stop(grace)
 
 
-def build_server(settings: Settings, *, pool: asyncpg.Pool, expiry: ExpiryScheduler) -> OrFlowServer:
+def build_server(
+    settings: Settings, *, pool: asyncpg.Pool, expiry: ExpiryScheduler, metrics: Metrics | None = None
+) -> OrFlowServer:
     """The server with every service, health and reflection, bound but not started."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor()],
@@ -81,7 +84,9 @@ def build_server(settings: Settings, *, pool: asyncpg.Pool, expiry: ExpirySchedu
             ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
         ],
     )
-    ctx = OpsContext(pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover, expiry=expiry)
+    ctx = OpsContext(
+        pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover, expiry=expiry, metrics=metrics or Metrics()
+    )
     slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx), server)
     booking_service_pb2_grpc.add_BookingServiceServicer_to_server(BookingService(ctx), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(ctx), server)
@@ -102,7 +107,10 @@ async def serve(settings: Settings, *, database_url: str) -> None:
     if queue is None:
         _log.warning("ORFLOW_REDIS_URL is not set: holds expire on time in reads, and a worker's sweep persists it")
     try:
-        server = build_server(settings, pool=pool, expiry=expiry)
+        metrics = Metrics()
+        server = build_server(settings, pool=pool, expiry=expiry, metrics=metrics)
+        http, _, metrics_port = serve_metrics(metrics, settings.metrics_addr)
+        _log.info("metrics on http://%s:%d/metrics", settings.metrics_addr.rpartition(":")[0], metrics_port)
         await server.start()
         _log.info("OR Flow gRPC server listening on %s:%d", settings.grpc_addr.rpartition(":")[0], server.port)
         stop = asyncio.Event()
@@ -111,6 +119,7 @@ async def serve(settings: Settings, *, database_url: str) -> None:
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         await server.stop(grace=5)
+        stop_metrics(http)
     finally:
         if queue is not None:
             await queue.disconnect()

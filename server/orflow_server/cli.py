@@ -117,7 +117,13 @@ async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
         ops = OpsContext(
             pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover, expiry=NoQueueExpiryScheduler()
         )
-        await run_worker(ops, redis_url=redis_url, queue_name=settings.queue_name, sweep_seconds=settings.sweep_seconds)
+        await run_worker(
+            ops,
+            redis_url=redis_url,
+            queue_name=settings.queue_name,
+            sweep_seconds=settings.sweep_seconds,
+            metrics_addr=settings.worker_metrics_addr,
+        )
     finally:
         await pool.close()
 

@@ -25,6 +25,8 @@ class Settings:
     db_pool_max: int = 20
     sweep_seconds: int = 5
     queue_name: str = "orflow"
+    metrics_addr: str = "127.0.0.1:9464"
+    worker_metrics_addr: str = "127.0.0.1:9465"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -40,6 +42,8 @@ class Settings:
             db_pool_max=int(_number(environ, "ORFLOW_DB_POOL_MAX", 20, low=1, high=1000)),
             sweep_seconds=_whole(environ, "ORFLOW_SWEEP_SECONDS", 5, low=1, high=59),
             queue_name=environ.get("ORFLOW_QUEUE_NAME", "").strip() or "orflow",
+            metrics_addr=_addr(environ, "ORFLOW_METRICS_ADDR", "127.0.0.1:9464"),
+            worker_metrics_addr=_addr(environ, "ORFLOW_WORKER_METRICS_ADDR", "127.0.0.1:9465"),
         )
 
 

@@ -55,6 +55,8 @@ def _orflow(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
 
 def _base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORFLOW_")}
+    # Port 0: never collide with an OR Flow already running on this machine.
+    env.update(ORFLOW_METRICS_ADDR="127.0.0.1:0", ORFLOW_WORKER_METRICS_ADDR="127.0.0.1:0")
     env.update(extra)
     return env
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import time
 import uuid
@@ -25,6 +26,7 @@ from saq import Queue, Status
 
 from tests.conftest import TEST_SETTINGS, ServerFactory
 from tests.factories import error_details, insert_slot, make_booking, snapshot
+from tests.test_metrics import scrape
 
 TTL = timedelta(seconds=2)
 Book = booking_service_pb2.CreateBookingRequest
@@ -36,13 +38,16 @@ async def start_worker(database_url: str, redis_url: str, queue_name: str) -> As
     """Starts real worker processes; every one still running is stopped after the test."""
     started: list[asyncio.subprocess.Process] = []
 
-    async def start(*, queue: str = queue_name, sweep_seconds: int = 59) -> asyncio.subprocess.Process:
+    async def start(
+        *, queue: str = queue_name, sweep_seconds: int = 59, metrics_addr: str = "127.0.0.1:0"
+    ) -> asyncio.subprocess.Process:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORFLOW_")}
         env.update(
             ORFLOW_DATABASE_URL=database_url,
             ORFLOW_REDIS_URL=redis_url,
             ORFLOW_QUEUE_NAME=queue,
             ORFLOW_SWEEP_SECONDS=str(sweep_seconds),
+            ORFLOW_WORKER_METRICS_ADDR=metrics_addr,
         )
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -76,6 +81,12 @@ def booking_from_proto(booking: booking_pb2.Booking) -> Booking:
     return make_booking(id=booking.id, create_time=booking.create_time.ToDatetime(tzinfo=UTC))
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 async def stored_status(db: asyncpg.Connection, booking_id: int) -> str:
     """The row itself, not the read model (which shows an overdue hold FAILED before any job runs)."""
     return str(await db.fetchval("SELECT status FROM bookings WHERE id = $1", booking_id))
@@ -92,7 +103,8 @@ async def wait_until_stored(db: asyncpg.Connection, booking_ids: list[int], stat
 
 
 async def test_hold_expires_within_ttl_plus_one_second(db, short_holds, start_worker) -> None:  # type: ignore[no-untyped-def]
-    await start_worker()
+    metrics_port = free_port()
+    await start_worker(metrics_addr=f"127.0.0.1:{metrics_port}")
     slot_id = await insert_slot(db)
     booking = (await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-1"))).booking
     await wait_until_stored(db, [booking.id], "FAILED", within=TTL.total_seconds() + 3)
@@ -102,6 +114,10 @@ async def test_hold_expires_within_ttl_plus_one_second(db, short_holds, start_wo
     assert 0 <= lag < 1.0, f"expired {lag:.3f} s after expire_time"
     reason = await db.fetchval("SELECT failure_reason FROM bookings WHERE id = $1", booking.id)
     assert reason == "HOLD_EXPIRED"
+    samples = await asyncio.to_thread(scrape, metrics_port)
+    assert samples["orflow_holds_expired_total{trigger=job}"] == 1
+    assert samples["orflow_hold_expiry_lag_seconds_count"] == 1
+    assert "orflow_expiry_queue_depth" in samples
 
 
 async def test_confirm_just_before_ttl_wins_and_stays_confirmed(db, short_holds, start_worker) -> None:  # type: ignore[no-untyped-def]

@@ -305,17 +305,17 @@ async def seconds_until_expiry(conn: Conn, booking_id: int) -> float | None:
     return None if value is None else float(value)
 
 
-async def fail_overdue_hold(conn: Conn, booking_id: int) -> bool:
-    """Compare-and-set: fails the hold only if it is still PENDING and past expire_time."""
-    row = await conn.fetchrow(
+async def fail_overdue_hold(conn: Conn, booking_id: int) -> float | None:
+    """Compare-and-set: fails the hold only if still PENDING and overdue; returns its lag, or None."""
+    lag = await conn.fetchval(
         """
         UPDATE bookings SET status = 'FAILED', failure_reason = 'HOLD_EXPIRED', update_time = clock_timestamp()
         WHERE id = $1 AND status = 'PENDING' AND expire_time <= clock_timestamp()
-        RETURNING id
+        RETURNING extract(epoch FROM update_time - expire_time)::float8
         """,
         booking_id,
     )
-    return row is not None
+    return None if lag is None else float(lag)
 
 
 async def fail_all_overdue_holds(conn: Conn) -> list[float]:

@@ -27,14 +27,16 @@ from .context import OpsContext
 
 async def create_booking(ctx: OpsContext, *, slot_id: int, patient_id: str, request_id: str) -> Booking:
     """Holds a slot for a patient, then schedules the hold's expiry after the commit."""
-    booking = await _hold_slot(ctx, slot_id=slot_id, patient_id=patient_id, request_id=request_id)
+    booking, is_new = await _hold_slot(ctx, slot_id=slot_id, patient_id=patient_id, request_id=request_id)
+    if is_new:
+        ctx.metrics.holds_created.inc()
     if booking.status is BookingStatus.PENDING:
-        await ctx.expiry.schedule(booking)
+        await ctx.expiry.schedule(booking)  # a replay re-schedules harmlessly: the job key is the same
     return booking
 
 
-async def _hold_slot(ctx: OpsContext, *, slot_id: int, patient_id: str, request_id: str) -> Booking:
-    """The booking transaction; see db/bookings.py for the lock order."""
+async def _hold_slot(ctx: OpsContext, *, slot_id: int, patient_id: str, request_id: str) -> tuple[Booking, bool]:
+    """The booking transaction (see db/bookings.py for the lock order); True when it made a new booking."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         slot = await db.lock_slot(conn, slot_id)
         if slot is None:
@@ -44,7 +46,7 @@ async def _hold_slot(ctx: OpsContext, *, slot_id: int, patient_id: str, request_
             # request waits for the first and then finds its booking.
             earlier = await db.find_by_request_id(conn, patient_id, request_id)
             if earlier is not None:
-                return effective_booking(_replay(earlier, slot_id), await current_time(conn))
+                return effective_booking(_replay(earlier, slot_id), await current_time(conn)), False
         inventory = await db.lock_resources(conn, slot, patient_id=patient_id)
         now = await db.expire_overdue_holds(conn, slot, turnover=ctx.turnover)
         if slot.start_time <= now:
@@ -65,7 +67,7 @@ async def _hold_slot(ctx: OpsContext, *, slot_id: int, patient_id: str, request_
                         "available": str(max(owned - in_use, 0)),
                     },
                 )
-        return await db.insert_booking(
+        booking = await db.insert_booking(
             conn,
             slot,
             patient_id=patient_id,
@@ -74,6 +76,7 @@ async def _hold_slot(ctx: OpsContext, *, slot_id: int, patient_id: str, request_
             hold_ttl=ctx.hold_ttl,
             turnover=ctx.turnover,
         )
+        return booking, True
 
 
 def _replay(earlier: Booking, slot_id: int) -> Booking:
@@ -121,6 +124,7 @@ async def confirm_booking(ctx: OpsContext, booking_id: int) -> Booking:
                     f"booking {booking_id}'s hold expired at {current.expire_time.isoformat()}", metadata=meta
                 )
             raise BookingNotPendingError(f"booking {booking_id} is {current.status.value}, not PENDING", metadata=meta)
+    ctx.metrics.holds_confirmed.inc()
     await ctx.expiry.cancel(confirmed)  # the job would find nothing to do; this just tidies the queue
     return confirmed
 
@@ -135,6 +139,7 @@ async def cancel_booking(ctx: OpsContext, booking_id: int) -> Booking:
                 f"booking {booking_id} is {current.status.value}; only PENDING or CONFIRMED bookings can be cancelled",
                 metadata={"booking_id": str(booking_id), "status": current.status.value},
             )
+    ctx.metrics.holds_cancelled.inc()
     await ctx.expiry.cancel(cancelled)
     return cancelled
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
+
+from ..metrics import Metrics
 
 if TYPE_CHECKING:
     from .expiry import ExpiryScheduler
@@ -18,3 +20,4 @@ class OpsContext:
     hold_ttl: timedelta
     turnover: timedelta
     expiry: ExpiryScheduler
+    metrics: Metrics = field(default_factory=Metrics)

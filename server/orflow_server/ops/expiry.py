@@ -37,10 +37,16 @@ async def expire_booking(ctx: OpsContext, booking_id: int) -> bool:
     if 0 < remaining <= _MAX_EARLY_WAIT_SECONDS:
         await asyncio.sleep(remaining)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        return await db.fail_overdue_hold(conn, booking_id)
+        lag = await db.fail_overdue_hold(conn, booking_id)
+    if lag is None:
+        return False
+    ctx.metrics.record_expired([lag], trigger="job")
+    return True
 
 
 async def sweep_overdue_holds(ctx: OpsContext) -> list[float]:
     """Fails every overdue hold (the guarantee behind the jobs); returns their lags in seconds."""
     async with ctx.pool.acquire() as conn, conn.transaction():
-        return await db.fail_all_overdue_holds(conn)
+        lags = await db.fail_all_overdue_holds(conn)
+    ctx.metrics.record_expired(lags, trigger="sweep")
+    return lags

@@ -7,6 +7,7 @@ from typing import Any
 
 from saq import CronJob, Queue, Worker
 
+from ..metrics import serve_metrics, stop_metrics
 from ..ops.context import OpsContext
 from ..ops.expiry import expire_booking, sweep_overdue_holds
 from .queue import EXPIRE_TASK
@@ -26,6 +27,7 @@ def build_worker(ops: OpsContext, queue: Queue, *, sweep_seconds: int) -> Worker
 
     async def sweep(_: Any) -> int:
         lags = await sweep_overdue_holds(ops)
+        ops.metrics.queue_depth.set(await queue.count("incomplete"))
         if lags:
             _log.info("sweep failed %d overdue holds (max lag %.1f s)", len(lags), max(lags))
         return len(lags)
@@ -41,11 +43,16 @@ def build_worker(ops: OpsContext, queue: Queue, *, sweep_seconds: int) -> Worker
     )
 
 
-async def run_worker(ops: OpsContext, *, redis_url: str, queue_name: str, sweep_seconds: int) -> None:
-    """Runs until SIGINT/SIGTERM (SAQ's worker handles both and drains)."""
+async def run_worker(
+    ops: OpsContext, *, redis_url: str, queue_name: str, sweep_seconds: int, metrics_addr: str
+) -> None:
+    """Runs until SIGINT/SIGTERM (SAQ's worker handles both and drains), serving metrics meanwhile."""
     queue = Queue.from_url(redis_url, name=queue_name)
     await queue.connect()
+    http, _, port = serve_metrics(ops.metrics, metrics_addr)
+    _log.info("worker metrics on http://%s:%d/metrics", metrics_addr.rpartition(":")[0], port)
     try:
         await build_worker(ops, queue, sweep_seconds=sweep_seconds).start()
     finally:
+        stop_metrics(http)
         await queue.disconnect()

@@ -1,0 +1,53 @@
+"""Operator metrics for holds, in Prometheus text format.
+
+Each process keeps its own registry (no module-level singleton) and serves it
+on its own port: the server counts holds created, confirmed and cancelled; the
+worker counts holds expired, their expiry lag and the queue's depth.
+"""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics:
+    """The hold counters of one process, in a registry of its own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.holds_created = Counter("orflow_holds_created", "PENDING holds created", registry=reg)
+        self.holds_confirmed = Counter("orflow_holds_confirmed", "Holds confirmed", registry=reg)
+        self.holds_cancelled = Counter("orflow_holds_cancelled", "Bookings cancelled", registry=reg)
+        self.holds_expired = Counter(
+            "orflow_holds_expired", "Holds stored FAILED as expired, by what did it", ["trigger"], registry=reg
+        )
+        self.expiry_lag = Histogram(
+            "orflow_hold_expiry_lag_seconds",
+            "Seconds from a hold's expire_time to the moment it was stored FAILED",
+            buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60, 300),
+            registry=reg,
+        )
+        self.queue_depth = Gauge("orflow_expiry_queue_depth", "Expiry jobs not yet finished", registry=reg)
+
+    def record_expired(self, lags: list[float], *, trigger: str) -> None:
+        if lags:
+            self.holds_expired.labels(trigger=trigger).inc(len(lags))
+        for lag in lags:
+            self.expiry_lag.observe(max(lag, 0.0))
+
+
+def serve_metrics(metrics: Metrics, addr: str) -> tuple[WSGIServer, threading.Thread, int]:
+    """Serves /metrics on host:port (port 0 picks one); returns the server, its thread and the port."""
+    host, _, port = addr.rpartition(":")
+    server, thread = start_http_server(int(port), host.strip("[]"), registry=metrics.registry)
+    return server, thread, int(server.server_port)
+
+
+def stop_metrics(server: WSGIServer) -> None:
+    """Stops serving and closes the listening socket."""
+    server.shutdown()
+    server.server_close()
