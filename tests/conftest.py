@@ -126,12 +126,17 @@ ServerFactory = Callable[..., Any]
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def start_server(pool: asyncpg.Pool, saq_queue: Queue) -> AsyncIterator[ServerFactory]:
+async def start_server(pool: asyncpg.Pool, saq_queue: Queue, database_url: str) -> AsyncIterator[ServerFactory]:
     """Starts a real aio server on port 0 with settings overrides; returns its target."""
     servers: list[OrFlowServer] = []
 
     async def start(**overrides: Any) -> str:
-        server = build_server(replace(TEST_SETTINGS, **overrides), pool=pool, expiry=SaqExpiryScheduler(saq_queue))
+        server = build_server(
+            replace(TEST_SETTINGS, **overrides),
+            pool=pool,
+            expiry=SaqExpiryScheduler(saq_queue),
+            listen_dsn=database_url,
+        )
         await server.start()
         servers.append(server)
         return f"127.0.0.1:{server.port}"

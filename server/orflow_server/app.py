@@ -23,6 +23,7 @@ from orflow.v1 import (
 )
 from saq import Queue
 
+from .live import SlotChangeHub
 from .metrics import Metrics, serve_metrics, stop_metrics
 from .ops.context import OpsContext
 from .ops.expiry import ExpiryScheduler
@@ -61,8 +62,11 @@ class OrFlowServer:
     server: grpc.aio.Server
     port: int
     health: health_aio.HealthServicer
+    hub: SlotChangeHub | None = None
 
     async def start(self) -> None:
+        if self.hub is not None:
+            await self.hub.start()  # first, so the first WatchSlots already hears changes
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -70,13 +74,24 @@ class OrFlowServer:
     async def stop(self, grace: float | None) -> None:
         """NOT_SERVING first, so load balancers drain us, then finish in-flight calls."""
         await self.health.enter_graceful_shutdown()
+        if self.hub is not None:
+            await self.hub.stop()  # ends WatchSlots streams (UNAVAILABLE), which would otherwise outlast any grace
         await self.server.stop(grace)
 
 
 def build_server(
-    settings: Settings, *, pool: asyncpg.Pool, expiry: ExpiryScheduler, metrics: Metrics | None = None
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool,
+    expiry: ExpiryScheduler,
+    metrics: Metrics | None = None,
+    listen_dsn: str | None = None,
 ) -> OrFlowServer:
-    """The server with every service, health and reflection, bound but not started."""
+    """The server with every service, health and reflection, bound but not started.
+
+    `listen_dsn` is where the slot-change hub opens its own LISTEN connection;
+    without it WatchSlots answers UNAVAILABLE.
+    """
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor()],
         options=[
@@ -87,7 +102,8 @@ def build_server(
     ctx = OpsContext(
         pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover, expiry=expiry, metrics=metrics or Metrics()
     )
-    slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx), server)
+    hub = SlotChangeHub(dsn=listen_dsn) if listen_dsn else None
+    slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx, hub=hub), server)
     booking_service_pb2_grpc.add_BookingServiceServicer_to_server(BookingService(ctx), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(ctx), server)
     health_servicer = health_aio.HealthServicer()
@@ -96,7 +112,7 @@ def build_server(
     port = server.add_insecure_port(settings.grpc_addr)
     if port == 0:
         raise OSError(f"could not listen on ORFLOW_GRPC_ADDR={settings.grpc_addr}")
-    return OrFlowServer(server=server, port=port, health=health_servicer)
+    return OrFlowServer(server=server, port=port, health=health_servicer, hub=hub)
 
 
 async def serve(settings: Settings, *, database_url: str) -> None:
@@ -108,7 +124,7 @@ async def serve(settings: Settings, *, database_url: str) -> None:
         _log.warning("ORFLOW_REDIS_URL is not set: holds expire on time in reads, and a worker's sweep persists it")
     try:
         metrics = Metrics()
-        server = build_server(settings, pool=pool, expiry=expiry, metrics=metrics)
+        server = build_server(settings, pool=pool, expiry=expiry, metrics=metrics, listen_dsn=database_url)
         http, _, metrics_port = serve_metrics(metrics, settings.metrics_addr)
         _log.info("metrics on http://%s:%d/metrics", settings.metrics_addr.rpartition(":")[0], metrics_port)
         await server.start()

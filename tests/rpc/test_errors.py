@@ -28,6 +28,7 @@ EXPECTED: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.HoldExpiredError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.BookingNotPendingError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.BookingNotActiveError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
 }
 
 # Classes only ever subclassed, never raised as they are.

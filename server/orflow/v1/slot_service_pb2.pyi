@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from orflow.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,46 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SlotChangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SlotChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlotChangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SLOT_CHANGE_KIND_UNSPECIFIED: _SlotChangeKind.ValueType  # 0
+    """Never sent."""
+    SLOT_CHANGE_KIND_SNAPSHOT: _SlotChangeKind.ValueType  # 1
+    """Part of a snapshot: the slot as it is now."""
+    SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE: _SlotChangeKind.ValueType  # 2
+    """The snapshot is complete; `slot` is unset. Replace your view with it."""
+    SLOT_CHANGE_KIND_CREATED: _SlotChangeKind.ValueType  # 3
+    """A slot was published."""
+    SLOT_CHANGE_KIND_BOOKED: _SlotChangeKind.ValueType  # 4
+    """A hold was placed on the slot."""
+    SLOT_CHANGE_KIND_CONFIRMED: _SlotChangeKind.ValueType  # 5
+    """The hold on the slot was confirmed."""
+    SLOT_CHANGE_KIND_RELEASED: _SlotChangeKind.ValueType  # 6
+    """The slot's booking was cancelled or its hold expired."""
+
+class SlotChangeKind(_SlotChangeKind, metaclass=_SlotChangeKindEnumTypeWrapper):
+    """What a WatchSlotsResponse reports."""
+
+SLOT_CHANGE_KIND_UNSPECIFIED: SlotChangeKind.ValueType  # 0
+"""Never sent."""
+SLOT_CHANGE_KIND_SNAPSHOT: SlotChangeKind.ValueType  # 1
+"""Part of a snapshot: the slot as it is now."""
+SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE: SlotChangeKind.ValueType  # 2
+"""The snapshot is complete; `slot` is unset. Replace your view with it."""
+SLOT_CHANGE_KIND_CREATED: SlotChangeKind.ValueType  # 3
+"""A slot was published."""
+SLOT_CHANGE_KIND_BOOKED: SlotChangeKind.ValueType  # 4
+"""A hold was placed on the slot."""
+SLOT_CHANGE_KIND_CONFIRMED: SlotChangeKind.ValueType  # 5
+"""The hold on the slot was confirmed."""
+SLOT_CHANGE_KIND_RELEASED: SlotChangeKind.ValueType  # 6
+"""The slot's booking was cancelled or its hold expired."""
+Global___SlotChangeKind: _TypeAlias = SlotChangeKind  # noqa: Y015
 
 @_typing.final
 class ListSlotsRequest(_message.Message):
@@ -205,3 +246,61 @@ class ListDoctorsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDoctorsResponse: _TypeAlias = ListDoctorsResponse  # noqa: Y015
+
+@_typing.final
+class WatchSlotsRequest(_message.Message):
+    """Request for WatchSlots. Every filter that is set must match."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROCEDURE_TYPE_FIELD_NUMBER: _builtins.int
+    DOCTOR_ID_FIELD_NUMBER: _builtins.int
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    procedure_type: _builtins.str
+    """Only this procedure (exact, case-insensitive)."""
+    doctor_id: _builtins.int
+    """Only this surgeon."""
+    room_id: _builtins.int
+    """Only this room."""
+    def __init__(
+        self,
+        *,
+        procedure_type: _builtins.str = ...,
+        doctor_id: _builtins.int = ...,
+        room_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["doctor_id", b"doctor_id", "procedure_type", b"procedure_type", "room_id", b"room_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchSlotsRequest: _TypeAlias = WatchSlotsRequest  # noqa: Y015
+
+@_typing.final
+class WatchSlotsResponse(_message.Message):
+    """One message of WatchSlots."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    kind: Global___SlotChangeKind.ValueType
+    """What happened."""
+    @_builtins.property
+    def slot(self) -> _resources_pb2.Slot:
+        """The slot as it is when this message is sent; unset for SNAPSHOT_COMPLETE."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___SlotChangeKind.ValueType = ...,
+        slot: _resources_pb2.Slot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchSlotsResponse: _TypeAlias = WatchSlotsResponse  # noqa: Y015

@@ -51,6 +51,11 @@ class SlotServiceStub:
                 request_serializer=orflow_dot_v1_dot_slot__service__pb2.ListDoctorsRequest.SerializeToString,
                 response_deserializer=orflow_dot_v1_dot_slot__service__pb2.ListDoctorsResponse.FromString,
                 _registered_method=True)
+        self.WatchSlots = channel.unary_stream(
+                '/orflow.v1.SlotService/WatchSlots',
+                request_serializer=orflow_dot_v1_dot_slot__service__pb2.WatchSlotsRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_slot__service__pb2.WatchSlotsResponse.FromString,
+                _registered_method=True)
 
 
 class SlotServiceServicer:
@@ -83,6 +88,24 @@ class SlotServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchSlots(self, request, context):
+        """Streams slot changes so a portal stays current without polling. First a
+        snapshot: up to 2000 matching slots that have not started, ordered by
+        start_time (kind SNAPSHOT), then one SNAPSHOT_COMPLETE; then a message per
+        change, committed by any server or worker (CREATED, BOOKED, CONFIRMED,
+        RELEASED). Each message carries the slot as it is when sent, so `available`
+        is current even if the change was overtaken. A watcher that falls behind,
+        or whose server lost its database notifications for a moment, gets a fresh
+        snapshot instead of a gap: on SNAPSHOT after SNAPSHOT_COMPLETE, rebuild
+        your view from the new snapshot. Changes may repeat; none is skipped.
+        Never reveals who holds a slot. The stream never ends on its own.
+        Errors: INVALID_ARGUMENT (negative ids, procedure_type too long),
+        UNAVAILABLE (the server is shutting down or has no live updates; retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SlotServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +123,11 @@ def add_SlotServiceServicer_to_server(servicer, server):
                     servicer.ListDoctors,
                     request_deserializer=orflow_dot_v1_dot_slot__service__pb2.ListDoctorsRequest.FromString,
                     response_serializer=orflow_dot_v1_dot_slot__service__pb2.ListDoctorsResponse.SerializeToString,
+            ),
+            'WatchSlots': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSlots,
+                    request_deserializer=orflow_dot_v1_dot_slot__service__pb2.WatchSlotsRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_slot__service__pb2.WatchSlotsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -185,6 +213,33 @@ class SlotService:
             '/orflow.v1.SlotService/ListDoctors',
             orflow_dot_v1_dot_slot__service__pb2.ListDoctorsRequest.SerializeToString,
             orflow_dot_v1_dot_slot__service__pb2.ListDoctorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSlots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/orflow.v1.SlotService/WatchSlots',
+            orflow_dot_v1_dot_slot__service__pb2.WatchSlotsRequest.SerializeToString,
+            orflow_dot_v1_dot_slot__service__pb2.WatchSlotsResponse.FromString,
             options,
             channel_credentials,
             insecure,

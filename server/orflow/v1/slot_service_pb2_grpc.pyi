@@ -48,6 +48,20 @@ class SlotServiceStub:
     """Finds surgeons by name or specialty, ordered by name.
     Errors: INVALID_ARGUMENT (negative page_size, bad page_token).
     """
+    WatchSlots: _grpc.UnaryStreamMultiCallable[_slot_service_pb2.WatchSlotsRequest, _slot_service_pb2.WatchSlotsResponse]
+    """Streams slot changes so a portal stays current without polling. First a
+    snapshot: up to 2000 matching slots that have not started, ordered by
+    start_time (kind SNAPSHOT), then one SNAPSHOT_COMPLETE; then a message per
+    change, committed by any server or worker (CREATED, BOOKED, CONFIRMED,
+    RELEASED). Each message carries the slot as it is when sent, so `available`
+    is current even if the change was overtaken. A watcher that falls behind,
+    or whose server lost its database notifications for a moment, gets a fresh
+    snapshot instead of a gap: on SNAPSHOT after SNAPSHOT_COMPLETE, rebuild
+    your view from the new snapshot. Changes may repeat; none is skipped.
+    Never reveals who holds a slot. The stream never ends on its own.
+    Errors: INVALID_ARGUMENT (negative ids, procedure_type too long),
+    UNAVAILABLE (the server is shutting down or has no live updates; retry).
+    """
 
 @_typing.type_check_only
 class SlotServiceAsyncStub(SlotServiceStub):
@@ -68,6 +82,20 @@ class SlotServiceAsyncStub(SlotServiceStub):
     ListDoctors: _aio.UnaryUnaryMultiCallable[_slot_service_pb2.ListDoctorsRequest, _slot_service_pb2.ListDoctorsResponse]  # type: ignore[assignment]
     """Finds surgeons by name or specialty, ordered by name.
     Errors: INVALID_ARGUMENT (negative page_size, bad page_token).
+    """
+    WatchSlots: _aio.UnaryStreamMultiCallable[_slot_service_pb2.WatchSlotsRequest, _slot_service_pb2.WatchSlotsResponse]  # type: ignore[assignment]
+    """Streams slot changes so a portal stays current without polling. First a
+    snapshot: up to 2000 matching slots that have not started, ordered by
+    start_time (kind SNAPSHOT), then one SNAPSHOT_COMPLETE; then a message per
+    change, committed by any server or worker (CREATED, BOOKED, CONFIRMED,
+    RELEASED). Each message carries the slot as it is when sent, so `available`
+    is current even if the change was overtaken. A watcher that falls behind,
+    or whose server lost its database notifications for a moment, gets a fresh
+    snapshot instead of a gap: on SNAPSHOT after SNAPSHOT_COMPLETE, rebuild
+    your view from the new snapshot. Changes may repeat; none is skipped.
+    Never reveals who holds a slot. The stream never ends on its own.
+    Errors: INVALID_ARGUMENT (negative ids, procedure_type too long),
+    UNAVAILABLE (the server is shutting down or has no live updates; retry).
     """
 
 class SlotServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -104,6 +132,26 @@ class SlotServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_slot_service_pb2.ListDoctorsResponse, _abc.Awaitable[_slot_service_pb2.ListDoctorsResponse]]:
         """Finds surgeons by name or specialty, ordered by name.
         Errors: INVALID_ARGUMENT (negative page_size, bad page_token).
+        """
+
+    @_abc_1.abstractmethod
+    def WatchSlots(
+        self,
+        request: _slot_service_pb2.WatchSlotsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_slot_service_pb2.WatchSlotsResponse], _abc.AsyncIterator[_slot_service_pb2.WatchSlotsResponse]]:
+        """Streams slot changes so a portal stays current without polling. First a
+        snapshot: up to 2000 matching slots that have not started, ordered by
+        start_time (kind SNAPSHOT), then one SNAPSHOT_COMPLETE; then a message per
+        change, committed by any server or worker (CREATED, BOOKED, CONFIRMED,
+        RELEASED). Each message carries the slot as it is when sent, so `available`
+        is current even if the change was overtaken. A watcher that falls behind,
+        or whose server lost its database notifications for a moment, gets a fresh
+        snapshot instead of a gap: on SNAPSHOT after SNAPSHOT_COMPLETE, rebuild
+        your view from the new snapshot. Changes may repeat; none is skipped.
+        Never reveals who holds a slot. The stream never ends on its own.
+        Errors: INVALID_ARGUMENT (negative ids, procedure_type too long),
+        UNAVAILABLE (the server is shutting down or has no live updates; retry).
         """
 
 def add_SlotServiceServicer_to_server(servicer: SlotServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

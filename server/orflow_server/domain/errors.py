@@ -102,3 +102,9 @@ class RequestIdReusedError(InvalidArgumentError):
     """The same idempotency key was sent before with a different request."""
 
     reason = "REQUEST_ID_REUSED"
+
+
+class UnavailableError(OrFlowError):
+    """The server cannot serve this now (shutting down, or a feature is not configured); retry later."""
+
+    reason = "UNAVAILABLE"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf import timestamp_pb2
-from orflow.v1 import booking_pb2, resources_pb2
+from orflow.v1 import booking_pb2, resources_pb2, slot_service_pb2
 
+from ..domain.changes import SlotChangeKind
 from ..domain.models import Booking, BookingStatus, Doctor, Equipment, FailureReason, Room, Slot
 
 STATUS_TO_PROTO: dict[BookingStatus, booking_pb2.BookingStatus.ValueType] = {
@@ -19,6 +20,15 @@ STATUS_FROM_PROTO = {proto: status for status, proto in STATUS_TO_PROTO.items()}
 
 FAILURE_REASON_TO_PROTO: dict[FailureReason, booking_pb2.FailureReason.ValueType] = {
     FailureReason.HOLD_EXPIRED: booking_pb2.FAILURE_REASON_HOLD_EXPIRED,
+}
+
+CHANGE_KIND_TO_PROTO: dict[SlotChangeKind, slot_service_pb2.SlotChangeKind.ValueType] = {
+    SlotChangeKind.SNAPSHOT: slot_service_pb2.SLOT_CHANGE_KIND_SNAPSHOT,
+    SlotChangeKind.SNAPSHOT_COMPLETE: slot_service_pb2.SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE,
+    SlotChangeKind.CREATED: slot_service_pb2.SLOT_CHANGE_KIND_CREATED,
+    SlotChangeKind.BOOKED: slot_service_pb2.SLOT_CHANGE_KIND_BOOKED,
+    SlotChangeKind.CONFIRMED: slot_service_pb2.SLOT_CHANGE_KIND_CONFIRMED,
+    SlotChangeKind.RELEASED: slot_service_pb2.SLOT_CHANGE_KIND_RELEASED,
 }
 
 

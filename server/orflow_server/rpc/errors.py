@@ -28,6 +28,7 @@ CODES: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
     errors.ConflictError: grpc.StatusCode.ABORTED,
     errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -9,7 +10,9 @@ from orflow.v1 import slot_service_pb2 as pb
 from orflow.v1 import slot_service_pb2_grpc
 
 from ..db.slots import SlotFilters
+from ..domain.errors import UnavailableError
 from ..domain.paging import page_size_or_default
+from ..live import SlotChangeHub, watch_slots
 from ..ops import slots as ops
 from ..ops.context import OpsContext
 from . import convert
@@ -19,8 +22,9 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
-    def __init__(self, ctx: OpsContext) -> None:
+    def __init__(self, ctx: OpsContext, *, hub: SlotChangeHub | None = None) -> None:
         self._ctx = ctx
+        self._hub = hub
 
     async def ListSlots(self, request: pb.ListSlotsRequest, context: Context) -> pb.ListSlotsResponse:
         check = RequestChecker()
@@ -54,3 +58,23 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
             self._ctx, query=query, page_size=page_size_or_default(request.page_size), page_token=request.page_token
         )
         return pb.ListDoctorsResponse(doctors=[convert.doctor_to_proto(d) for d in doctors], next_page_token=token)
+
+    async def WatchSlots(self, request: pb.WatchSlotsRequest, context: Context) -> AsyncIterator[pb.WatchSlotsResponse]:
+        check = RequestChecker()
+        filters = SlotFilters(
+            procedure_type=check.text("procedure_type", request.procedure_type, max_length=200, is_required=False),
+            doctor_id=check.optional_id("doctor_id", request.doctor_id),
+            room_id=check.optional_id("room_id", request.room_id),
+        )
+        check.raise_if_any()
+        if self._hub is None:
+            raise UnavailableError("this server has no live slot updates; poll ListSlots")
+        with self._hub.subscribe() as subscription:
+            # A cancelled stream may leave this generator suspended at a yield
+            # until it is garbage-collected; the done callback unsubscribes now.
+            # (grpc-stubs declares DoneCallback as a class, not a Protocol.)
+            context.add_done_callback(lambda _: subscription.close())  # type: ignore[arg-type]
+            async for kind, slot in watch_slots(subscription, self._ctx, filters):
+                yield pb.WatchSlotsResponse(
+                    kind=convert.CHANGE_KIND_TO_PROTO[kind], slot=None if slot is None else convert.slot_to_proto(slot)
+                )

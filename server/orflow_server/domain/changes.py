@@ -1,0 +1,26 @@
+"""Slot changes as the database announces them: which slot, and what happened to it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class SlotChangeKind(enum.Enum):
+    SNAPSHOT = "SNAPSHOT"
+    SNAPSHOT_COMPLETE = "SNAPSHOT_COMPLETE"
+    CREATED = "CREATED"
+    BOOKED = "BOOKED"
+    CONFIRMED = "CONFIRMED"
+    RELEASED = "RELEASED"
+
+
+@dataclass(frozen=True)
+class SlotChange:
+    slot_id: int
+    kind: SlotChangeKind
+
+
+@dataclass(frozen=True)
+class SlotsReset:
+    """Many slots changed at once (a TRUNCATE): only a fresh snapshot is right."""

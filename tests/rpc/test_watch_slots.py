@@ -1,0 +1,254 @@
+"""WatchSlots: a snapshot first, then every committed change, with resyncs instead of gaps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+from orflow.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    booking_service_pb2,
+    booking_service_pb2_grpc,
+    slot_service_pb2,
+    slot_service_pb2_grpc,
+)
+from orflow.v1.slot_service_pb2 import WatchSlotsRequest, WatchSlotsResponse
+from orflow_server.app import OrFlowServer, build_server
+from orflow_server.db.changes import parse_notice
+from orflow_server.db.slots import SlotFilters
+from orflow_server.domain.changes import SlotChange, SlotChangeKind, SlotsReset
+from orflow_server.live import Signal, SlotChangeHub, watch_slots
+from orflow_server.ops.context import OpsContext
+from orflow_server.rpc.convert import CHANGE_KIND_TO_PROTO, timestamp
+from orflow_server.worker.queue import NoQueueExpiryScheduler
+
+from tests.conftest import TEST_SETTINGS
+from tests.factories import future, insert_doctor, insert_room, insert_slot
+
+SNAPSHOT = slot_service_pb2.SLOT_CHANGE_KIND_SNAPSHOT
+COMPLETE = slot_service_pb2.SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE
+CREATED = slot_service_pb2.SLOT_CHANGE_KIND_CREATED
+BOOKED = slot_service_pb2.SLOT_CHANGE_KIND_BOOKED
+CONFIRMED = slot_service_pb2.SLOT_CHANGE_KIND_CONFIRMED
+RELEASED = slot_service_pb2.SLOT_CHANGE_KIND_RELEASED
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def live_server(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[OrFlowServer]:
+    """A server of this test's own, so the test can look at its hub."""
+    server = build_server(TEST_SETTINGS, pool=pool, expiry=NoQueueExpiryScheduler(), listen_dsn=database_url)
+    await server.start()
+    yield server
+    await server.stop(grace=None)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def live_channel(live_server: OrFlowServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{live_server.port}") as channel:
+        yield channel
+
+
+class Watcher:
+    def __init__(self, channel: grpc.aio.Channel, request: WatchSlotsRequest | None = None) -> None:
+        self.call = slot_service_pb2_grpc.SlotServiceStub(channel).WatchSlots(request or WatchSlotsRequest())
+
+    async def read(self) -> WatchSlotsResponse:
+        message = await asyncio.wait_for(self.call.read(), 10)
+        assert isinstance(message, WatchSlotsResponse), message
+        return message
+
+    async def snapshot(self) -> list[int]:
+        """The ids of one whole snapshot (the next message must start it)."""
+        ids = []
+        while (message := await self.read()).kind == SNAPSHOT:
+            ids.append(message.slot.id)
+        assert message.kind == COMPLETE and not message.HasField("slot")
+        return ids
+
+    async def change(self) -> tuple[int, int, bool]:
+        """(kind, slot id, available) of the next change; resync snapshots in between are skipped."""
+        while (message := await self.read()).kind in (SNAPSHOT, COMPLETE):
+            pass
+        return message.kind, message.slot.id, message.slot.available
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def barrier(db: asyncpg.Connection, *watchers: Watcher) -> None:
+    """Publishes a slot and waits for it: the fixture's TRUNCATE (an earlier notification, so delivered
+    earlier) can no longer interrupt the changes a test expects with a resync."""
+    marker = await insert_slot(db)
+    for watcher in watchers:
+        assert (await watcher.change())[:2] == (CREATED, marker)
+
+
+async def test_two_watchers_see_snapshot_then_book_confirm_cancel_in_order(
+    db: asyncpg.Connection, live_channel: grpc.aio.Channel
+) -> None:
+    slot_id = await insert_slot(db)
+    watchers = [Watcher(live_channel), Watcher(live_channel)]
+    for watcher in watchers:
+        assert await watcher.snapshot() == [slot_id]
+    await barrier(db, *watchers)
+    bookings = booking_service_pb2_grpc.BookingServiceStub(live_channel)
+
+    created = await bookings.CreateBooking(booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id="p-1"))
+    await bookings.ConfirmBooking(booking_service_pb2.ConfirmBookingRequest(booking_id=created.booking.id))
+    await bookings.CancelBooking(booking_service_pb2.CancelBookingRequest(booking_id=created.booking.id))
+
+    for watcher in watchers:
+        # `available` is read when a message is sent, which may be after the cancel: only kinds are ordered.
+        assert (await watcher.change())[:2] == (BOOKED, slot_id)
+        assert (await watcher.change())[:2] == (CONFIRMED, slot_id)
+        assert await watcher.change() == (RELEASED, slot_id, True)
+        watcher.call.cancel()
+
+
+async def test_an_expired_hold_is_released(db: asyncpg.Connection, live_channel: grpc.aio.Channel) -> None:
+    slot_id = await insert_slot(db)
+    watcher = Watcher(live_channel)
+    await watcher.snapshot()
+    await barrier(db, watcher)
+    bookings = booking_service_pb2_grpc.BookingServiceStub(live_channel)
+    created = await bookings.CreateBooking(booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id="p-1"))
+    assert (await watcher.change())[:2] == (BOOKED, slot_id)
+
+    # What the expiry worker does, from another connection and process for all the server knows.
+    await db.execute(
+        "UPDATE bookings SET status = 'FAILED', failure_reason = 'HOLD_EXPIRED' WHERE id = $1", created.booking.id
+    )
+    assert await watcher.change() == (RELEASED, slot_id, True)
+    watcher.call.cancel()
+
+
+async def test_created_slots_reach_only_matching_watchers(
+    db: asyncpg.Connection, live_channel: grpc.aio.Channel
+) -> None:
+    room_id, other_room_id, doctor_id = await insert_room(db), await insert_room(db), await insert_doctor(db)
+    everything, one_room = Watcher(live_channel), Watcher(live_channel, WatchSlotsRequest(room_id=room_id))
+    assert await everything.snapshot() == [] and await one_room.snapshot() == []
+    await barrier(db, everything)
+    admin = admin_service_pb2_grpc.AdminServiceStub(live_channel)
+
+    async def publish(room: int, hours: float) -> int:
+        start = future(hours)
+        request = admin_service_pb2.CreateSlotRequest(
+            doctor_id=doctor_id,
+            procedure_type="Hip Replacement",
+            room_id=room,
+            start_time=timestamp(start),
+            end_time=timestamp(start + timedelta(hours=1)),
+        )
+        return (await admin.CreateSlot(request)).slot.id
+
+    elsewhere, here = await publish(other_room_id, 30), await publish(room_id, 40)
+    assert await everything.change() == (CREATED, elsewhere, True)
+    assert await everything.change() == (CREATED, here, True)
+    assert await one_room.change() == (CREATED, here, True)
+    everything.call.cancel()
+    one_room.call.cancel()
+
+
+async def test_a_cancelled_stream_leaves_no_subscriber(
+    db: asyncpg.Connection, live_server: OrFlowServer, live_channel: grpc.aio.Channel
+) -> None:
+    assert live_server.hub is not None
+    watcher = Watcher(live_channel)
+    await watcher.snapshot()
+    assert live_server.hub.subscriber_count == 1
+    watcher.call.cancel()
+    await until(lambda: live_server.hub is not None and live_server.hub.subscriber_count == 0)
+
+
+async def test_bad_filters_are_invalid_argument(live_channel: grpc.aio.Channel) -> None:
+    watcher = Watcher(live_channel, WatchSlotsRequest(room_id=-1))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await watcher.read()
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_stopping_the_server_ends_streams_with_unavailable(
+    db: asyncpg.Connection, pool: asyncpg.Pool, database_url: str
+) -> None:
+    server = build_server(TEST_SETTINGS, pool=pool, expiry=NoQueueExpiryScheduler(), listen_dsn=database_url)
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        watcher = Watcher(channel)
+        await watcher.snapshot()
+        await server.stop(grace=5)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await watcher.read()
+    assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def tiny_hub(database_url: str) -> AsyncIterator[SlotChangeHub]:
+    hub = SlotChangeHub(dsn=database_url, queue_size=2, min_backoff=0.05)
+    await hub.start()
+    yield hub
+    await hub.stop()
+
+
+def context(pool: asyncpg.Pool) -> OpsContext:
+    return OpsContext(pool=pool, hold_ttl=timedelta(minutes=2), turnover=timedelta(0), expiry=NoQueueExpiryScheduler())
+
+
+async def test_a_watcher_that_falls_behind_gets_a_fresh_snapshot_not_a_gap(
+    db: asyncpg.Connection, pool: asyncpg.Pool, tiny_hub: SlotChangeHub
+) -> None:
+    with tiny_hub.subscribe() as subscription:
+        stream = watch_slots(subscription, context(pool), SlotFilters())
+        assert await anext(stream) == (SlotChangeKind.SNAPSHOT_COMPLETE, None)
+        async with db.transaction():
+            new_ids = [await insert_slot(db, start=future(10 + i)) for i in range(5)]
+        await until(lambda: tiny_hub.notice_count >= 5)  # 5 changes into a queue of 2: it overflowed
+
+        resynced = [await anext(stream) for _ in range(6)]
+        assert [kind for kind, _ in resynced] == [SlotChangeKind.SNAPSHOT] * 5 + [SlotChangeKind.SNAPSHOT_COMPLETE]
+        assert [slot.id for _, slot in resynced if slot is not None] == new_ids
+        await stream.aclose()
+    assert tiny_hub.subscriber_count == 0
+
+
+async def test_a_lost_listen_connection_reconnects_and_resyncs(db: asyncpg.Connection, tiny_hub: SlotChangeHub) -> None:
+    with tiny_hub.subscribe() as subscription:
+        pid = tiny_hub.connection_pid
+        assert pid is not None
+        await db.execute("SELECT pg_terminate_backend($1)", pid)
+        assert await asyncio.wait_for(subscription.next(), 10) is Signal.RESYNC
+        assert tiny_hub.connection_pid not in (None, pid)
+        slot_id = await insert_slot(db)
+        assert await asyncio.wait_for(subscription.next(), 10) == SlotChange(slot_id, SlotChangeKind.CREATED)
+
+
+def test_every_change_kind_has_its_own_proto_value() -> None:
+    values = [CHANGE_KIND_TO_PROTO[kind] for kind in SlotChangeKind]
+    assert len(set(values)) == len(values)
+    assert slot_service_pb2.SLOT_CHANGE_KIND_UNSPECIFIED not in values
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ('{"slot_id": 7, "kind": "BOOKED"}', SlotChange(7, SlotChangeKind.BOOKED)),
+        ('{"kind": "RESET"}', SlotsReset()),
+        ('{"slot_id": 7, "kind": "SNAPSHOT"}', None),  # not something the database announces
+        ('{"slot_id": 7, "kind": "MOVED"}', None),  # a newer migration's kind: ignored
+        ("not json", None),
+        ("[]", None),
+    ],
+)
+def test_notification_payloads(payload: str, expected: object) -> None:
+    assert parse_notice(payload) == expected
