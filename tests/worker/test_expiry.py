@@ -26,6 +26,7 @@ from saq import Queue, Status
 
 from tests.conftest import TEST_SETTINGS, ServerFactory
 from tests.factories import error_details, insert_slot, make_booking, snapshot
+from tests.rpc.test_watch_slots import BOOKED, CONFIRMED, RELEASED, Watcher, barrier
 from tests.test_metrics import scrape
 
 TTL = timedelta(seconds=2)
@@ -214,3 +215,27 @@ async def test_an_expiry_job_that_runs_twice_changes_nothing_the_second_time(db,
     after_first = await snapshot(db)
     assert await expire_booking(ops, booking_id) is False
     assert await snapshot(db) == after_first
+
+
+async def test_two_watchers_see_a_booking_a_confirm_and_a_real_expiry_in_order(  # type: ignore[no-untyped-def]
+    db, start_server, start_worker
+) -> None:
+    target = await start_server(hold_ttl=TTL)
+    await start_worker()
+    kept, lapsed = await insert_slot(db), await insert_slot(db)
+    async with grpc.aio.insecure_channel(target) as channel:
+        watchers = [Watcher(channel), Watcher(channel)]
+        for watcher in watchers:
+            assert sorted(await watcher.snapshot()) == sorted([kept, lapsed])
+        await barrier(db, *watchers)
+        stub = booking_service_pb2_grpc.BookingServiceStub(channel)
+        first = (await stub.CreateBooking(Book(slot_id=kept, patient_id="p-1"))).booking
+        await stub.CreateBooking(Book(slot_id=lapsed, patient_id="p-2"))
+        await stub.ConfirmBooking(booking_service_pb2.ConfirmBookingRequest(booking_id=first.id))
+        for watcher in watchers:
+            assert (await watcher.change())[:2] == (BOOKED, kept)
+            assert (await watcher.change())[:2] == (BOOKED, lapsed)
+            assert (await watcher.change())[:2] == (CONFIRMED, kept)
+            # Nothing but the worker's expiry job can produce this one.
+            assert await watcher.change() == (RELEASED, lapsed, True)
+            watcher.call.cancel()
