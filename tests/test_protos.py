@@ -1,4 +1,4 @@
-"""The committed stubs in server/orflow are exactly what the protos generate, and the protos lint clean."""
+"""The committed stubs in clients/python/src/orflow are exactly what the protos generate, and the protos lint clean."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
-COMMITTED = REPO_ROOT / "server" / "orflow"
+COMMITTED = REPO_ROOT / "clients" / "python" / "src" / "orflow"
 BUF = REPO_ROOT / "node_modules" / ".bin" / "buf"
 
 
@@ -57,4 +57,22 @@ def test_buf_lint() -> None:
     if shutil.which("npx") is None:
         pytest.skip("npx is not on PATH (Node.js is needed for the buf package)")
     result = subprocess.run([str(BUF), "lint"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_buf_breaking_against_the_newest_release() -> None:
+    """The API stays wire- and source-compatible with what clients were released against."""
+    if not BUF.exists():
+        pytest.skip("node_modules/.bin/buf is missing: run `npm ci` in the repo root")
+    releases = sorted(
+        (REPO_ROOT / "api-releases").glob("*.binpb"), key=lambda p: [int(x) for x in p.stem.split("-")[-1].split(".")]
+    )
+    assert releases, "api-releases/ holds no released image"
+    result = subprocess.run(
+        [str(BUF), "breaking", "--against", str(releases[-1])],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -8,8 +8,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ..factories import insert_slot
 
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
 
@@ -51,3 +54,48 @@ async def test_health_reports_serving(channel: object) -> None:
     for service in ("", "orflow.v1.BookingService"):
         reply = await stub.Check(health_pb2.HealthCheckRequest(service=service))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def _grpcurl_failing(*args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        GRPCURL, "-plaintext", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode != 0, out.decode()
+    return out.decode()
+
+
+async def test_grpcurl_describes_messages_and_the_error_detail_types(target: str) -> None:
+    request = await _grpcurl(target, "describe", "orflow.v1.CreateBookingRequest")
+    error_info = await _grpcurl(target, "describe", "google.rpc.ErrorInfo")
+    bad_request = await _grpcurl(target, "describe", "google.rpc.BadRequest")
+
+    assert "string request_id = 3;" in request
+    assert "string reason = 1;" in error_info
+    assert "repeated .google.rpc.BadRequest.FieldViolation field_violations" in bad_request
+
+
+async def test_grpcurl_calls_one_method_of_each_service(target: str, db: asyncpg.Connection) -> None:
+    slot_id = await insert_slot(db)
+    room = json.loads(await _grpcurl("-d", '{"name": "OR grpcurl"}', target, "orflow.v1.AdminService/CreateRoom"))
+    slot = json.loads(await _grpcurl("-d", json.dumps({"slotId": slot_id}), target, "orflow.v1.SlotService/GetSlot"))
+    booked = json.loads(
+        await _grpcurl(
+            "-d",
+            json.dumps({"slotId": slot_id, "patientId": "p-grpcurl", "requestId": "curl-1"}),
+            target,
+            "orflow.v1.BookingService/CreateBooking",
+        )
+    )
+
+    assert room["room"]["name"] == "OR grpcurl"
+    assert slot["slot"]["id"] == str(slot_id) and slot["slot"]["available"] is True
+    assert booked["booking"]["status"] == "BOOKING_STATUS_PENDING"
+    assert await db.fetchval("SELECT patient_id FROM bookings WHERE request_id = 'curl-1'") == "p-grpcurl"
+
+
+async def test_grpcurl_shows_the_error_details(target: str, db: asyncpg.Connection) -> None:
+    out = await _grpcurl_failing("-d", '{"bookingId": 424242}', target, "orflow.v1.BookingService/GetBooking")
+
+    assert "Code: NotFound" in out
+    assert "google.rpc.ErrorInfo" in out and "BOOKING_NOT_FOUND" in out

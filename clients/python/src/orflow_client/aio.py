@@ -1,0 +1,306 @@
+"""`OrFlowClient`: the asyncio client, one typed method per RPC of the three services."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Self, TypeVar
+
+import grpc
+from orflow.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    booking_pb2,
+    booking_service_pb2,
+    booking_service_pb2_grpc,
+    resources_pb2,
+    slot_service_pb2,
+    slot_service_pb2_grpc,
+)
+
+from . import _requests
+from ._channel import ClientOptions, RetryPolicy, new_request_id
+from .errors import OrFlowError, from_rpc_error
+
+T = TypeVar("T")
+Page = TypeVar("Page")
+
+
+class OrFlowClient:
+    """An asyncio client for OR Flow. Use it as `async with OrFlowClient("host:50051") as client:`.
+
+    Every call gets the client's default deadline unless given `timeout=`;
+    failures raise `orflow_client.errors` exceptions; List methods return
+    async iterators that follow `next_page_token` (the `*_page` twins return
+    one page).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        timeout: float | None = 10.0,
+        retry: RetryPolicy | None = None,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        """`channel`, when given, is used as it is (its owner sets credentials and options) and closed by `close()`."""
+        self._options = ClientOptions(
+            target,
+            token=token,
+            tls=tls,
+            root_certificates=root_certificates,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+        )
+        opts = self._options.channel_options()
+        self._channel = channel or (
+            grpc.aio.secure_channel(target, self._options.credentials(), options=opts)
+            if self._options.uses_tls
+            else grpc.aio.insecure_channel(target, options=opts)
+        )
+        self._slots = slot_service_pb2_grpc.SlotServiceStub(self._channel)
+        self._bookings = booking_service_pb2_grpc.BookingServiceStub(self._channel)
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close(grace=None)
+
+    async def _call(self, send: Callable[..., Awaitable[T]], request: object, timeout: float | None) -> T:
+        try:
+            return await send(request, timeout=self._options.deadline(timeout), metadata=self._options.metadata())
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    @staticmethod
+    async def _walk(fetch: Callable[[str], Awaitable[Page]], items: Callable[[Page], Sequence[T]]) -> AsyncIterator[T]:
+        token = ""
+        while True:
+            page = await fetch(token)
+            for item in items(page):
+                yield item
+            token = page.next_page_token  # type: ignore[attr-defined]
+            if not token:
+                return
+
+    # SlotService
+
+    async def list_slots_page(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        procedure_type: str = "",
+        doctor_id: int = 0,
+        room_id: int = 0,
+        window_start: datetime | None = None,
+        window_end: datetime | None = None,
+        available_only: bool = False,
+        timeout: float | None = None,
+    ) -> slot_service_pb2.ListSlotsResponse:
+        request = _requests.list_slots(
+            page_size=page_size,
+            page_token=page_token,
+            procedure_type=procedure_type,
+            doctor_id=doctor_id,
+            room_id=room_id,
+            window_start=window_start,
+            window_end=window_end,
+            available_only=available_only,
+        )
+        return await self._call(self._slots.ListSlots, request, timeout)
+
+    def list_slots(
+        self,
+        *,
+        procedure_type: str = "",
+        doctor_id: int = 0,
+        room_id: int = 0,
+        window_start: datetime | None = None,
+        window_end: datetime | None = None,
+        available_only: bool = False,
+        page_size: int = 0,
+    ) -> AsyncIterator[resources_pb2.Slot]:
+        """Every matching slot in start-time order, fetching pages as the caller iterates."""
+
+        def fetch(token: str) -> Awaitable[slot_service_pb2.ListSlotsResponse]:
+            return self.list_slots_page(
+                page_size=page_size,
+                page_token=token,
+                procedure_type=procedure_type,
+                doctor_id=doctor_id,
+                room_id=room_id,
+                window_start=window_start,
+                window_end=window_end,
+                available_only=available_only,
+            )
+
+        return self._walk(fetch, lambda page: page.slots)
+
+    async def get_slot(self, slot_id: int, *, timeout: float | None = None) -> resources_pb2.Slot:
+        reply = await self._call(self._slots.GetSlot, slot_service_pb2.GetSlotRequest(slot_id=slot_id), timeout)
+        return reply.slot
+
+    async def list_doctors_page(
+        self, *, query: str = "", page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> slot_service_pb2.ListDoctorsResponse:
+        request = slot_service_pb2.ListDoctorsRequest(query=query, page_size=page_size, page_token=page_token)
+        return await self._call(self._slots.ListDoctors, request, timeout)
+
+    def list_doctors(self, *, query: str = "", page_size: int = 0) -> AsyncIterator[resources_pb2.Doctor]:
+        """Surgeons whose name or specialty matches `query` (all when empty)."""
+        return self._walk(
+            lambda token: self.list_doctors_page(query=query, page_size=page_size, page_token=token),
+            lambda page: page.doctors,
+        )
+
+    async def watch_slots(
+        self, *, procedure_type: str = "", doctor_id: int = 0, room_id: int = 0
+    ) -> AsyncIterator[slot_service_pb2.WatchSlotsResponse]:
+        """Live slot changes: a SNAPSHOT of the matching slots first, then each change as it commits.
+
+        The stream has no deadline; stop iterating (or cancel the task) to end it.
+        """
+        request = slot_service_pb2.WatchSlotsRequest(
+            procedure_type=procedure_type, doctor_id=doctor_id, room_id=room_id
+        )
+        call = self._slots.WatchSlots(request, metadata=self._options.metadata())
+        try:
+            async for change in call:
+                yield change
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        finally:
+            call.cancel()
+
+    # BookingService
+
+    async def create_booking(
+        self, *, slot_id: int, patient_id: str, request_id: str | None = None, timeout: float | None = None
+    ) -> booking_pb2.Booking:
+        """Holds the slot for the patient (PENDING until confirmed or expired).
+
+        Retries UNAVAILABLE and DEADLINE_EXCEEDED with the same `request_id`
+        (a new one is made when none is given), so a retry after a lost reply
+        returns the booking the first attempt made, never a second booking.
+        """
+        request = booking_service_pb2.CreateBookingRequest(
+            slot_id=slot_id, patient_id=patient_id, request_id=request_id or new_request_id()
+        )
+        backoffs = self._options.retry.backoffs()
+        while True:
+            try:
+                reply = await self._call(self._bookings.CreateBooking, request, timeout)
+            except OrFlowError as exc:
+                pause = next(backoffs, None) if exc.code in self._options.retry.retryable_codes else None
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
+            else:
+                return reply.booking
+
+    async def get_booking(self, booking_id: int, *, timeout: float | None = None) -> booking_pb2.Booking:
+        request = booking_service_pb2.GetBookingRequest(booking_id=booking_id)
+        return (await self._call(self._bookings.GetBooking, request, timeout)).booking
+
+    async def confirm_booking(self, booking_id: int, *, timeout: float | None = None) -> booking_pb2.Booking:
+        request = booking_service_pb2.ConfirmBookingRequest(booking_id=booking_id)
+        return (await self._call(self._bookings.ConfirmBooking, request, timeout)).booking
+
+    async def cancel_booking(self, booking_id: int, *, timeout: float | None = None) -> booking_pb2.Booking:
+        request = booking_service_pb2.CancelBookingRequest(booking_id=booking_id)
+        return (await self._call(self._bookings.CancelBooking, request, timeout)).booking
+
+    # AdminService
+
+    async def seed_database(self, *, timeout: float | None = None) -> admin_service_pb2.SeedDatabaseResponse:
+        """Replaces ALL data with the demo data set (the server may refuse resets)."""
+        return await self._call(self._admin.SeedDatabase, admin_service_pb2.SeedDatabaseRequest(), timeout)
+
+    async def list_bookings_page(
+        self,
+        *,
+        status: booking_pb2.BookingStatus.ValueType = booking_pb2.BOOKING_STATUS_UNSPECIFIED,
+        patient_id: str = "",
+        slot_id: int = 0,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> admin_service_pb2.ListBookingsResponse:
+        request = _requests.list_bookings(
+            page_size=page_size, page_token=page_token, status=status, patient_id=patient_id, slot_id=slot_id
+        )
+        return await self._call(self._admin.ListBookings, request, timeout)
+
+    def list_bookings(
+        self,
+        *,
+        status: booking_pb2.BookingStatus.ValueType = booking_pb2.BOOKING_STATUS_UNSPECIFIED,
+        patient_id: str = "",
+        slot_id: int = 0,
+        page_size: int = 0,
+    ) -> AsyncIterator[booking_pb2.Booking]:
+        """Every booking matching the filters, newest first."""
+
+        def fetch(token: str) -> Awaitable[admin_service_pb2.ListBookingsResponse]:
+            return self.list_bookings_page(
+                status=status, patient_id=patient_id, slot_id=slot_id, page_size=page_size, page_token=token
+            )
+
+        return self._walk(fetch, lambda page: page.bookings)
+
+    async def create_slot(
+        self,
+        *,
+        doctor_id: int,
+        procedure_type: str,
+        room_id: int,
+        start_time: datetime,
+        end_time: datetime,
+        required_equipment: Mapping[int, int] | Iterable[resources_pb2.EquipmentRequirement] = (),
+        timeout: float | None = None,
+    ) -> resources_pb2.Slot:
+        """Publishes a slot; `required_equipment` maps equipment id → quantity."""
+        request = _requests.create_slot(
+            doctor_id=doctor_id,
+            procedure_type=procedure_type,
+            room_id=room_id,
+            start_time=start_time,
+            end_time=end_time,
+            required_equipment=required_equipment,
+        )
+        return (await self._call(self._admin.CreateSlot, request, timeout)).slot
+
+    async def create_room(self, *, name: str, timeout: float | None = None) -> resources_pb2.Room:
+        request = admin_service_pb2.CreateRoomRequest(name=name)
+        return (await self._call(self._admin.CreateRoom, request, timeout)).room
+
+    async def list_rooms(self, *, timeout: float | None = None) -> list[resources_pb2.Room]:
+        reply = await self._call(self._admin.ListRooms, admin_service_pb2.ListRoomsRequest(), timeout)
+        return list(reply.rooms)
+
+    async def create_doctor(self, *, name: str, specialty: str, timeout: float | None = None) -> resources_pb2.Doctor:
+        request = admin_service_pb2.CreateDoctorRequest(name=name, specialty=specialty)
+        return (await self._call(self._admin.CreateDoctor, request, timeout)).doctor
+
+    async def create_equipment(
+        self, *, name: str, quantity: int, timeout: float | None = None
+    ) -> resources_pb2.Equipment:
+        request = admin_service_pb2.CreateEquipmentRequest(name=name, quantity=quantity)
+        return (await self._call(self._admin.CreateEquipment, request, timeout)).equipment
+
+    async def list_equipment(self, *, timeout: float | None = None) -> list[resources_pb2.Equipment]:
+        reply = await self._call(self._admin.ListEquipment, admin_service_pb2.ListEquipmentRequest(), timeout)
+        return list(reply.equipment)
