@@ -28,6 +28,8 @@ from orflow_server.settings import Settings
 from orflow_server.worker.queue import SaqExpiryScheduler
 from saq import Queue
 
+from .auth import TEST_SECRET, authorized_channel
+
 
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
@@ -100,7 +102,7 @@ async def db(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
-TEST_SETTINGS = Settings(grpc_addr="127.0.0.1:0")
+TEST_SETTINGS = Settings(grpc_addr="127.0.0.1:0", auth_secret=TEST_SECRET, allow_reset=True)
 
 
 @pytest.fixture(scope="session")
@@ -154,7 +156,8 @@ async def target(start_server: ServerFactory) -> str:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def channel(target: str) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(target) as chan:
+    """A channel to the shared test server whose calls carry an admin token (tests/auth.py)."""
+    async with authorized_channel(target) as chan:
         yield chan
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 
-import grpc
 from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc
 from orflow_server.app import build_server
 from orflow_server.metrics import Metrics, serve_metrics, stop_metrics
 from orflow_server.worker.queue import NoQueueExpiryScheduler
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.auth import authorized_channel
 from tests.conftest import TEST_SETTINGS
 from tests.factories import insert_slot
 
@@ -34,7 +34,7 @@ async def test_server_counts_holds_created_confirmed_and_cancelled(db, pool) -> 
     http, _, port = serve_metrics(metrics, "127.0.0.1:0")
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        async with authorized_channel(f"127.0.0.1:{server.port}") as channel:
             stub = booking_service_pb2_grpc.BookingServiceStub(channel)
             ids = []
             for i in range(3):

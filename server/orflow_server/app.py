@@ -28,9 +28,12 @@ from .metrics import Metrics, serve_metrics, stop_metrics
 from .ops.context import OpsContext
 from .ops.expiry import ExpiryScheduler
 from .rpc.admin_service import AdminService
+from .rpc.auth import AuthInterceptor
 from .rpc.booking_service import BookingService
 from .rpc.errors import ErrorInterceptor
 from .rpc.slot_service import SlotService
+from .security.rate_limit import BookingRateLimits, RateLimiter
+from .security.tokens import TokenVerifier, load_public_keys
 from .settings import Settings
 from .worker.queue import NoQueueExpiryScheduler, SaqExpiryScheduler
 
@@ -41,7 +44,24 @@ SERVICE_NAMES: Sequence[str] = (
     booking_service_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
 )
-MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+def token_verifier(settings: Settings) -> TokenVerifier:
+    keys = load_public_keys(pem_file=settings.auth_public_key_file, jwks_file=settings.auth_jwks_file)
+    return TokenVerifier(
+        issuer=settings.auth_issuer, audience=settings.auth_audience, secret=settings.auth_secret, public_keys=keys
+    )
+
+
+def booking_rate_limits(settings: Settings) -> BookingRateLimits:
+    patient = RateLimiter(rate_per_minute=settings.booking_rate_per_minute, burst=settings.booking_burst)
+    service = (
+        RateLimiter(rate_per_minute=settings.service_booking_rate_per_minute, burst=settings.booking_burst)
+        if settings.service_booking_rate_per_minute
+        else None
+    )
+    return BookingRateLimits(patient=patient, service=service)
 
 
 async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
@@ -93,23 +113,37 @@ def build_server(
     without it WatchSlots answers UNAVAILABLE.
     """
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
+        # ErrorInterceptor is outermost: it answers the auth interceptor's refusals too.
+        interceptors=[ErrorInterceptor(), AuthInterceptor(token_verifier(settings))],
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
         ],
     )
     ctx = OpsContext(
-        pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover, expiry=expiry, metrics=metrics or Metrics()
+        pool=pool,
+        hold_ttl=settings.hold_ttl,
+        turnover=settings.turnover,
+        expiry=expiry,
+        metrics=metrics or Metrics(),
+        allow_reset=settings.allow_reset,
     )
     hub = SlotChangeHub(dsn=listen_dsn) if listen_dsn else None
     slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx, hub=hub), server)
-    booking_service_pb2_grpc.add_BookingServiceServicer_to_server(BookingService(ctx), server)
+    booking_service_pb2_grpc.add_BookingServiceServicer_to_server(
+        BookingService(ctx, limits=booking_rate_limits(settings)), server
+    )
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(ctx), server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(settings.grpc_addr)
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
+        )
+        port = server.add_secure_port(settings.grpc_addr, credentials)
+    else:
+        port = server.add_insecure_port(settings.grpc_addr)
     if port == 0:
         raise OSError(f"could not listen on ORFLOW_GRPC_ADDR={settings.grpc_addr}")
     return OrFlowServer(server=server, port=port, health=health_servicer, hub=hub)

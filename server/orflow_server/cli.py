@@ -1,4 +1,4 @@
-"""The `orflow` command: up, server, migrate, seed.
+"""The `orflow` command: up, server, worker, migrate, seed, token.
 
 Only this module reads os.environ; everything else takes a Settings.
 """
@@ -16,14 +16,18 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 
 from . import embedded
 from .app import SERVICE_NAMES, create_pool, serve
 from .db.migrate import apply_migrations
+from .domain.access import OPERATOR, Role
 from .ops.context import OpsContext
 from .ops.seed import seed_database
+from .security.tokens import TOKEN_ROLES, issue_token, new_secret
 from .settings import Settings, SettingsError
 from .worker.main import run_worker
 from .worker.queue import NoQueueExpiryScheduler
@@ -65,9 +69,13 @@ async def _seed(settings: Settings, url: str, *, only_if_empty: bool) -> tuple[i
         if only_if_empty and await pool.fetchval("SELECT EXISTS (SELECT 1 FROM rooms)"):
             return None
         ops = OpsContext(
-            pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover, expiry=NoQueueExpiryScheduler()
+            pool=pool,
+            hold_ttl=settings.hold_ttl,
+            turnover=settings.turnover,
+            expiry=NoQueueExpiryScheduler(),
+            allow_reset=True,  # an operator at the console asked for it (`orflow seed`), or the database is empty
         )
-        return await seed_database(ops)
+        return await seed_database(ops, OPERATOR)
     finally:
         await pool.close()
 
@@ -78,6 +86,53 @@ def _print_seed(counts: tuple[int, int, int, int] | None) -> None:
     else:
         rooms, doctors, equipment, slots = counts
         _step(f"demo data loaded: {rooms} rooms, {doctors} surgeons, {equipment} equipment types, {slots} slots")
+
+
+def _secret_file(settings: Settings) -> Path:
+    return settings.data_dir.resolve() / "auth-secret"
+
+
+def _dev_secret(settings: Settings) -> str:
+    """The HS256 secret `orflow up` signs with when none is configured: made once, kept in the data folder."""
+    path = _secret_file(settings)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_secret())
+    return path.read_text().strip()
+
+
+def _parse_ttl(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 30m, 12h or 7d") from None
+    if not 0 < seconds <= 366 * 86400:
+        raise argparse.ArgumentTypeError("a token lives between 1 second and 366 days")
+    return timedelta(seconds=seconds)
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    """Prints a signed token (stdout only, so `TOKEN=$(orflow token …)` works)."""
+    secret = settings.auth_secret or (
+        _secret_file(settings).read_text().strip() if _secret_file(settings).exists() else None
+    )
+    if secret is None:
+        print("orflow: no ORFLOW_AUTH_SECRET is set and `orflow up` has not made one yet", file=sys.stderr)
+        return 2
+    role = Role(args.role)
+    subject = args.patient if role is Role.PATIENT else (args.subject or f"{role}-cli")
+    if role is Role.PATIENT and not subject:
+        print("orflow: a patient token needs --patient ID", file=sys.stderr)
+        return 2
+    token = issue_token(
+        secret, subject=subject, role=role, ttl=args.ttl, issuer=settings.auth_issuer, audience=settings.auth_audience
+    )
+    print(token)
+    return 0
 
 
 def cmd_migrate(settings: Settings) -> int:
@@ -95,6 +150,13 @@ def cmd_seed(settings: Settings) -> int:
 
 
 def cmd_server(settings: Settings) -> int:
+    if not settings.has_auth:
+        print(
+            "orflow: the server needs ORFLOW_AUTH_SECRET (32+ characters) or ORFLOW_AUTH_PUBLIC_KEY_FILE /"
+            " ORFLOW_AUTH_JWKS_FILE to verify tokens (`orflow up` makes a secret for you)",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with _database(settings, is_owner=False) as url:
         asyncio.run(serve(settings, database_url=url))
@@ -146,13 +208,17 @@ def cmd_up(settings: Settings) -> int:
                 "ORFLOW_DATABASE_URL": url,
                 "ORFLOW_REDIS_URL": settings.redis_url or (redis.url if redis else ""),
             }
+            if not settings.has_auth:
+                env["ORFLOW_AUTH_SECRET"] = _dev_secret(settings)
+            if not settings.database_url and not os.environ.get("ORFLOW_ALLOW_RESET"):
+                env["ORFLOW_ALLOW_RESET"] = "1"  # the embedded database is a demo: resetting it is the point
             _step("[4/4] starting the gRPC server and the expiry worker")
             children = [
                 subprocess.Popen([sys.executable, "-m", "orflow_server", command], env=env)
                 for command in ("server", "worker")
             ]
             if _wait_for_port(settings.grpc_addr, children):
-                _print_ready(settings, time.monotonic() - started)
+                _print_ready(settings, time.monotonic() - started, secret=env.get("ORFLOW_AUTH_SECRET"))
             return _supervise(children)
         finally:
             if redis is not None:
@@ -172,14 +238,28 @@ def _wait_for_port(addr: str, children: Sequence[subprocess.Popen[bytes]], timeo
     return False
 
 
-def _print_ready(settings: Settings, seconds: float) -> None:
+def _print_ready(settings: Settings, seconds: float, *, secret: str | None) -> None:
     addr = settings.grpc_addr
+    admin = (
+        issue_token(
+            secret,
+            subject="admin-console",
+            role=Role.ADMIN,
+            ttl=timedelta(hours=12),
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+        )
+        if secret
+        else "(tokens come from your identity provider)"
+    )
     print(
         f"\nOR Flow is up in {seconds:.1f} s.\n"
-        f"  gRPC:      {addr}  (services: {', '.join(SERVICE_NAMES)})\n"
-        f"  try:       grpcurl -plaintext {addr} list\n"
-        f"  data:      {settings.data_dir.resolve()}\n"
-        "  stop:      Ctrl-C\n",
+        f"  gRPC:        {addr}  (services: {', '.join(SERVICE_NAMES)})\n"
+        f"  try:         grpcurl -plaintext {addr} list\n"
+        f"  admin token: {admin}\n"
+        "               (valid 12 h; more with `.venv/bin/orflow token --role admin|service|patient`)\n"
+        f"  data:        {settings.data_dir.resolve()}\n"
+        "  stop:        Ctrl-C\n",
         file=sys.stderr,
         flush=True,
     )
@@ -224,6 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("worker", help="run the SAQ worker that expires holds (needs ORFLOW_REDIS_URL)")
     sub.add_parser("migrate", help="apply database migrations (idempotent)")
     sub.add_parser("seed", help="reset the database to the demo data set")
+    token = sub.add_parser("token", help="print a signed bearer token (with ORFLOW_AUTH_SECRET or `up`'s secret)")
+    token.add_argument("--role", required=True, choices=[r.value for r in TOKEN_ROLES])
+    token.add_argument("--patient", default="", help="the patient id (patient tokens)")
+    token.add_argument("--subject", default="", help="who the token names (service/admin tokens)")
+    token.add_argument("--ttl", type=_parse_ttl, default=timedelta(hours=1), help="lifetime, e.g. 30m, 12h, 7d")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
@@ -231,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"orflow: bad setting: {exc}", file=sys.stderr)
         return 2
     try:
+        if args.command == "token":
+            return cmd_token(settings, args)
         return COMMANDS[args.command](settings)
     except embedded.EmbeddedServiceError as exc:
         print(f"orflow: {exc}", file=sys.stderr)

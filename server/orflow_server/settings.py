@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+MIN_SECRET_LENGTH = 32  # HS256 wants a key at least as long as its 256-bit output
+
 
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names the variable."""
@@ -27,6 +29,30 @@ class Settings:
     queue_name: str = "orflow"
     metrics_addr: str = "127.0.0.1:9464"
     worker_metrics_addr: str = "127.0.0.1:9465"
+    # Auth: HS256 tokens signed with auth_secret, and/or RS256 tokens from an
+    # identity provider (a PEM public key or a JWKS file).
+    auth_secret: str | None = None
+    auth_public_key_file: Path | None = None
+    auth_jwks_file: Path | None = None
+    auth_issuer: str = "orflow"
+    auth_audience: str = "orflow"
+    allow_reset: bool = False  # SeedDatabase wipes everything: off unless a deployment opts in
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    max_request_bytes: int = 64 * 1024
+    booking_rate_per_minute: float = 30.0  # per patient token
+    booking_burst: int = 10
+    service_booking_rate_per_minute: float = 0.0  # per service/admin token; 0 = no limit
+
+    def __post_init__(self) -> None:
+        if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
+            raise SettingsError(f"ORFLOW_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise SettingsError("ORFLOW_TLS_CERT_FILE and ORFLOW_TLS_KEY_FILE must be set together")
+
+    @property
+    def has_auth(self) -> bool:
+        return bool(self.auth_secret or self.auth_public_key_file or self.auth_jwks_file)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -44,6 +70,20 @@ class Settings:
             queue_name=environ.get("ORFLOW_QUEUE_NAME", "").strip() or "orflow",
             metrics_addr=_addr(environ, "ORFLOW_METRICS_ADDR", "127.0.0.1:9464"),
             worker_metrics_addr=_addr(environ, "ORFLOW_WORKER_METRICS_ADDR", "127.0.0.1:9465"),
+            auth_secret=environ.get("ORFLOW_AUTH_SECRET", "").strip() or None,
+            auth_public_key_file=_file(environ, "ORFLOW_AUTH_PUBLIC_KEY_FILE"),
+            auth_jwks_file=_file(environ, "ORFLOW_AUTH_JWKS_FILE"),
+            auth_issuer=environ.get("ORFLOW_AUTH_ISSUER", "").strip() or "orflow",
+            auth_audience=environ.get("ORFLOW_AUTH_AUDIENCE", "").strip() or "orflow",
+            allow_reset=_flag(environ, "ORFLOW_ALLOW_RESET", False),
+            tls_cert_file=_file(environ, "ORFLOW_TLS_CERT_FILE"),
+            tls_key_file=_file(environ, "ORFLOW_TLS_KEY_FILE"),
+            max_request_bytes=_whole(environ, "ORFLOW_MAX_REQUEST_BYTES", 64 * 1024, low=1024, high=16 * 1024 * 1024),
+            booking_rate_per_minute=_number(environ, "ORFLOW_BOOKING_RATE_PER_MINUTE", 30, low=0.1, high=1e6),
+            booking_burst=_whole(environ, "ORFLOW_BOOKING_BURST", 10, low=1, high=10_000),
+            service_booking_rate_per_minute=_number(
+                environ, "ORFLOW_SERVICE_BOOKING_RATE_PER_MINUTE", 0, low=0, high=1e7
+            ),
         )
 
 
@@ -78,8 +118,29 @@ def _number(environ: Mapping[str, str], name: str, default: float, *, low: float
 
 
 def _whole(environ: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
-    """A whole number: SAQ's cron takes whole seconds only."""
+    """A whole number (SAQ's cron takes whole seconds only)."""
     value = _number(environ, name, default, low=low, high=high)
     if value != int(value):
-        raise SettingsError(f"{name}={environ.get(name)!r} must be a whole number of seconds")
+        raise SettingsError(f"{name}={environ.get(name)!r} must be a whole number")
     return int(value)
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a yes/no value (1/0, true/false, yes/no, on/off)")
+
+
+def _file(environ: Mapping[str, str], name: str) -> Path | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file():
+        raise SettingsError(f"{name}={raw!r} is not a readable file")
+    return path

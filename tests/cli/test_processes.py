@@ -13,12 +13,16 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from orflow.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
     booking_pb2,
     booking_service_pb2,
     booking_service_pb2_grpc,
     slot_service_pb2,
     slot_service_pb2_grpc,
 )
+
+from tests.auth import ADMIN_TOKEN, TEST_SECRET, bearer
 
 
 def _free_port() -> int:
@@ -79,10 +83,25 @@ def test_up_runs_everything_embedded_and_ctrl_c_stops_it_all(tmp_path: Path) -> 
         assert len(reply.slots) >= 8
         assert {s.room.name for s in reply.slots} >= {"Apollo Room 101", "City Hospital 404"}
         assert _pids_of(str(data_dir)), "embedded services should run inside the data dir"
+        # `orflow token` signs with the secret `up` made in the data dir; the embedded run allows resets.
+        token = subprocess.run(
+            [sys.executable, "-m", "orflow_server", "token", "--role", "admin"],
+            env=_base_env(ORFLOW_DATA_DIR=str(data_dir)),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            seeded = admin_service_pb2_grpc.AdminServiceStub(channel).SeedDatabase(
+                admin_service_pb2.SeedDatabaseRequest(), metadata=bearer(token), timeout=30
+            )
+        assert seeded.slot_count == len(reply.slots)
+        assert oct((data_dir / "auth-secret").stat().st_mode & 0o777) == "0o600"
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
+    assert "admin token: ey" in output
     assert "demo data loaded" in output
     assert "stopped cleanly" in output
     # Nothing the command started outlives it: not the server, PostgreSQL or Redis.
@@ -106,7 +125,9 @@ def test_server_drains_on_sigterm_and_a_confirmed_booking_survives_a_kill(databa
 
     slot_id = asyncio.run(make_slot())
     port = _free_port()
-    env = _base_env(ORFLOW_DATABASE_URL=database_url, ORFLOW_GRPC_ADDR=f"127.0.0.1:{port}")
+    env = _base_env(
+        ORFLOW_DATABASE_URL=database_url, ORFLOW_GRPC_ADDR=f"127.0.0.1:{port}", ORFLOW_AUTH_SECRET=TEST_SECRET
+    )
     target = f"127.0.0.1:{port}"
 
     server = _orflow(["server"], env)
@@ -116,8 +137,11 @@ def test_server_drains_on_sigterm_and_a_confirmed_booking_survives_a_kill(databa
         booking = stub.CreateBooking(
             booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id="crash-1", request_id="r-1"),
             timeout=10,
+            metadata=bearer(ADMIN_TOKEN),
         ).booking
-        stub.ConfirmBooking(booking_service_pb2.ConfirmBookingRequest(booking_id=booking.id), timeout=10)
+        stub.ConfirmBooking(
+            booking_service_pb2.ConfirmBookingRequest(booking_id=booking.id), timeout=10, metadata=bearer(ADMIN_TOKEN)
+        )
     server.kill()  # no chance to clean up
     server.communicate(timeout=30)
 
@@ -126,10 +150,13 @@ def test_server_drains_on_sigterm_and_a_confirmed_booking_survives_a_kill(databa
         _wait_serving(target)
         with grpc.insecure_channel(target) as channel:
             stub = booking_service_pb2_grpc.BookingServiceStub(channel)
-            after = stub.GetBooking(booking_service_pb2.GetBookingRequest(booking_id=booking.id), timeout=10)
+            after = stub.GetBooking(
+                booking_service_pb2.GetBookingRequest(booking_id=booking.id), timeout=10, metadata=bearer(ADMIN_TOKEN)
+            )
             retry = stub.CreateBooking(
                 booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id="crash-1", request_id="r-1"),
                 timeout=10,
+                metadata=bearer(ADMIN_TOKEN),
             )
         assert after.booking.status == booking_pb2.BOOKING_STATUS_CONFIRMED
         assert retry.booking.id == booking.id  # the retry after the crash finds the same booking
@@ -137,3 +164,31 @@ def test_server_drains_on_sigterm_and_a_confirmed_booking_survives_a_kill(databa
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
+
+
+def test_server_refuses_to_start_without_a_way_to_verify_tokens(database_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "orflow_server", "server"],
+        env=_base_env(ORFLOW_DATABASE_URL=database_url, ORFLOW_GRPC_ADDR="127.0.0.1:0"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "ORFLOW_AUTH_SECRET" in result.stderr
+
+
+def test_token_command_signs_what_the_server_accepts() -> None:
+    from orflow_server.domain.access import Actor, Role
+    from orflow_server.security.tokens import TokenVerifier
+
+    result = subprocess.run(
+        [sys.executable, "-m", "orflow_server", "token", "--role", "patient", "--patient", "MRN-7", "--ttl", "5m"],
+        env=_base_env(ORFLOW_AUTH_SECRET=TEST_SECRET),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    verifier = TokenVerifier(issuer="orflow", audience="orflow", secret=TEST_SECRET)
+    assert verifier.verify(result.stdout.strip()) == Actor("MRN-7", Role.PATIENT)

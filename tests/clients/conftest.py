@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 from orflow_client import OrFlowClient
 
+from ..auth import ADMIN_TOKEN
 from .flaky_proxy import FlakyProxy
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def client(target: str) -> AsyncIterator[OrFlowClient]:
-    async with OrFlowClient(target) as made:
+    async with OrFlowClient(target, token=ADMIN_TOKEN) as made:
         yield made
 
 

@@ -10,6 +10,7 @@ import pytest
 from orflow.v1 import booking_pb2, slot_service_pb2
 from orflow_client import DeadlineExceeded, OrFlowClient
 
+from ..auth import ADMIN_TOKEN
 from ..factories import future, insert_doctor, insert_room, insert_slot
 
 
@@ -138,7 +139,7 @@ async def test_watch_slots_streams_a_snapshot_then_changes(client: OrFlowClient,
 
 async def test_a_call_gets_the_default_deadline(target: str, db: asyncpg.Connection) -> None:
     """A tiny default deadline makes even a healthy call fail DEADLINE_EXCEEDED: the deadline is sent."""
-    async with OrFlowClient(target, timeout=0.000_001) as hurried:
+    async with OrFlowClient(target, token=ADMIN_TOKEN, timeout=0.000_001) as hurried:
         with pytest.raises(DeadlineExceeded):
             await hurried.list_rooms()
         assert await hurried.list_rooms(timeout=10) == []

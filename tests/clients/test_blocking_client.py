@@ -27,6 +27,7 @@ from orflow_client import (
 )
 from orflow_client._channel import SERVICES
 
+from ..auth import ADMIN_TOKEN
 from ..factories import future, insert_slot
 
 FAST = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05)
@@ -34,7 +35,7 @@ CREATE = SERVICES[1].methods_by_name["CreateBooking"]
 
 
 def _run_blocking(target: str, slot_id: int) -> tuple[list[int], booking_pb2.Booking, list[int]]:
-    with BlockingOrFlowClient(target) as client:
+    with BlockingOrFlowClient(target, token=ADMIN_TOKEN) as client:
         listed = [s.id for s in client.list_slots(page_size=1)]
         hold = client.create_booking(slot_id=slot_id, patient_id="p-blocking")
         confirmed = client.confirm_booking(hold.id)
@@ -53,7 +54,7 @@ async def test_blocking_client_books_on_the_real_server(target: str, db: asyncpg
 
 
 def _first_watch_message(target: str) -> slot_service_pb2.WatchSlotsResponse:
-    with BlockingOrFlowClient(target) as client:
+    with BlockingOrFlowClient(target, token=ADMIN_TOKEN) as client:
         stream = client.watch_slots()
         try:
             return next(stream)

@@ -17,6 +17,7 @@ from orflow.v1 import booking_pb2
 from orflow_client import BlockingOrFlowClient, OrFlowClient
 from orflow_client._channel import SERVICES
 
+from ..auth import ADMIN_TOKEN, token_for
 from ..conftest import REPO_ROOT
 from ..factories import future, insert_slot
 
@@ -84,14 +85,15 @@ async def test_the_example_program_books_and_confirms(target: str, db: asyncpg.C
     taken = await insert_slot(db, procedure_type="Knee arthroscopy")
     other = await insert_slot(db, procedure_type="Other")
     free = await insert_slot(db, procedure_type="Knee arthroscopy", start=future(48))
-    async with OrFlowClient(target) as client:
+    async with OrFlowClient(target, token=ADMIN_TOKEN) as client:
         await client.create_booking(slot_id=taken, patient_id="someone-else")
     spec = importlib.util.spec_from_file_location("book_a_slot", CLIENT_ROOT / "examples" / "book_a_slot.py")
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
 
-    booking = await example.book_first_free_slot(target, "p-example", "Knee arthroscopy")
+    token = token_for("patient", "p-example")
+    booking = await example.book_first_free_slot(target, "p-example", "Knee arthroscopy", token=token)
 
     assert booking is not None and booking.status == booking_pb2.BOOKING_STATUS_CONFIRMED
     assert booking.slot_id == free and booking.slot_id not in (taken, other)

@@ -9,6 +9,7 @@ import pytest
 from orflow.v1 import booking_service_pb2
 from orflow_client import OrFlowClient, RetryPolicy, SlotTaken, Unavailable
 
+from ..auth import ADMIN_TOKEN
 from ..factories import insert_slot
 from .flaky_proxy import FlakyProxy
 
@@ -21,7 +22,7 @@ async def test_lost_reply_is_retried_without_double_booking(proxy: FlakyProxy, d
     slot_id = await insert_slot(db)
     proxy.plan(CREATE, "drop-reply")
 
-    async with OrFlowClient(proxy.address, retry=FAST) as client:
+    async with OrFlowClient(proxy.address, token=ADMIN_TOKEN, retry=FAST) as client:
         booking = await client.create_booking(slot_id=slot_id, patient_id="p-retry")
 
     sent = [booking_service_pb2.CreateBookingRequest.FromString(raw) for raw in proxy.calls_to(CREATE)]
@@ -38,7 +39,7 @@ async def test_a_deadline_passing_is_retried_with_the_same_request_id(
     proxy.slow_seconds = 1.0
     proxy.plan(CREATE, "slow-reply")
 
-    async with OrFlowClient(proxy.address, retry=FAST, timeout=0.3) as client:
+    async with OrFlowClient(proxy.address, token=ADMIN_TOKEN, retry=FAST, timeout=0.3) as client:
         booking = await client.create_booking(slot_id=slot_id, patient_id="p-slow")
 
     assert len(proxy.calls_to(CREATE)) == 2
@@ -50,7 +51,7 @@ async def test_gives_up_after_max_attempts(proxy: FlakyProxy, db: asyncpg.Connec
     slot_id = await insert_slot(db)
     proxy.plan(CREATE, "refuse", "refuse", "refuse", "refuse")
 
-    async with OrFlowClient(proxy.address, retry=FAST) as client:
+    async with OrFlowClient(proxy.address, token=ADMIN_TOKEN, retry=FAST) as client:
         with pytest.raises(Unavailable):
             await client.create_booking(slot_id=slot_id, patient_id="p-down")
 
@@ -60,7 +61,7 @@ async def test_gives_up_after_max_attempts(proxy: FlakyProxy, db: asyncpg.Connec
 
 async def test_a_refusal_is_not_retried(proxy: FlakyProxy, db: asyncpg.Connection) -> None:
     slot_id = await insert_slot(db)
-    async with OrFlowClient(proxy.address, retry=FAST) as client:
+    async with OrFlowClient(proxy.address, token=ADMIN_TOKEN, retry=FAST) as client:
         await client.create_booking(slot_id=slot_id, patient_id="p-1")
         with pytest.raises(SlotTaken):
             await client.create_booking(slot_id=slot_id, patient_id="p-2")
@@ -72,7 +73,7 @@ async def test_reads_are_retried_by_the_service_config(proxy: FlakyProxy, db: as
     slot_id = await insert_slot(db)
     proxy.plan(LIST_SLOTS, "refuse")
 
-    async with OrFlowClient(proxy.address, retry=FAST) as client:
+    async with OrFlowClient(proxy.address, token=ADMIN_TOKEN, retry=FAST) as client:
         page = await client.list_slots_page()
 
     assert [s.id for s in page.slots] == [slot_id]

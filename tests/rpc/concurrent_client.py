@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc
 
+from tests.auth import authorized_channel, token_for
 from tests.factories import error_details
 
 CALL_TIMEOUT_SECONDS = 30.0
@@ -59,7 +60,8 @@ async def run(job: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for call in job["calls"]
     ]
-    async with grpc.aio.insecure_channel(job["target"]) as channel:
+    # A service token: an internal system booking for many patients.
+    async with authorized_channel(job["target"], token_for("service", "concurrency-test")) as channel:
         await asyncio.wait_for(channel.channel_ready(), timeout=CALL_TIMEOUT_SECONDS)
         stub = booking_service_pb2_grpc.BookingServiceStub(channel)
         print("ready", flush=True)

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from orflow.v1 import admin_service_pb2, booking_pb2, booking_service_pb2, booking_service_pb2_grpc
 
+from tests.auth import authorized_channel
 from tests.factories import error_details, future, insert_doctor, insert_equipment, insert_room, insert_slot, snapshot
 
 Create = booking_service_pb2.CreateBookingRequest
@@ -54,7 +55,7 @@ async def stub_for(start_server: Any) -> AsyncIterator[Any]:
     channels: list[grpc.aio.Channel] = []
 
     async def make(**overrides: Any) -> booking_service_pb2_grpc.BookingServiceStub:
-        channel = grpc.aio.insecure_channel(await start_server(**overrides))
+        channel = authorized_channel(await start_server(**overrides))
         channels.append(channel)
         return booking_service_pb2_grpc.BookingServiceStub(channel)
 

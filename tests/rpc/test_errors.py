@@ -29,6 +29,10 @@ EXPECTED: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.BookingNotPendingError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.BookingNotActiveError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    errors.ResetDisabledError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    errors.RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 # Classes only ever subclassed, never raised as they are.
@@ -59,6 +63,10 @@ def make_error(cls: type[errors.OrFlowError]) -> errors.OrFlowError:
         )
     if issubclass(cls, errors.NotFoundError):
         return cls("slot", 7)
+    if issubclass(cls, errors.UnauthenticatedError):
+        return cls("the token has expired", reason="TOKEN_EXPIRED")
+    if issubclass(cls, errors.RateLimitedError):
+        return cls("too many bookings", retry_after_seconds=1.5)
     return cls("something went wrong", metadata={"slot_id": "7"})
 
 
@@ -73,6 +81,8 @@ def unpack(status: status_pb2.Status) -> tuple[error_details_pb2.ErrorInfo | Non
             assert bad is None, "BadRequest packed twice"
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            continue  # rides along with RESOURCE_EXHAUSTED: test_rate_limited_carries_retry_info checks it
         else:
             pytest.fail(f"unexpected detail {detail.type_url}")
     return info, bad
@@ -170,3 +180,12 @@ def test_codes_table_holds_only_real_codes() -> None:
     assert grpc.StatusCode.UNKNOWN not in CODES.values()
     assert grpc.StatusCode.INTERNAL not in CODES.values()
     assert grpc.StatusCode.OK not in CODES.values()
+
+
+def test_rate_limited_carries_retry_info() -> None:
+    _, status = status_for(errors.RateLimitedError("too many bookings", retry_after_seconds=1.5))
+    infos = [d for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+    assert len(infos) == 1
+    retry = error_details_pb2.RetryInfo()
+    infos[0].Unpack(retry)
+    assert retry.retry_delay.ToTimedelta().total_seconds() == 1.5

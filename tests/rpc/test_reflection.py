@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ..auth import ADMIN_TOKEN, token_for
 from ..factories import insert_slot
 
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
@@ -77,12 +78,18 @@ async def test_grpcurl_describes_messages_and_the_error_detail_types(target: str
 
 async def test_grpcurl_calls_one_method_of_each_service(target: str, db: asyncpg.Connection) -> None:
     slot_id = await insert_slot(db)
-    room = json.loads(await _grpcurl("-d", '{"name": "OR grpcurl"}', target, "orflow.v1.AdminService/CreateRoom"))
+    admin = f"authorization: Bearer {ADMIN_TOKEN}"
+    patient = f"authorization: Bearer {token_for('patient', 'p-grpcurl')}"
+    room = json.loads(
+        await _grpcurl("-H", admin, "-d", '{"name": "OR grpcurl"}', target, "orflow.v1.AdminService/CreateRoom")
+    )
     slot = json.loads(await _grpcurl("-d", json.dumps({"slotId": slot_id}), target, "orflow.v1.SlotService/GetSlot"))
     booked = json.loads(
         await _grpcurl(
+            "-H",
+            patient,
             "-d",
-            json.dumps({"slotId": slot_id, "patientId": "p-grpcurl", "requestId": "curl-1"}),
+            json.dumps({"slotId": slot_id, "requestId": "curl-1"}),  # a patient token books as itself
             target,
             "orflow.v1.BookingService/CreateBooking",
         )
@@ -95,7 +102,10 @@ async def test_grpcurl_calls_one_method_of_each_service(target: str, db: asyncpg
 
 
 async def test_grpcurl_shows_the_error_details(target: str, db: asyncpg.Connection) -> None:
-    out = await _grpcurl_failing("-d", '{"bookingId": 424242}', target, "orflow.v1.BookingService/GetBooking")
+    admin = f"authorization: Bearer {ADMIN_TOKEN}"
+    out = await _grpcurl_failing(
+        "-H", admin, "-d", '{"bookingId": 424242}', target, "orflow.v1.BookingService/GetBooking"
+    )
 
     assert "Code: NotFound" in out
     assert "google.rpc.ErrorInfo" in out and "BOOKING_NOT_FOUND" in out

@@ -28,6 +28,7 @@ from orflow_server.ops.context import OpsContext
 from orflow_server.rpc.convert import CHANGE_KIND_TO_PROTO, timestamp
 from orflow_server.worker.queue import NoQueueExpiryScheduler
 
+from tests.auth import authorized_channel
 from tests.conftest import TEST_SETTINGS
 from tests.factories import future, insert_doctor, insert_room, insert_slot
 
@@ -50,7 +51,7 @@ async def live_server(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[Or
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def live_channel(live_server: OrFlowServer) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{live_server.port}") as channel:
+    async with authorized_channel(f"127.0.0.1:{live_server.port}") as channel:
         yield channel
 
 
@@ -184,7 +185,7 @@ async def test_stopping_the_server_ends_streams_with_unavailable(
 ) -> None:
     server = build_server(TEST_SETTINGS, pool=pool, expiry=NoQueueExpiryScheduler(), listen_dsn=database_url)
     await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with authorized_channel(f"127.0.0.1:{server.port}") as channel:
         watcher = Watcher(channel)
         await watcher.snapshot()
         await server.stop(grace=5)

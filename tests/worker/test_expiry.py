@@ -24,6 +24,7 @@ from orflow_server.ops.expiry import expire_booking
 from orflow_server.worker.queue import NoQueueExpiryScheduler, SaqExpiryScheduler, expiry_job_key
 from saq import Queue, Status
 
+from tests.auth import authorized_channel
 from tests.conftest import TEST_SETTINGS, ServerFactory
 from tests.factories import error_details, insert_slot, make_booking, snapshot
 from tests.rpc.test_watch_slots import BOOKED, CONFIRMED, RELEASED, Watcher, barrier
@@ -74,7 +75,7 @@ async def start_worker(database_url: str, redis_url: str, queue_name: str) -> As
 @pytest_asyncio.fixture(loop_scope="session")
 async def short_holds(start_server: ServerFactory) -> booking_service_pb2_grpc.BookingServiceStub:
     target = await start_server(hold_ttl=TTL)
-    return booking_service_pb2_grpc.BookingServiceStub(grpc.aio.insecure_channel(target))
+    return booking_service_pb2_grpc.BookingServiceStub(authorized_channel(target))
 
 
 def booking_from_proto(booking: booking_pb2.Booking) -> Booking:
@@ -170,7 +171,7 @@ async def test_bookings_succeed_with_redis_unreachable_and_the_sweep_expires_the
     )
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        async with authorized_channel(f"127.0.0.1:{server.port}") as channel:
             stub = booking_service_pb2_grpc.BookingServiceStub(channel)
             ids = [
                 (await stub.CreateBooking(Book(slot_id=await insert_slot(db), patient_id=f"p-{i}"))).booking.id
@@ -223,7 +224,7 @@ async def test_two_watchers_see_a_booking_a_confirm_and_a_real_expiry_in_order( 
     target = await start_server(hold_ttl=TTL)
     await start_worker()
     kept, lapsed = await insert_slot(db), await insert_slot(db)
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with authorized_channel(target) as channel:
         watchers = [Watcher(channel), Watcher(channel)]
         for watcher in watchers:
             assert sorted(await watcher.snapshot()) == sorted([kept, lapsed])

@@ -6,14 +6,17 @@ python clients/python/examples/book_a_slot.py 127.0.0.1:50051 P-1001 [procedure]
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from orflow.v1 import booking_pb2
 from orflow_client import BookingConflict, OrFlowClient
 
 
-async def book_first_free_slot(target: str, patient_id: str, procedure: str = "") -> booking_pb2.Booking | None:
-    async with OrFlowClient(target) as client:
+async def book_first_free_slot(
+    target: str, patient_id: str, procedure: str = "", *, token: str | None = None
+) -> booking_pb2.Booking | None:
+    async with OrFlowClient(target, token=token) as client:
         async for slot in client.list_slots(procedure_type=procedure, available_only=True):
             try:
                 hold = await client.create_booking(slot_id=slot.id, patient_id=patient_id)
@@ -25,5 +28,5 @@ async def book_first_free_slot(target: str, patient_id: str, procedure: str = ""
 
 
 if __name__ == "__main__":
-    booking = asyncio.run(book_first_free_slot(*sys.argv[1:4]))
+    booking = asyncio.run(book_first_free_slot(*sys.argv[1:4], token=os.environ.get("ORFLOW_TOKEN")))
     print(booking if booking is not None else "no free slot")

@@ -230,29 +230,33 @@ async def fetch_booking(conn: Conn, booking_id: int) -> Booking | None:
     return None if row is None else booking_from_row(row)
 
 
-async def confirm_pending(conn: Conn, booking_id: int) -> Booking | None:
-    """Compare-and-set: confirms only a PENDING hold not yet past expire_time."""
+async def confirm_pending(conn: Conn, booking_id: int, *, patient_scope: str | None) -> Booking | None:
+    """Compare-and-set: confirms only a PENDING hold not yet past expire_time (and the patient's own, if scoped)."""
     row = await conn.fetchrow(
         f"""
         UPDATE bookings SET status = 'CONFIRMED', update_time = clock_timestamp()
         WHERE id = $1 AND status = 'PENDING' AND expire_time > clock_timestamp()
+          AND ($2::text IS NULL OR patient_id = $2)
         RETURNING {_BOOKING_COLUMNS}
         """,
         booking_id,
+        patient_scope,
     )
     return None if row is None else booking_from_row(row)
 
 
-async def cancel_active(conn: Conn, booking_id: int) -> Booking | None:
-    """Compare-and-set: cancels a CONFIRMED booking or a PENDING hold not yet expired."""
+async def cancel_active(conn: Conn, booking_id: int, *, patient_scope: str | None) -> Booking | None:
+    """Compare-and-set: cancels a CONFIRMED booking or a live PENDING hold (the patient's own, if scoped)."""
     row = await conn.fetchrow(
         f"""
         UPDATE bookings SET status = 'CANCELLED', update_time = clock_timestamp()
         WHERE id = $1 AND (status = 'CONFIRMED'
                            OR (status = 'PENDING' AND expire_time > clock_timestamp()))
+          AND ($2::text IS NULL OR patient_id = $2)
         RETURNING {_BOOKING_COLUMNS}
         """,
         booking_id,
+        patient_scope,
     )
     return None if row is None else booking_from_row(row)
 

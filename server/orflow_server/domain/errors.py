@@ -108,3 +108,41 @@ class UnavailableError(OrFlowError):
     """The server cannot serve this now (shutting down, or a feature is not configured); retry later."""
 
     reason = "UNAVAILABLE"
+
+
+class UnauthenticatedError(OrFlowError):
+    """No valid credentials: the token is missing, expired, malformed or wrongly signed."""
+
+    reason = "UNAUTHENTICATED"
+
+    def __init__(self, message: str, *, reason: str = "UNAUTHENTICATED") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PermissionDeniedError(OrFlowError):
+    """The caller is known, but its role may not do this."""
+
+    reason = "PERMISSION_DENIED"
+
+    def __init__(
+        self, message: str, *, reason: str = "PERMISSION_DENIED", metadata: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message, metadata=metadata)
+        self.reason = reason
+
+
+class RateLimitedError(OrFlowError):
+    """Too many requests from one caller; `retry_after_seconds` says when the next one is allowed."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after_seconds: float) -> None:
+        super().__init__(message, metadata={"retry_after_seconds": f"{retry_after_seconds:.3f}"})
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ResetDisabledError(FailedPreconditionError):
+    """This deployment does not allow wiping its data (ORFLOW_ALLOW_RESET is off)."""
+
+    reason = "RESET_DISABLED"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 class BookingStatus(enum.Enum):
@@ -95,3 +96,18 @@ class Usage:
     start: datetime
     end: datetime
     quantity: int
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One appended change: who, what, when, and the record before and after."""
+
+    id: int
+    event_time: datetime
+    actor: str
+    actor_role: str
+    action: str
+    resource_type: str
+    resource_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None

@@ -1,10 +1,19 @@
-"""Booking use cases: create (the heart), get, confirm, cancel, list."""
+"""Booking use cases: create (the heart), get, confirm, cancel, list.
+
+Every use case takes the acting `Actor`: it names the actor of the
+transaction for the audit trail, and a patient only ever sees or changes its
+own bookings (another patient's reads NOT_FOUND).
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..db import bookings as db
+from ..db.audit import set_actor
 from ..db.clock import current_time
 from ..db.connection import Conn
+from ..domain.access import Actor
 from ..domain.errors import (
     BookingNotActiveError,
     BookingNotPendingError,
@@ -25,9 +34,10 @@ from ..domain.rules import effective_booking, peak_usage
 from .context import OpsContext
 
 
-async def create_booking(ctx: OpsContext, *, slot_id: int, patient_id: str, request_id: str) -> Booking:
+async def create_booking(ctx: OpsContext, actor: Actor, *, slot_id: int, patient_id: str, request_id: str) -> Booking:
     """Holds a slot for a patient, then schedules the hold's expiry after the commit."""
-    booking, is_new = await _hold_slot(ctx, slot_id=slot_id, patient_id=patient_id, request_id=request_id)
+    patient_id = actor.patient_for(patient_id)
+    booking, is_new = await _hold_slot(ctx, actor, slot_id=slot_id, patient_id=patient_id, request_id=request_id)
     if is_new:
         ctx.metrics.holds_created.inc()
     if booking.status is BookingStatus.PENDING:
@@ -35,9 +45,12 @@ async def create_booking(ctx: OpsContext, *, slot_id: int, patient_id: str, requ
     return booking
 
 
-async def _hold_slot(ctx: OpsContext, *, slot_id: int, patient_id: str, request_id: str) -> tuple[Booking, bool]:
+async def _hold_slot(
+    ctx: OpsContext, actor: Actor, *, slot_id: int, patient_id: str, request_id: str
+) -> tuple[Booking, bool]:
     """The booking transaction (see db/bookings.py for the lock order); True when it made a new booking."""
     async with ctx.pool.acquire() as conn, conn.transaction():
+        await set_actor(conn, actor)
         slot = await db.lock_slot(conn, slot_id)
         if slot is None:
             raise NotFoundError("slot", slot_id)
@@ -99,25 +112,26 @@ def _raise_for_conflicts(conflicts: db.Conflicts, slot_id: int) -> None:
         raise PatientBusyError("the patient already has a booking at an overlapping time", metadata=meta)
 
 
-async def _read_booking(conn: Conn, booking_id: int) -> Booking:
-    """The booking as it reads now (an overdue hold reads FAILED), or NOT_FOUND."""
+async def _read_booking(conn: Conn, actor: Actor, booking_id: int) -> Booking:
+    """The booking as it reads now (an overdue hold reads FAILED), or NOT_FOUND (also when not the actor's)."""
     booking = await db.fetch_booking(conn, booking_id)
-    if booking is None:
+    if booking is None or not actor.may_see(booking):
         raise NotFoundError("booking", booking_id)
     return effective_booking(booking, await current_time(conn))
 
 
-async def get_booking(ctx: OpsContext, booking_id: int) -> Booking:
+async def get_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Booking:
     async with ctx.pool.acquire() as conn:
-        return await _read_booking(conn, booking_id)
+        return await _read_booking(conn, actor, booking_id)
 
 
-async def confirm_booking(ctx: OpsContext, booking_id: int) -> Booking:
+async def confirm_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Booking:
     """Confirms a live hold; on failure it writes nothing and says why."""
     async with ctx.pool.acquire() as conn, conn.transaction():
-        confirmed = await db.confirm_pending(conn, booking_id)
+        await set_actor(conn, actor)
+        confirmed = await db.confirm_pending(conn, booking_id, patient_scope=actor.patient_scope)
         if confirmed is None:
-            current = await _read_booking(conn, booking_id)
+            current = await _read_booking(conn, actor, booking_id)
             meta = {"booking_id": str(booking_id), "status": current.status.value}
             if current.failure_reason is FailureReason.HOLD_EXPIRED:
                 raise HoldExpiredError(
@@ -129,12 +143,13 @@ async def confirm_booking(ctx: OpsContext, booking_id: int) -> Booking:
     return confirmed
 
 
-async def cancel_booking(ctx: OpsContext, booking_id: int) -> Booking:
+async def cancel_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Booking:
     """Cancels a live hold or a confirmed booking; its slot is free the moment this commits."""
     async with ctx.pool.acquire() as conn, conn.transaction():
-        cancelled = await db.cancel_active(conn, booking_id)
+        await set_actor(conn, actor)
+        cancelled = await db.cancel_active(conn, booking_id, patient_scope=actor.patient_scope)
         if cancelled is None:
-            current = await _read_booking(conn, booking_id)
+            current = await _read_booking(conn, actor, booking_id)
             raise BookingNotActiveError(
                 f"booking {booking_id} is {current.status.value}; only PENDING or CONFIRMED bookings can be cancelled",
                 metadata={"booking_id": str(booking_id), "status": current.status.value},
@@ -145,8 +160,11 @@ async def cancel_booking(ctx: OpsContext, booking_id: int) -> Booking:
 
 
 async def list_bookings(
-    ctx: OpsContext, filters: db.BookingFilters, *, page_size: int, page_token: str
+    ctx: OpsContext, actor: Actor, filters: db.BookingFilters, *, page_size: int, page_token: str
 ) -> tuple[list[Booking], str]:
+    """A page of bookings, newest first; a patient's list is always its own."""
+    if actor.patient_scope is not None:
+        filters = replace(filters, patient_id=actor.patient_for(filters.patient_id))
     key = decode_page_token(page_token, filters, shape=(int,))
     before_id = int(key[0]) if key else None
     async with ctx.pool.acquire() as conn:

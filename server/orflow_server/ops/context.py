@@ -21,3 +21,4 @@ class OpsContext:
     turnover: timedelta
     expiry: ExpiryScheduler
     metrics: Metrics = field(default_factory=Metrics)
+    allow_reset: bool = False  # SeedDatabase wipes every table: a deployment must opt in

@@ -11,6 +11,8 @@ import asyncio
 from typing import Protocol
 
 from ..db import bookings as db
+from ..db.audit import set_actor
+from ..domain.access import EXPIRY_WORKER
 from ..domain.models import Booking
 from .context import OpsContext
 
@@ -37,6 +39,7 @@ async def expire_booking(ctx: OpsContext, booking_id: int) -> bool:
     if 0 < remaining <= _MAX_EARLY_WAIT_SECONDS:
         await asyncio.sleep(remaining)
     async with ctx.pool.acquire() as conn, conn.transaction():
+        await set_actor(conn, EXPIRY_WORKER)
         lag = await db.fail_overdue_hold(conn, booking_id)
     if lag is None:
         return False
@@ -47,6 +50,7 @@ async def expire_booking(ctx: OpsContext, booking_id: int) -> bool:
 async def sweep_overdue_holds(ctx: OpsContext) -> list[float]:
     """Fails every overdue hold (the guarantee behind the jobs); returns their lags in seconds."""
     async with ctx.pool.acquire() as conn, conn.transaction():
+        await set_actor(conn, EXPIRY_WORKER)
         lags = await db.fail_all_overdue_holds(conn)
     ctx.metrics.record_expired(lags, trigger="sweep")
     return lags

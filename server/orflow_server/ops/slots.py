@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from ..db import inventory as db_inventory
 from ..db import slots as db
+from ..db.audit import set_actor
 from ..db.clock import current_time
+from ..domain.access import Actor
 from ..domain.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from ..domain.models import Doctor, NewSlot, Slot
 from ..domain.paging import decode_page_token, encode_page_token
@@ -43,8 +45,9 @@ async def get_slot(ctx: OpsContext, slot_id: int) -> Slot:
     return slot
 
 
-async def create_slot(ctx: OpsContext, new: NewSlot) -> Slot:
+async def create_slot(ctx: OpsContext, actor: Actor, new: NewSlot) -> Slot:
     async with ctx.pool.acquire() as conn, conn.transaction():
+        await set_actor(conn, actor)
         if not await db_inventory.doctor_exists(conn, new.doctor_id):
             raise NotFoundError("doctor", new.doctor_id)
         if not await db_inventory.room_exists(conn, new.room_id):

@@ -1,4 +1,4 @@
-"""AdminService: reset demo data, publish slots, inventory, bookings report."""
+"""AdminService: reset demo data, publish slots, inventory, bookings report, audit trail (admin role only)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,24 @@ from typing import Any
 
 import grpc
 from orflow.v1 import admin_service_pb2 as pb
-from orflow.v1 import admin_service_pb2_grpc, booking_pb2
+from orflow.v1 import admin_service_pb2_grpc
 
+from ..db.audit import AuditFilters
 from ..db.bookings import BookingFilters
 from ..domain.models import EquipmentNeed, NewSlot
 from ..domain.paging import page_size_or_default
+from ..ops import audit as audit_ops
 from ..ops import bookings as booking_ops
 from ..ops import inventory as inventory_ops
 from ..ops import seed as seed_ops
 from ..ops import slots as slot_ops
 from ..ops.context import OpsContext
 from . import convert
+from .auth import current_actor
 from .validate import RequestChecker
 
 Context = grpc.aio.ServicerContext[Any, Any]
+MAX_EQUIPMENT_PER_SLOT = 50
 
 
 class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
@@ -27,23 +31,25 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         self._ctx = ctx
 
     async def SeedDatabase(self, request: pb.SeedDatabaseRequest, context: Context) -> pb.SeedDatabaseResponse:
-        rooms, doctors, equipment, slots = await seed_ops.seed_database(self._ctx)
+        rooms, doctors, equipment, slots = await seed_ops.seed_database(self._ctx, current_actor())
         return pb.SeedDatabaseResponse(
             room_count=rooms, doctor_count=doctors, equipment_count=equipment, slot_count=slots
         )
 
     async def ListBookings(self, request: pb.ListBookingsRequest, context: Context) -> pb.ListBookingsResponse:
         check = RequestChecker()
-        if request.status not in convert.STATUS_FROM_PROTO and request.status != booking_pb2.BOOKING_STATUS_UNSPECIFIED:
-            check.fail("status", "is not a known BookingStatus")
         filters = BookingFilters(
-            status=convert.STATUS_FROM_PROTO.get(request.status),
+            status=check.enum_filter("status", request.status, convert.STATUS_FROM_PROTO, what="BookingStatus"),
             patient_id=check.text("patient_id", request.patient_id, max_length=64, is_required=False),
             slot_id=check.optional_id("slot_id", request.slot_id),
         )
         check.raise_if_any()
         bookings, token = await booking_ops.list_bookings(
-            self._ctx, filters, page_size=page_size_or_default(request.page_size), page_token=request.page_token
+            self._ctx,
+            current_actor(),
+            filters,
+            page_size=page_size_or_default(request.page_size),
+            page_token=request.page_token,
         )
         return pb.ListBookingsResponse(bookings=[convert.booking_to_proto(b) for b in bookings], next_page_token=token)
 
@@ -51,6 +57,8 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         check = RequestChecker()
         start = check.required_timestamp("start_time", request, "start_time")
         end = check.required_timestamp("end_time", request, "end_time")
+        if len(request.required_equipment) > MAX_EQUIPMENT_PER_SLOT:
+            check.fail("required_equipment", f"must list at most {MAX_EQUIPMENT_PER_SLOT} equipment types")
         needs = tuple(
             EquipmentNeed(
                 equipment_id=check.positive_id(f"required_equipment[{i}].equipment_id", need.equipment_id),
@@ -67,13 +75,17 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             required_equipment=needs,
         )
         check.raise_if_any()
-        return pb.CreateSlotResponse(slot=convert.slot_to_proto(await slot_ops.create_slot(self._ctx, new)))
+        return pb.CreateSlotResponse(
+            slot=convert.slot_to_proto(await slot_ops.create_slot(self._ctx, current_actor(), new))
+        )
 
     async def CreateRoom(self, request: pb.CreateRoomRequest, context: Context) -> pb.CreateRoomResponse:
         check = RequestChecker()
         name = check.text("name", request.name, max_length=200)
         check.raise_if_any()
-        return pb.CreateRoomResponse(room=convert.room_to_proto(await inventory_ops.create_room(self._ctx, name=name)))
+        return pb.CreateRoomResponse(
+            room=convert.room_to_proto(await inventory_ops.create_room(self._ctx, current_actor(), name=name))
+        )
 
     async def ListRooms(self, request: pb.ListRoomsRequest, context: Context) -> pb.ListRoomsResponse:
         rooms = await inventory_ops.list_rooms(self._ctx)
@@ -84,7 +96,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         name = check.text("name", request.name, max_length=200)
         specialty = check.text("specialty", request.specialty, max_length=200)
         check.raise_if_any()
-        doctor = await inventory_ops.create_doctor(self._ctx, name=name, specialty=specialty)
+        doctor = await inventory_ops.create_doctor(self._ctx, current_actor(), name=name, specialty=specialty)
         return pb.CreateDoctorResponse(doctor=convert.doctor_to_proto(doctor))
 
     async def CreateEquipment(self, request: pb.CreateEquipmentRequest, context: Context) -> pb.CreateEquipmentResponse:
@@ -93,9 +105,31 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         if not 0 <= request.quantity <= 100_000:
             check.fail("quantity", "must be between 0 and 100000")
         check.raise_if_any()
-        equipment = await inventory_ops.create_equipment(self._ctx, name=name, quantity=request.quantity)
+        equipment = await inventory_ops.create_equipment(
+            self._ctx, current_actor(), name=name, quantity=request.quantity
+        )
         return pb.CreateEquipmentResponse(equipment=convert.equipment_to_proto(equipment))
 
     async def ListEquipment(self, request: pb.ListEquipmentRequest, context: Context) -> pb.ListEquipmentResponse:
         equipment = await inventory_ops.list_equipment(self._ctx)
         return pb.ListEquipmentResponse(equipment=[convert.equipment_to_proto(e) for e in equipment])
+
+    async def ListAuditEvents(self, request: pb.ListAuditEventsRequest, context: Context) -> pb.ListAuditEventsResponse:
+        check = RequestChecker()
+        filters = AuditFilters(
+            action=check.text("action", request.action, max_length=100, is_required=False),
+            actor=check.text("actor", request.actor, max_length=100, is_required=False),
+            resource_type=check.text("resource_type", request.resource_type, max_length=100, is_required=False),
+            resource_id=check.text("resource_id", request.resource_id, max_length=100, is_required=False),
+            start_time=check.timestamp("start_time", request.start_time, is_set=request.HasField("start_time")),
+            end_time=check.timestamp("end_time", request.end_time, is_set=request.HasField("end_time")),
+        )
+        if filters.start_time and filters.end_time and filters.end_time <= filters.start_time:
+            check.fail("end_time", "must be after start_time")
+        check.raise_if_any()
+        events, token = await audit_ops.list_audit_events(
+            self._ctx, filters, page_size=page_size_or_default(request.page_size), page_token=request.page_token
+        )
+        return pb.ListAuditEventsResponse(
+            events=[convert.audit_event_to_proto(e) for e in events], next_page_token=token
+        )

@@ -1,4 +1,4 @@
-"""BookingService: hold, confirm, cancel and read bookings."""
+"""BookingService: hold, confirm, cancel and read bookings, as the verified caller."""
 
 from __future__ import annotations
 
@@ -8,40 +8,70 @@ import grpc
 from orflow.v1 import booking_service_pb2 as pb
 from orflow.v1 import booking_service_pb2_grpc
 
+from ..db.bookings import BookingFilters
+from ..domain.access import Role
+from ..domain.paging import page_size_or_default
 from ..ops import bookings as ops
 from ..ops.context import OpsContext
+from ..security.rate_limit import BookingRateLimits
 from . import convert
+from .auth import current_actor
 from .validate import RequestChecker
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class BookingService(booking_service_pb2_grpc.BookingServiceServicer):
-    def __init__(self, ctx: OpsContext) -> None:
+    def __init__(self, ctx: OpsContext, *, limits: BookingRateLimits) -> None:
         self._ctx = ctx
+        self._limits = limits
 
     async def CreateBooking(self, request: pb.CreateBookingRequest, context: Context) -> pb.CreateBookingResponse:
+        actor = current_actor()
         check = RequestChecker()
         slot_id = check.positive_id("slot_id", request.slot_id)
-        patient_id = check.text("patient_id", request.patient_id, max_length=64)
+        is_patient = actor.role is Role.PATIENT  # a patient may leave patient_id empty: it books as itself
+        patient_id = check.text("patient_id", request.patient_id, max_length=64, is_required=not is_patient)
         request_id = check.text("request_id", request.request_id, max_length=128, is_required=False)
         check.raise_if_any()
-        booking = await ops.create_booking(self._ctx, slot_id=slot_id, patient_id=patient_id, request_id=request_id)
+        self._limits.take(actor)
+        booking = await ops.create_booking(
+            self._ctx, actor, slot_id=slot_id, patient_id=patient_id, request_id=request_id
+        )
         return pb.CreateBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def GetBooking(self, request: pb.GetBookingRequest, context: Context) -> pb.GetBookingResponse:
-        booking_id = _booking_id(request.booking_id)
-        return pb.GetBookingResponse(booking=convert.booking_to_proto(await ops.get_booking(self._ctx, booking_id)))
+        booking = await ops.get_booking(self._ctx, current_actor(), _booking_id(request.booking_id))
+        return pb.GetBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def ConfirmBooking(self, request: pb.ConfirmBookingRequest, context: Context) -> pb.ConfirmBookingResponse:
-        booking_id = _booking_id(request.booking_id)
-        booking = await ops.confirm_booking(self._ctx, booking_id)
+        booking = await ops.confirm_booking(self._ctx, current_actor(), _booking_id(request.booking_id))
         return pb.ConfirmBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def CancelBooking(self, request: pb.CancelBookingRequest, context: Context) -> pb.CancelBookingResponse:
-        booking_id = _booking_id(request.booking_id)
-        booking = await ops.cancel_booking(self._ctx, booking_id)
+        booking = await ops.cancel_booking(self._ctx, current_actor(), _booking_id(request.booking_id))
         return pb.CancelBookingResponse(booking=convert.booking_to_proto(booking))
+
+    async def ListPatientBookings(
+        self, request: pb.ListPatientBookingsRequest, context: Context
+    ) -> pb.ListPatientBookingsResponse:
+        actor = current_actor()
+        check = RequestChecker()
+        patient_id = check.text(
+            "patient_id", request.patient_id, max_length=64, is_required=actor.role is not Role.PATIENT
+        )
+        status = check.enum_filter("status", request.status, convert.STATUS_FROM_PROTO, what="BookingStatus")
+        check.raise_if_any()
+        bookings, token = await ops.list_bookings(
+            self._ctx,
+            actor,
+            BookingFilters(status=status, patient_id=patient_id),
+            page_size=page_size_or_default(request.page_size),
+            page_token=request.page_token,
+        )
+        return pb.ListPatientBookingsResponse(
+            bookings=[convert.booking_to_proto(b) for b in bookings], next_page_token=token
+        )
 
 
 def _booking_id(value: int) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf import timestamp_pb2
-from orflow.v1 import booking_pb2, resources_pb2, slot_service_pb2
+from orflow.v1 import audit_pb2, booking_pb2, resources_pb2, slot_service_pb2
 
 from ..domain.changes import SlotChangeKind
-from ..domain.models import Booking, BookingStatus, Doctor, Equipment, FailureReason, Room, Slot
+from ..domain.models import AuditEvent, Booking, BookingStatus, Doctor, Equipment, FailureReason, Room, Slot
 
 STATUS_TO_PROTO: dict[BookingStatus, booking_pb2.BookingStatus.ValueType] = {
     BookingStatus.PENDING: booking_pb2.BOOKING_STATUS_PENDING,
@@ -85,3 +85,20 @@ def booking_to_proto(booking: Booking) -> booking_pb2.Booking:
         update_time=timestamp(booking.update_time),
         request_id=booking.request_id,
     )
+
+
+def audit_event_to_proto(event: AuditEvent) -> audit_pb2.AuditEvent:
+    proto = audit_pb2.AuditEvent(
+        id=event.id,
+        event_time=timestamp(event.event_time),
+        actor=event.actor,
+        actor_role=event.actor_role,
+        action=event.action,
+        resource_type=event.resource_type,
+        resource_id=event.resource_id,
+    )
+    if event.before is not None:
+        proto.before.update(event.before)
+    if event.after is not None:
+        proto.after.update(event.after)
+    return proto

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -29,6 +30,9 @@ CODES: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.ConflictError: grpc.StatusCode.ABORTED,
     errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    errors.RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -55,6 +59,10 @@ def status_for(exc: errors.OrFlowError) -> tuple[grpc.StatusCode, status_pb2.Sta
             for v in exc.violations
         ]
         details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
+    if isinstance(exc, errors.RateLimitedError):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(timedelta(seconds=exc.retry_after_seconds))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     rpc_code = getattr(code_pb2, code.name)
     return code, status_pb2.Status(code=rpc_code, message=exc.message, details=details)
 

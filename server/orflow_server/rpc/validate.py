@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from ..domain.errors import FieldViolation, InvalidArgumentError
+
+T = TypeVar("T")
 
 # Narrower than google.protobuf.Timestamp's own range (years 1 to 9999), so
 # arithmetic on a time (end plus turnover) can never overflow.
@@ -64,6 +68,15 @@ class RequestChecker:
             self.fail(field, "is required")
             return None
         return self.timestamp(field, getattr(message, name), is_set=True)
+
+    def enum_filter(self, field: str, value: int, known: Mapping[Any, T], *, what: str) -> T | None:
+        """An optional enum filter: None when unset (0), the mapped value when known."""
+        if value == 0:
+            return None
+        if value not in known:
+            self.fail(field, f"is not a known {what}")
+            return None
+        return known[value]
 
     def raise_if_any(self) -> None:
         if self.violations:

@@ -12,6 +12,7 @@ import grpc
 from orflow.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
+    audit_pb2,
     booking_pb2,
     booking_service_pb2,
     booking_service_pb2_grpc,
@@ -221,6 +222,36 @@ class BlockingOrFlowClient:
         request = booking_service_pb2.CancelBookingRequest(booking_id=booking_id)
         return self._call(self._bookings.CancelBooking, request, timeout).booking
 
+    def list_patient_bookings_page(
+        self,
+        *,
+        patient_id: str = "",
+        status: booking_pb2.BookingStatus.ValueType = booking_pb2.BOOKING_STATUS_UNSPECIFIED,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> booking_service_pb2.ListPatientBookingsResponse:
+        request = booking_service_pb2.ListPatientBookingsRequest(
+            patient_id=patient_id, status=status, page_size=page_size, page_token=page_token
+        )
+        return self._call(self._bookings.ListPatientBookings, request, timeout)
+
+    def list_patient_bookings(
+        self,
+        *,
+        patient_id: str = "",
+        status: booking_pb2.BookingStatus.ValueType = booking_pb2.BOOKING_STATUS_UNSPECIFIED,
+        page_size: int = 0,
+    ) -> Iterator[booking_pb2.Booking]:
+        """One patient's bookings, newest first (with a patient token, `patient_id` may be left empty)."""
+
+        def fetch(token: str) -> booking_service_pb2.ListPatientBookingsResponse:
+            return self.list_patient_bookings_page(
+                patient_id=patient_id, status=status, page_size=page_size, page_token=token
+            )
+
+        return self._walk(fetch, lambda page: page.bookings)
+
     # AdminService
 
     def seed_database(self, *, timeout: float | None = None) -> admin_service_pb2.SeedDatabaseResponse:
@@ -300,3 +331,55 @@ class BlockingOrFlowClient:
     def list_equipment(self, *, timeout: float | None = None) -> list[resources_pb2.Equipment]:
         reply = self._call(self._admin.ListEquipment, admin_service_pb2.ListEquipmentRequest(), timeout)
         return list(reply.equipment)
+
+    def list_audit_events_page(
+        self,
+        *,
+        action: str = "",
+        actor: str = "",
+        resource_type: str = "",
+        resource_id: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> admin_service_pb2.ListAuditEventsResponse:
+        request = admin_service_pb2.ListAuditEventsRequest(
+            action=action,
+            actor=actor,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            start_time=_requests.timestamp(start_time),
+            end_time=_requests.timestamp(end_time),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._call(self._admin.ListAuditEvents, request, timeout)
+
+    def list_audit_events(
+        self,
+        *,
+        action: str = "",
+        actor: str = "",
+        resource_type: str = "",
+        resource_id: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+    ) -> Iterator[audit_pb2.AuditEvent]:
+        """The audit trail, newest first, filtered by action, actor, record and time window."""
+
+        def fetch(token: str) -> admin_service_pb2.ListAuditEventsResponse:
+            return self.list_audit_events_page(
+                action=action,
+                actor=actor,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                start_time=start_time,
+                end_time=end_time,
+                page_size=page_size,
+                page_token=token,
+            )
+
+        return self._walk(fetch, lambda page: page.events)

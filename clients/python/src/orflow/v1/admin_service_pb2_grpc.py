@@ -27,7 +27,9 @@ if _version_not_supported:
 
 class AdminServiceStub:
     """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings.
+    equipment inventory, and report on bookings and the audit trail.
+    Every method needs a token with the admin role: UNAUTHENTICATED without a
+    valid token, PERMISSION_DENIED for other roles.
     """
 
     def __init__(self, channel):
@@ -76,16 +78,25 @@ class AdminServiceStub:
                 request_serializer=orflow_dot_v1_dot_admin__service__pb2.ListEquipmentRequest.SerializeToString,
                 response_deserializer=orflow_dot_v1_dot_admin__service__pb2.ListEquipmentResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/orflow.v1.AdminService/ListAuditEvents',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
     """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings.
+    equipment inventory, and report on bookings and the audit trail.
+    Every method needs a token with the admin role: UNAUTHENTICATED without a
+    valid token, PERMISSION_DENIED for other roles.
     """
 
     def SeedDatabase(self, request, context):
         """Wipes every room, doctor, equipment type, slot and booking and loads the
-        demo data set.
+        demo data set. The audit trail is kept.
+        Errors: FAILED_PRECONDITION (RESET_DISABLED) unless the deployment allows
+        resets (ORFLOW_ALLOW_RESET).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +158,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """Lists audit events, newest first.
+        Errors: INVALID_ARGUMENT (negative page_size, bad page_token, a window
+        that ends before it starts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +210,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=orflow_dot_v1_dot_admin__service__pb2.ListEquipmentRequest.FromString,
                     response_serializer=orflow_dot_v1_dot_admin__service__pb2.ListEquipmentResponse.SerializeToString,
             ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'orflow.v1.AdminService', rpc_method_handlers)
@@ -200,7 +225,9 @@ def add_AdminServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
     """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings.
+    equipment inventory, and report on bookings and the audit trail.
+    Every method needs a token with the admin role: UNAUTHENTICATED without a
+    valid token, PERMISSION_DENIED for other roles.
     """
 
     @staticmethod
@@ -409,6 +436,33 @@ class AdminService:
             '/orflow.v1.AdminService/ListEquipment',
             orflow_dot_v1_dot_admin__service__pb2.ListEquipmentRequest.SerializeToString,
             orflow_dot_v1_dot_admin__service__pb2.ListEquipmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/ListAuditEvents',
+            orflow_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

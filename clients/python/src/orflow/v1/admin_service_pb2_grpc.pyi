@@ -28,7 +28,9 @@ GRPC_VERSION: str
 
 class AdminServiceStub:
     """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings.
+    equipment inventory, and report on bookings and the audit trail.
+    Every method needs a token with the admin role: UNAUTHENTICATED without a
+    valid token, PERMISSION_DENIED for other roles.
     """
 
     @_typing.overload
@@ -37,7 +39,9 @@ class AdminServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AdminServiceAsyncStub: ...
     SeedDatabase: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SeedDatabaseRequest, _admin_service_pb2.SeedDatabaseResponse]
     """Wipes every room, doctor, equipment type, slot and booking and loads the
-    demo data set.
+    demo data set. The audit trail is kept.
+    Errors: FAILED_PRECONDITION (RESET_DISABLED) unless the deployment allows
+    resets (ORFLOW_ALLOW_RESET).
     """
     ListBookings: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListBookingsRequest, _admin_service_pb2.ListBookingsResponse]
     """Lists bookings, newest first.
@@ -65,17 +69,26 @@ class AdminServiceStub:
     """
     ListEquipment: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListEquipmentRequest, _admin_service_pb2.ListEquipmentResponse]
     """Lists equipment types with their inventory counts, by name."""
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]
+    """Lists audit events, newest first.
+    Errors: INVALID_ARGUMENT (negative page_size, bad page_token, a window
+    that ends before it starts).
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
     """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings.
+    equipment inventory, and report on bookings and the audit trail.
+    Every method needs a token with the admin role: UNAUTHENTICATED without a
+    valid token, PERMISSION_DENIED for other roles.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SeedDatabase: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SeedDatabaseRequest, _admin_service_pb2.SeedDatabaseResponse]  # type: ignore[assignment]
     """Wipes every room, doctor, equipment type, slot and booking and loads the
-    demo data set.
+    demo data set. The audit trail is kept.
+    Errors: FAILED_PRECONDITION (RESET_DISABLED) unless the deployment allows
+    resets (ORFLOW_ALLOW_RESET).
     """
     ListBookings: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListBookingsRequest, _admin_service_pb2.ListBookingsResponse]  # type: ignore[assignment]
     """Lists bookings, newest first.
@@ -103,10 +116,17 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
     ListEquipment: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListEquipmentRequest, _admin_service_pb2.ListEquipmentResponse]  # type: ignore[assignment]
     """Lists equipment types with their inventory counts, by name."""
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """Lists audit events, newest first.
+    Errors: INVALID_ARGUMENT (negative page_size, bad page_token, a window
+    that ends before it starts).
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings.
+    equipment inventory, and report on bookings and the audit trail.
+    Every method needs a token with the admin role: UNAUTHENTICATED without a
+    valid token, PERMISSION_DENIED for other roles.
     """
 
     @_abc_1.abstractmethod
@@ -116,7 +136,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.SeedDatabaseResponse, _abc.Awaitable[_admin_service_pb2.SeedDatabaseResponse]]:
         """Wipes every room, doctor, equipment type, slot and booking and loads the
-        demo data set.
+        demo data set. The audit trail is kept.
+        Errors: FAILED_PRECONDITION (RESET_DISABLED) unless the deployment allows
+        resets (ORFLOW_ALLOW_RESET).
         """
 
     @_abc_1.abstractmethod
@@ -186,5 +208,16 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListEquipmentResponse, _abc.Awaitable[_admin_service_pb2.ListEquipmentResponse]]:
         """Lists equipment types with their inventory counts, by name."""
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _admin_service_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_admin_service_pb2.ListAuditEventsResponse]]:
+        """Lists audit events, newest first.
+        Errors: INVALID_ARGUMENT (negative page_size, bad page_token, a window
+        that ends before it starts).
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from orflow.v1 import booking_pb2 as _booking_pb2
 import builtins as _builtins
 import sys
@@ -210,3 +212,65 @@ class CancelBookingResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelBookingResponse: _TypeAlias = CancelBookingResponse  # noqa: Y015
+
+@_typing.final
+class ListPatientBookingsRequest(_message.Message):
+    """Request for ListPatientBookings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    patient_id: _builtins.str
+    """The patient; may be empty with a patient token (its own id)."""
+    status: _booking_pb2.BookingStatus.ValueType
+    """Only bookings in this status (as they read now)."""
+    page_size: _builtins.int
+    """At most this many bookings (default 50, at most 1000)."""
+    page_token: _builtins.str
+    """next_page_token of the previous page."""
+    def __init__(
+        self,
+        *,
+        patient_id: _builtins.str = ...,
+        status: _booking_pb2.BookingStatus.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPatientBookingsRequest: _TypeAlias = ListPatientBookingsRequest  # noqa: Y015
+
+@_typing.final
+class ListPatientBookingsResponse(_message.Message):
+    """Response for ListPatientBookings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKINGS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def bookings(self) -> _containers.RepeatedCompositeFieldContainer[_booking_pb2.Booking]:
+        """The bookings, newest first."""
+
+    def __init__(
+        self,
+        *,
+        bookings: _abc.Iterable[_booking_pb2.Booking] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bookings", b"bookings", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPatientBookingsResponse: _TypeAlias = ListPatientBookingsResponse  # noqa: Y015

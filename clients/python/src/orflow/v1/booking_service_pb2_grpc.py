@@ -28,6 +28,9 @@ if _version_not_supported:
 class BookingServiceStub:
     """Hold, confirm and cancel bookings. A booking never double-books a slot, a
     room, a surgeon, a patient or a unit of equipment.
+    Every method needs a token (UNAUTHENTICATED otherwise). A patient token
+    acts only for its own patient id: another patient's booking reads
+    NOT_FOUND. Service and admin tokens act for any patient.
     """
 
     def __init__(self, channel):
@@ -56,11 +59,19 @@ class BookingServiceStub:
                 request_serializer=orflow_dot_v1_dot_booking__service__pb2.CancelBookingRequest.SerializeToString,
                 response_deserializer=orflow_dot_v1_dot_booking__service__pb2.CancelBookingResponse.FromString,
                 _registered_method=True)
+        self.ListPatientBookings = channel.unary_unary(
+                '/orflow.v1.BookingService/ListPatientBookings',
+                request_serializer=orflow_dot_v1_dot_booking__service__pb2.ListPatientBookingsRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_booking__service__pb2.ListPatientBookingsResponse.FromString,
+                _registered_method=True)
 
 
 class BookingServiceServicer:
     """Hold, confirm and cancel bookings. A booking never double-books a slot, a
     room, a surgeon, a patient or a unit of equipment.
+    Every method needs a token (UNAUTHENTICATED otherwise). A patient token
+    acts only for its own patient id: another patient's booking reads
+    NOT_FOUND. Service and admin tokens act for any patient.
     """
 
     def CreateBooking(self, request, context):
@@ -69,7 +80,9 @@ class BookingServiceServicer:
         returns the first booking instead of making another.
         Errors: INVALID_ARGUMENT (field violations), NOT_FOUND (slot),
         FAILED_PRECONDITION (SLOT_STARTED), ABORTED with ErrorInfo reason
-        SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or EQUIPMENT_UNAVAILABLE.
+        SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or EQUIPMENT_UNAVAILABLE,
+        PERMISSION_DENIED (a patient booking for another patient),
+        RESOURCE_EXHAUSTED with RetryInfo (too many bookings too fast).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,6 +114,16 @@ class BookingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPatientBookings(self, request, context):
+        """Lists one patient's bookings, newest first. A patient token lists its
+        own (patient_id empty or its own id).
+        Errors: INVALID_ARGUMENT (patient_id missing for a service or admin
+        token, bad page_token), PERMISSION_DENIED (another patient's id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BookingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +147,11 @@ def add_BookingServiceServicer_to_server(servicer, server):
                     request_deserializer=orflow_dot_v1_dot_booking__service__pb2.CancelBookingRequest.FromString,
                     response_serializer=orflow_dot_v1_dot_booking__service__pb2.CancelBookingResponse.SerializeToString,
             ),
+            'ListPatientBookings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPatientBookings,
+                    request_deserializer=orflow_dot_v1_dot_booking__service__pb2.ListPatientBookingsRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_booking__service__pb2.ListPatientBookingsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'orflow.v1.BookingService', rpc_method_handlers)
@@ -135,6 +163,9 @@ def add_BookingServiceServicer_to_server(servicer, server):
 class BookingService:
     """Hold, confirm and cancel bookings. A booking never double-books a slot, a
     room, a surgeon, a patient or a unit of equipment.
+    Every method needs a token (UNAUTHENTICATED otherwise). A patient token
+    acts only for its own patient id: another patient's booking reads
+    NOT_FOUND. Service and admin tokens act for any patient.
     """
 
     @staticmethod
@@ -235,6 +266,33 @@ class BookingService:
             '/orflow.v1.BookingService/CancelBooking',
             orflow_dot_v1_dot_booking__service__pb2.CancelBookingRequest.SerializeToString,
             orflow_dot_v1_dot_booking__service__pb2.CancelBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPatientBookings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.BookingService/ListPatientBookings',
+            orflow_dot_v1_dot_booking__service__pb2.ListPatientBookingsRequest.SerializeToString,
+            orflow_dot_v1_dot_booking__service__pb2.ListPatientBookingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

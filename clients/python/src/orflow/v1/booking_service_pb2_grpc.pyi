@@ -29,6 +29,9 @@ GRPC_VERSION: str
 class BookingServiceStub:
     """Hold, confirm and cancel bookings. A booking never double-books a slot, a
     room, a surgeon, a patient or a unit of equipment.
+    Every method needs a token (UNAUTHENTICATED otherwise). A patient token
+    acts only for its own patient id: another patient's booking reads
+    NOT_FOUND. Service and admin tokens act for any patient.
     """
 
     @_typing.overload
@@ -41,7 +44,9 @@ class BookingServiceStub:
     returns the first booking instead of making another.
     Errors: INVALID_ARGUMENT (field violations), NOT_FOUND (slot),
     FAILED_PRECONDITION (SLOT_STARTED), ABORTED with ErrorInfo reason
-    SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or EQUIPMENT_UNAVAILABLE.
+    SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or EQUIPMENT_UNAVAILABLE,
+    PERMISSION_DENIED (a patient booking for another patient),
+    RESOURCE_EXHAUSTED with RetryInfo (too many bookings too fast).
     """
     GetBooking: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.GetBookingRequest, _booking_service_pb2.GetBookingResponse]
     """Gets one booking.
@@ -57,11 +62,20 @@ class BookingServiceStub:
     Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
     reason BOOKING_NOT_ACTIVE.
     """
+    ListPatientBookings: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.ListPatientBookingsRequest, _booking_service_pb2.ListPatientBookingsResponse]
+    """Lists one patient's bookings, newest first. A patient token lists its
+    own (patient_id empty or its own id).
+    Errors: INVALID_ARGUMENT (patient_id missing for a service or admin
+    token, bad page_token), PERMISSION_DENIED (another patient's id).
+    """
 
 @_typing.type_check_only
 class BookingServiceAsyncStub(BookingServiceStub):
     """Hold, confirm and cancel bookings. A booking never double-books a slot, a
     room, a surgeon, a patient or a unit of equipment.
+    Every method needs a token (UNAUTHENTICATED otherwise). A patient token
+    acts only for its own patient id: another patient's booking reads
+    NOT_FOUND. Service and admin tokens act for any patient.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -71,7 +85,9 @@ class BookingServiceAsyncStub(BookingServiceStub):
     returns the first booking instead of making another.
     Errors: INVALID_ARGUMENT (field violations), NOT_FOUND (slot),
     FAILED_PRECONDITION (SLOT_STARTED), ABORTED with ErrorInfo reason
-    SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or EQUIPMENT_UNAVAILABLE.
+    SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or EQUIPMENT_UNAVAILABLE,
+    PERMISSION_DENIED (a patient booking for another patient),
+    RESOURCE_EXHAUSTED with RetryInfo (too many bookings too fast).
     """
     GetBooking: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.GetBookingRequest, _booking_service_pb2.GetBookingResponse]  # type: ignore[assignment]
     """Gets one booking.
@@ -87,10 +103,19 @@ class BookingServiceAsyncStub(BookingServiceStub):
     Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
     reason BOOKING_NOT_ACTIVE.
     """
+    ListPatientBookings: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.ListPatientBookingsRequest, _booking_service_pb2.ListPatientBookingsResponse]  # type: ignore[assignment]
+    """Lists one patient's bookings, newest first. A patient token lists its
+    own (patient_id empty or its own id).
+    Errors: INVALID_ARGUMENT (patient_id missing for a service or admin
+    token, bad page_token), PERMISSION_DENIED (another patient's id).
+    """
 
 class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Hold, confirm and cancel bookings. A booking never double-books a slot, a
     room, a surgeon, a patient or a unit of equipment.
+    Every method needs a token (UNAUTHENTICATED otherwise). A patient token
+    acts only for its own patient id: another patient's booking reads
+    NOT_FOUND. Service and admin tokens act for any patient.
     """
 
     @_abc_1.abstractmethod
@@ -104,7 +129,9 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
         returns the first booking instead of making another.
         Errors: INVALID_ARGUMENT (field violations), NOT_FOUND (slot),
         FAILED_PRECONDITION (SLOT_STARTED), ABORTED with ErrorInfo reason
-        SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or EQUIPMENT_UNAVAILABLE.
+        SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or EQUIPMENT_UNAVAILABLE,
+        PERMISSION_DENIED (a patient booking for another patient),
+        RESOURCE_EXHAUSTED with RetryInfo (too many bookings too fast).
         """
 
     @_abc_1.abstractmethod
@@ -137,6 +164,18 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Cancels a PENDING or CONFIRMED booking, freeing its slot at once.
         Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
         reason BOOKING_NOT_ACTIVE.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPatientBookings(
+        self,
+        request: _booking_service_pb2.ListPatientBookingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booking_service_pb2.ListPatientBookingsResponse, _abc.Awaitable[_booking_service_pb2.ListPatientBookingsResponse]]:
+        """Lists one patient's bookings, newest first. A patient token lists its
+        own (patient_id empty or its own id).
+        Errors: INVALID_ARGUMENT (patient_id missing for a service or admin
+        token, bad page_token), PERMISSION_DENIED (another patient's id).
         """
 
 def add_BookingServiceServicer_to_server(servicer: BookingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""Tokens and limits: verifying who calls, and how often."""
