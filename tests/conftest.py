@@ -102,7 +102,14 @@ async def db(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
-TEST_SETTINGS = Settings(grpc_addr="127.0.0.1:0", auth_secret=TEST_SECRET, allow_reset=True)
+# The shared test server's booking rate limit is out of the way; tests/rpc/test_limits.py starts its own.
+TEST_SETTINGS = Settings(
+    grpc_addr="127.0.0.1:0",
+    auth_secret=TEST_SECRET,
+    allow_reset=True,
+    booking_rate_per_minute=1_000_000,
+    booking_burst=10_000,
+)
 
 
 @pytest.fixture(scope="session")

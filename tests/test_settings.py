@@ -85,6 +85,16 @@ def test_good_values() -> None:
         ("ORFLOW_DATABASE_URL", "mysql://x"),
         ("ORFLOW_DATABASE_URL", "localhost:5432"),
         ("ORFLOW_REDIS_URL", "http://x"),
+        ("ORFLOW_AUTH_SECRET", "too-short"),
+        ("ORFLOW_AUTH_PUBLIC_KEY_FILE", "/no/such/key.pem"),
+        ("ORFLOW_AUTH_JWKS_FILE", "/no/such/jwks.json"),
+        ("ORFLOW_ALLOW_RESET", "maybe"),
+        ("ORFLOW_TLS_CERT_FILE", "/no/such/cert.pem"),
+        ("ORFLOW_MAX_REQUEST_BYTES", "10"),
+        ("ORFLOW_MAX_REQUEST_BYTES", "2048.5"),
+        ("ORFLOW_BOOKING_RATE_PER_MINUTE", "0"),
+        ("ORFLOW_BOOKING_BURST", "0"),
+        ("ORFLOW_SERVICE_BOOKING_RATE_PER_MINUTE", "-1"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -109,3 +119,24 @@ def test_cli_reports_a_bad_setting_in_one_line() -> None:
     assert "ORFLOW_HOLD_TTL_SECONDS" in lines[0]
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_security_settings(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("cert")
+    key.write_text("key")
+    settings = Settings.from_env(
+        {
+            "ORFLOW_AUTH_SECRET": "s" * 32,
+            "ORFLOW_ALLOW_RESET": "yes",
+            "ORFLOW_TLS_CERT_FILE": str(cert),
+            "ORFLOW_TLS_KEY_FILE": str(key),
+            "ORFLOW_BOOKING_RATE_PER_MINUTE": "12",
+        }
+    )
+    assert settings.has_auth and settings.allow_reset
+    assert (settings.tls_cert_file, settings.tls_key_file) == (cert, key)
+    assert settings.booking_rate_per_minute == 12
+    assert not Settings().allow_reset and not Settings().has_auth  # off unless asked for
+    with pytest.raises(SettingsError, match="ORFLOW_TLS_KEY_FILE"):
+        Settings.from_env({"ORFLOW_TLS_CERT_FILE": str(cert)})

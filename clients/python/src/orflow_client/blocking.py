@@ -187,9 +187,11 @@ class BlockingOrFlowClient:
     # BookingService
 
     def create_booking(
-        self, *, slot_id: int, patient_id: str, request_id: str | None = None, timeout: float | None = None
+        self, *, slot_id: int, patient_id: str = "", request_id: str | None = None, timeout: float | None = None
     ) -> booking_pb2.Booking:
         """Holds the slot for the patient (PENDING until confirmed or expired).
+
+        With a patient token `patient_id` may be left empty: the patient books as itself.
 
         Retries UNAVAILABLE and DEADLINE_EXCEEDED with the same `request_id`
         (a new one is made when none is given), so a retry after a lost reply
