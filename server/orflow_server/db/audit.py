@@ -16,6 +16,7 @@ import asyncpg
 from ..domain.access import Actor
 from ..domain.models import AuditEvent
 from .connection import Conn
+from .where import Where
 
 
 async def set_actor(conn: Conn, actor: Actor) -> None:
@@ -56,26 +57,19 @@ def _event(row: asyncpg.Record) -> AuditEvent:
 
 async def list_events(conn: Conn, filters: AuditFilters, *, before_id: int | None, limit: int) -> list[AuditEvent]:
     """One keyset page of events, newest (highest id) first."""
-    clauses: list[str] = []
-    params: list[object] = []
-
-    def bind(value: object) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
+    where = Where()
     for column in ("action", "actor", "resource_type", "resource_id"):
         value = getattr(filters, column)
         if value:
-            clauses.append(f"{column} = {bind(value)}")
+            where.add(f"{column} = {where.bind(value)}")
     if filters.start_time is not None:
-        clauses.append(f"event_time >= {bind(filters.start_time)}")
+        where.add(f"event_time >= {where.bind(filters.start_time)}")
     if filters.end_time is not None:
-        clauses.append(f"event_time < {bind(filters.end_time)}")
+        where.add(f"event_time < {where.bind(filters.end_time)}")
     if before_id is not None:
-        clauses.append(f"id < {bind(before_id)}")
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where.add(f"id < {where.bind(before_id)}")
     sql = (
         "SELECT id, event_time, actor, actor_role, action, resource_type, resource_id, before::text, after::text"
-        f" FROM audit_events {where} ORDER BY id DESC LIMIT {bind(limit)}"
+        f" FROM audit_events {where.sql()} ORDER BY id DESC LIMIT {where.bind(limit)}"
     )
-    return [_event(row) for row in await conn.fetch(sql, *params)]
+    return [_event(row) for row in await conn.fetch(sql, *where.params)]

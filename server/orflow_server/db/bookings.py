@@ -17,6 +17,7 @@ from ..domain.errors import FieldViolation, RequestIdReusedError
 from ..domain.models import Booking, BookingStatus, EquipmentNeed, FailureReason, Usage
 from .connection import Conn
 from .errors import translate
+from .where import Where
 
 # Namespace of the patient advisory locks (the first key of the two-key form).
 _PATIENT_LOCK_SPACE = 7_406_115
@@ -279,24 +280,17 @@ _STATUS_CLAUSES: dict[BookingStatus, str] = {
 
 async def list_bookings(conn: Conn, filters: BookingFilters, *, before_id: int | None, limit: int) -> list[Booking]:
     """One keyset page of bookings, newest (highest id) first."""
-    clauses: list[str] = []
-    params: list[object] = []
-
-    def bind(value: object) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
+    where = Where()
     if filters.status is not None:
-        clauses.append(_STATUS_CLAUSES[filters.status])
+        where.add(_STATUS_CLAUSES[filters.status])
     if filters.patient_id:
-        clauses.append(f"patient_id = {bind(filters.patient_id)}")
+        where.add(f"patient_id = {where.bind(filters.patient_id)}")
     if filters.slot_id:
-        clauses.append(f"slot_id = {bind(filters.slot_id)}")
+        where.add(f"slot_id = {where.bind(filters.slot_id)}")
     if before_id is not None:
-        clauses.append(f"id < {bind(before_id)}")
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    sql = f"SELECT {_BOOKING_COLUMNS} FROM bookings {where} ORDER BY id DESC LIMIT {bind(limit)}"
-    return [booking_from_row(row) for row in await conn.fetch(sql, *params)]
+        where.add(f"id < {where.bind(before_id)}")
+    sql = f"SELECT {_BOOKING_COLUMNS} FROM bookings {where.sql()} ORDER BY id DESC LIMIT {where.bind(limit)}"
+    return [booking_from_row(row) for row in await conn.fetch(sql, *where.params)]
 
 
 async def seconds_until_expiry(conn: Conn, booking_id: int) -> float | None:

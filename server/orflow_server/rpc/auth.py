@@ -17,6 +17,7 @@ import grpc
 from ..domain.access import ANONYMOUS, Actor, Role
 from ..domain.errors import PermissionDeniedError, UnauthenticatedError
 from ..security.tokens import TokenVerifier
+from .handlers import Streaming, Unary, is_orflow_method, rewrap
 
 PUBLIC = frozenset({Role.ANONYMOUS, Role.PATIENT, Role.SERVICE, Role.ADMIN})
 BOOKERS = frozenset({Role.PATIENT, Role.SERVICE, Role.ADMIN})
@@ -76,10 +77,6 @@ def authorize(verifier: TokenVerifier, method: str, metadata: Any) -> Actor:
     )
 
 
-Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-Streaming = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
-
-
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Checks every OR Flow call before its handler runs; placed inside ErrorInterceptor, which maps its errors."""
 
@@ -93,14 +90,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler: Any = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or not method.startswith("/orflow."):
+        if not is_orflow_method(handler, method):
             return handler  # type: ignore[no-any-return]
         metadata = handler_call_details.invocation_metadata
-        if handler.unary_unary is not None:
-            return handler._replace(unary_unary=self._guard_unary(handler.unary_unary, method, metadata))  # type: ignore[no-any-return]
-        if handler.unary_stream is not None:
-            return handler._replace(unary_stream=self._guard_streaming(handler.unary_stream, method, metadata))  # type: ignore[no-any-return]
-        return handler  # type: ignore[no-any-return]
+        return rewrap(  # type: ignore[no-any-return]
+            handler,
+            unary=lambda behavior: self._guard_unary(behavior, method, metadata),
+            streaming=lambda behavior: self._guard_streaming(behavior, method, metadata),
+        )
 
     def _guard_unary(self, behavior: Unary, method: str, metadata: Any) -> Unary:
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from ..domain import errors
+from .handlers import Streaming, Unary, is_orflow_method, rewrap
 
 ERROR_DOMAIN = "orflow"
 _log = logging.getLogger(__name__)
@@ -76,10 +77,6 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; the failure was logged")
 
 
-Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-Streaming = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
-
-
 Deserializer = Callable[[bytes], Any]
 
 
@@ -130,16 +127,12 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler: Any = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or not method.startswith("/orflow."):
+        if not is_orflow_method(handler, method):
             return handler  # type: ignore[no-any-return]
-        if handler.unary_unary is not None:
-            return handler._replace(  # type: ignore[no-any-return]
-                unary_unary=_wrap_unary(handler.unary_unary, method, handler.request_deserializer),
-                request_deserializer=None,
-            )
-        if handler.unary_stream is not None:
-            return handler._replace(  # type: ignore[no-any-return]
-                unary_stream=_wrap_streaming(handler.unary_stream, method, handler.request_deserializer),
-                request_deserializer=None,
-            )
-        return handler  # type: ignore[no-any-return]
+        deserializer = handler.request_deserializer
+        return rewrap(  # type: ignore[no-any-return]
+            handler,
+            unary=lambda behavior: _wrap_unary(behavior, method, deserializer),
+            streaming=lambda behavior: _wrap_streaming(behavior, method, deserializer),
+            request_deserializer=None,  # _parse does it, so bad bytes get INVALID_ARGUMENT
+        )
