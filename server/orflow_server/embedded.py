@@ -87,28 +87,37 @@ def start_postgres(data_dir: Path, *, port: int | None = None) -> EmbeddedPostgr
         _pg_ctl_stop(data_dir, bin_dir, run_as, running[0])
         running = None
     if running is None:
-        chosen = port if port is not None else _free_port()
         log = data_dir / "postgres.log"
-        _run(
-            [
-                str(bin_dir / "pg_ctl"),
-                "start",
-                "-D",
-                str(data_dir),
-                "-l",
-                str(log),
-                "-w",
-                "-t",
-                str(int(START_TIMEOUT_S)),
-                "-o",
-                f"-p {chosen}",
-            ],
-            user=run_as,
-            cwd=data_dir,
-            timeout=START_TIMEOUT_S + 10,
-            what=f"starting PostgreSQL (log: {log})",
-            log=log,
-        )
+        # A free port can be taken by another program between our check and
+        # PostgreSQL's bind: with no port asked for, try a fresh one (3 times).
+        for attempt in range(1 if port is not None else 3):
+            chosen = port if port is not None else _free_port()
+            try:
+                _run(
+                    [
+                        str(bin_dir / "pg_ctl"),
+                        "start",
+                        "-D",
+                        str(data_dir),
+                        "-l",
+                        str(log),
+                        "-w",
+                        "-t",
+                        str(int(START_TIMEOUT_S)),
+                        "-o",
+                        f"-p {chosen}",
+                    ],
+                    user=run_as,
+                    cwd=data_dir,
+                    timeout=START_TIMEOUT_S + 10,
+                    what=f"starting PostgreSQL (log: {log})",
+                    log=log,
+                )
+                break
+            except EmbeddedServiceError:
+                if port is not None or attempt == 2 or "already in use" not in _tail(log):
+                    raise
+                _progress(f"port {chosen} was taken meanwhile; trying another")
         running = _running_postmaster(data_dir)
         if running is None:
             raise EmbeddedServiceError(f"PostgreSQL did not stay up; see {log}")
