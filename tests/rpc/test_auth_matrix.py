@@ -242,3 +242,24 @@ async def test_who_may_call_what(
             info, _ = error_details(error)
             assert info is not None and info.reason, "every refusal carries an ErrorInfo reason"
     assert code == expected[caller], f"{caller} calling {method}"
+
+
+def _field_names(descriptor: Any, seen: set[str] | None = None) -> set[str]:
+    """Every field name reachable from a message type (nested messages included)."""
+    seen = seen if seen is not None else set()
+    if descriptor.full_name in seen:
+        return set()
+    seen.add(descriptor.full_name)
+    names: set[str] = set()
+    for field in descriptor.fields:
+        names.add(field.name)
+        if field.message_type is not None:
+            names |= _field_names(field.message_type, seen)
+    return names
+
+
+@pytest.mark.parametrize("message", [S.ListSlotsResponse, S.GetSlotResponse, S.WatchSlotsResponse])
+def test_public_slot_messages_cannot_say_who_holds_a_slot(message: Any) -> None:
+    names = _field_names(message.DESCRIPTOR)
+    assert "available" in names
+    assert not {n for n in names if "patient" in n or "booking" in n}
