@@ -34,7 +34,7 @@ async def start_proxy() -> AsyncIterator[ProxyFactory]:
     async def start(upstream: str, **overrides: Any) -> str:
         settings = replace(TEST_SETTINGS, grpc_addr=upstream, **overrides)
         channel = grpc.aio.insecure_channel(upstream)
-        runner = web.AppRunner(build_app(settings, channel=channel), handler_cancellation=True)
+        runner = web.AppRunner(build_app(settings, channel=channel), handler_cancellation=True, shutdown_timeout=1)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -92,7 +92,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def run_proxy(settings: Settings) -> None:
     """Serves on ORFLOW_WEB_ADDR until SIGINT/SIGTERM."""
     async with grpc.aio.insecure_channel(settings.grpc_addr) as channel:
-        runner = web.AppRunner(build_app(settings, channel=channel), handler_cancellation=True, access_log=None)
+        # WatchSlots streams never finish on their own: on shutdown they get 2 s, then are cancelled
+        # (which cancels the upstream call); browsers reconnect.
+        runner = web.AppRunner(
+            build_app(settings, channel=channel), handler_cancellation=True, access_log=None, shutdown_timeout=2
+        )
         await runner.setup()
         host, _, port = settings.web_addr.rpartition(":")
         site = web.TCPSite(runner, host.strip("[]"), int(port))

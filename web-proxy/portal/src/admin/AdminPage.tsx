@@ -14,7 +14,6 @@ type TabId = (typeof TABS)[number]["id"];
 
 export function AdminPage() {
   const [tab, setTab] = useState<TabId>("schedule");
-  const [version, setVersion] = useState(0); // bumped by a reset, so every view reloads
 
   function onKey(event: React.KeyboardEvent, index: number) {
     const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
@@ -47,11 +46,12 @@ export function AdminPage() {
           </button>
         ))}
       </div>
-      <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} key={`${tab}-${version}`}>
+      <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`}>
+        {/* Each tab mounts afresh when chosen, so it always shows the data as it is now (after a reset too). */}
         {tab === "schedule" && <Schedule />}
         {tab === "bookings" && <BookingsReport />}
         {tab === "inventory" && <Inventory />}
-        {tab === "data" && <SeedPanel onReset={() => setVersion((v) => v + 1)} />}
+        {tab === "data" && <SeedPanel />}
       </div>
     </div>
   );

@@ -80,7 +80,9 @@ export function CreateSlotForm(props: { rooms: Room[]; defaultDay: string; onCre
   }
 
   const unplaced = Object.entries(fields).filter(([f]) => !(f in LABELS) && !f.startsWith("required_equipment["));
-  const err = (field: string) => fields[field] && `${LABELS[field] ?? field} ${fields[field]}.`;
+  // "must be after start_time" reads "must be after Start": field names in descriptions become labels.
+  const words = (text: string) => text.replace(/\b[a-z]+_(?:id|time|type)\b/g, (f) => LABELS[f] ?? f);
+  const err = (field: string) => fields[field] && `${LABELS[field] ?? field} ${words(fields[field])}.`;
   const invalid = (field: string) => ({
     "aria-invalid": Boolean(fields[field]),
     "aria-describedby": fields[field] ? `${field}-error` : undefined,
@@ -124,11 +126,11 @@ export function CreateSlotForm(props: { rooms: Room[]; defaultDay: string; onCre
           />
           <FieldError id="procedure_type-error" message={err("procedure_type")} />
         </div>
-        <div className="row-3">
-          <div className="field">
-            <label htmlFor="cs-day">Date</label>
-            <input id="cs-day" type="date" value={day} onChange={(e) => setDay(e.target.value)} />
-          </div>
+        <div className="field">
+          <label htmlFor="cs-day">Date</label>
+          <input id="cs-day" type="date" value={day} onChange={(e) => setDay(e.target.value)} />
+        </div>
+        <div className="row-2">
           <div className="field">
             <label htmlFor="cs-start">Start</label>
             <input id="cs-start" type="time" value={start} onChange={(e) => setStart(e.target.value)} {...invalid("start_time")} />

@@ -2,7 +2,7 @@ import { useState } from "react";
 import { adminClient } from "../api";
 import { friendlyError } from "../errors";
 
-export function SeedPanel({ onReset }: { onReset: () => void }) {
+export function SeedPanel() {
   const [confirming, setConfirming] = useState(false);
   const [working, setWorking] = useState(false);
   const [result, setResult] = useState("");
@@ -17,7 +17,6 @@ export function SeedPanel({ onReset }: { onReset: () => void }) {
         `Demo data loaded: ${r.roomCount} rooms, ${r.doctorCount} surgeons, ${r.equipmentCount} equipment types, ${r.slotCount} slots.`,
       );
       setConfirming(false);
-      onReset();
     } catch (err) {
       setError(friendlyError(err).message);
     } finally {
