@@ -9,6 +9,9 @@ import asyncpg
 from orflow.v1 import admin_service_pb2, booking_service_pb2
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from tests.conftest import ServerFactory
+from tests.web.conftest import ProxyFactory
+
 LIVE_TIMEOUT_MS = 10_000
 
 
@@ -193,3 +196,32 @@ async def test_phone_width_patient_page(
         await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     finally:
         await phone.close()
+
+
+async def test_an_unconfirmed_hold_runs_out_and_says_so(
+    db: asyncpg.Connection,
+    admin: object,
+    start_server: ServerFactory,
+    start_proxy: ProxyFactory,
+    portal_dist: Path,
+    context: BrowserContext,
+    artifacts: Path,
+) -> None:
+    """A server with 3 s holds: the countdown reaches zero and the page shows the server's FAILED status."""
+    await seed(admin)
+    short = await start_server(hold_ttl=timedelta(seconds=3))
+    url = await start_proxy(short, web_portal_dir=portal_dist)
+    page = await open_patient(context, url)
+    await page.get_by_label("Patient ID (MRN)").fill("MRN-E2E-3")
+    first = page.locator(".slot-card").first
+    slot_id = await first.get_attribute("data-slot-id")
+    await first.get_by_role("button", name="Book").click()
+    status = page.get_by_test_id("booking-status")
+    await expect(status).to_have_text("On hold")
+    await expect(status).to_have_text("Not confirmed", timeout=10_000)
+    await expect(page.locator(".hold")).to_contain_text("The hold ran out before it was confirmed")
+    assert slot_id
+    await expect(card(page, slot_id)).to_be_visible()  # free again: listed without waiting for a worker
+    await page.screenshot(path=artifacts / "13-patient-hold-expired.png")
+    held = await db.fetchval("SELECT expire_time - create_time FROM bookings WHERE slot_id = $1", int(slot_id))
+    assert held == timedelta(seconds=3)

@@ -62,6 +62,18 @@ async def test_text_mode_is_base64_both_ways(
     assert parse_trailer(trailer) == {"grpc-status": "0"}
 
 
+async def test_text_mode_accepts_separately_padded_base64_chunks(
+    db: asyncpg.Connection, http: aiohttp.ClientSession, proxy: str
+) -> None:
+    slot_id = await insert_slot(db, procedure_type="Tonsillectomy")
+    request = frame(slot_service_pb2.GetSlotRequest(slot_id=slot_id).SerializeToString())
+    body = base64.b64encode(request[:4]) + b"\r\n" + base64.b64encode(request[4:])
+    assert b"=" in body[: len(body) // 2], "the first chunk carries padding"
+    reply = await call(http, proxy + GET_SLOT, b"", content_type=TEXT, body=body)
+    assert reply.status == 0
+    assert slot_service_pb2.GetSlotResponse.FromString(reply.messages[0]).slot.procedure_type == "Tonsillectomy"
+
+
 async def test_error_is_trailers_only_with_error_info_in_details_bin(
     db: asyncpg.Connection, http: aiohttp.ClientSession, proxy: str
 ) -> None:

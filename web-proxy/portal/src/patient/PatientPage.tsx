@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from "react";
 import { bookingClient } from "../api";
 import { friendlyError } from "../errors";
 import { dayWindow } from "../format";
-import type { Booking } from "../gen/orflow/v1/booking_pb";
+import { BookingStatus, type Booking } from "../gen/orflow/v1/booking_pb";
 import type { Doctor, Slot } from "../gen/orflow/v1/resources_pb";
 import { useLiveSlots } from "../useLiveSlots";
 import { DoctorFinder } from "./DoctorFinder";
@@ -117,7 +117,11 @@ export function PatientPage() {
             <HoldPanel
               booking={booking.booking}
               slot={booking.slot}
-              onChange={(b) => setBooking({ booking: b, slot: booking.slot })}
+              onChange={(b) => {
+                setBooking({ booking: b, slot: booking.slot });
+                // An expired hold is free at once on the server, before any worker announces it.
+                if (b.status === BookingStatus.FAILED) live.reload();
+              }}
               onDone={() => setBooking(null)}
             />
           )}
