@@ -11,8 +11,7 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest_asyncio
-from aiohttp import web
-from orflow_web.app import build_app
+from orflow_web.app import start_proxy as start_proxy_site
 
 from tests.conftest import TEST_SETTINGS
 
@@ -34,10 +33,7 @@ async def start_proxy() -> AsyncIterator[ProxyFactory]:
     async def start(upstream: str, **overrides: Any) -> str:
         settings = replace(TEST_SETTINGS, grpc_addr=upstream, **overrides)
         channel = grpc.aio.insecure_channel(upstream)
-        runner = web.AppRunner(build_app(settings, channel=channel), handler_cancellation=True, shutdown_timeout=1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner = await start_proxy_site(replace(settings, web_addr="127.0.0.1:0"), channel=channel)
         cleanups.extend([runner.cleanup, channel.close])
         port = runner.addresses[0][1]
         return f"http://127.0.0.1:{port}"

@@ -381,9 +381,9 @@ async def test_metadata_and_deadline_pass_through_to_a_real_upstream(
     assert seen["authorization"] == "Bearer token-123"
     assert seen["x-request-source"] == "portal"
     assert seen["x-blob-bin"] == b"\xfe\xff"
-    assert ("cookie" not in seen and "content-type" not in seen) or seen.get("content-type") == "application/grpc"
+    assert "cookie" not in seen, "browser cookies are not gRPC metadata"
     remaining = seen["time_remaining"]
-    assert isinstance(remaining, float) and 3.0 < remaining <= 5.0
+    assert isinstance(remaining, float) and 3.0 < remaining <= 5.1  # 5000m, less the trip (grpc rounds up a little)
 
 
 async def test_confirm_through_the_proxy_is_stored(

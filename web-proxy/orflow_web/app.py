@@ -89,18 +89,23 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.Response(status=500, text="internal error")
 
 
+async def start_proxy(settings: Settings, *, channel: grpc.aio.Channel) -> web.AppRunner:
+    """Listens on ORFLOW_WEB_ADDR (port 0: any free port; `runner.addresses` says which)."""
+    # WatchSlots streams never finish on their own: on shutdown they get 2 s, then are cancelled
+    # (which cancels the upstream call); browsers reconnect.
+    runner = web.AppRunner(
+        build_app(settings, channel=channel), handler_cancellation=True, access_log=None, shutdown_timeout=2
+    )
+    await runner.setup()
+    host, _, port = settings.web_addr.rpartition(":")
+    await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+    return runner
+
+
 async def run_proxy(settings: Settings) -> None:
-    """Serves on ORFLOW_WEB_ADDR until SIGINT/SIGTERM."""
+    """Serves until SIGINT/SIGTERM."""
     async with grpc.aio.insecure_channel(settings.grpc_addr) as channel:
-        # WatchSlots streams never finish on their own: on shutdown they get 2 s, then are cancelled
-        # (which cancels the upstream call); browsers reconnect.
-        runner = web.AppRunner(
-            build_app(settings, channel=channel), handler_cancellation=True, access_log=None, shutdown_timeout=2
-        )
-        await runner.setup()
-        host, _, port = settings.web_addr.rpartition(":")
-        site = web.TCPSite(runner, host.strip("[]"), int(port))
-        await site.start()
+        runner = await start_proxy(settings, channel=channel)
         _log.info("gRPC-web proxy on http://%s -> %s", settings.web_addr, settings.grpc_addr)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
