@@ -77,25 +77,11 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
     finally:
         await conn.close()
     yield url
-    await _drop_database(server_url, name)
-
-
-async def _drop_database(server_url: str, name: str, attempts: int = 3) -> None:
-    """Drops the session's database; a new connection and another try if ours is lost mid-way.
-
-    Seen here, rarely, after the browser tests: the admin connection closed under the DROP
-    (cause not found; PostgreSQL logged no termination). IF EXISTS makes a retry safe.
-    """
-    for attempt in range(attempts):
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            return
-        except asyncpg.exceptions.ConnectionDoesNotExistError:
-            if attempt == attempts - 1:
-                raise
-        finally:
-            await admin.close()
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

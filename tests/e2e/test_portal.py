@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import grpc
 from orflow.v1 import admin_service_pb2, booking_service_pb2
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
@@ -144,21 +145,37 @@ async def test_admin_reports_inventory_and_reset_with_confirmation(
     db: asyncpg.Connection, admin: object, bookings: object, context: BrowserContext, portal: str, artifacts: Path
 ) -> None:
     await seed(admin)
-    slot_ids = [r["id"] for r in await db.fetch("SELECT id FROM slots ORDER BY start_time LIMIT 3")]
-    for i, slot_id in enumerate(slot_ids):
-        await bookings.CreateBooking(  # type: ignore[attr-defined]
-            booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id=f"MRN-R{i}", request_id=f"report-{i}")
-        )
+    made = 0
+    for row in await db.fetch("SELECT id FROM slots ORDER BY start_time"):
+        try:  # demo slots contend for rooms and equipment: skip the ones a previous hold blocks
+            await bookings.CreateBooking(  # type: ignore[attr-defined]
+                booking_service_pb2.CreateBookingRequest(
+                    slot_id=row["id"], patient_id=f"MRN-R{made}", request_id=f"report-{made}"
+                )
+            )
+        except grpc.aio.AioRpcError:
+            continue
+        made += 1
+        if made == 12:
+            break
+    assert made == 12
     page = await context.new_page()
     await page.goto(portal + "/#/admin")
     await page.get_by_role("tab", name="Bookings").click()
-    table = page.locator("table").filter(has_text="Patient")
-    await expect(table.locator("tbody tr")).to_have_count(3)
-    await page.get_by_label("Patient ID").fill("MRN-R1")
-    await expect(table.locator("tbody tr")).to_have_count(1)
-    await expect(table.locator("tbody tr")).to_contain_text("On hold")
-    await page.get_by_label("Patient ID").fill("")
+    rows = page.locator("table").filter(has_text="Patient").locator("tbody tr")
+    await expect(rows).to_have_count(12)
     await page.get_by_label("Per page").select_option("10")
+    await expect(rows).to_have_count(10)
+    await page.get_by_role("button", name="Next").click()
+    await expect(page.get_by_text("Page 2")).to_be_visible()
+    await expect(rows).to_have_count(2)
+    await page.get_by_role("button", name="Previous").click()
+    await expect(rows).to_have_count(10)
+    await page.get_by_label("Patient ID").fill("MRN-R1")
+    await expect(rows).to_have_count(1)
+    await expect(rows).to_contain_text("On hold")
+    await page.get_by_label("Patient ID").fill("")
+    await expect(rows).to_have_count(10)
     await page.screenshot(path=artifacts / "08-admin-bookings-report.png", full_page=True)
 
     await page.get_by_role("tab", name="Inventory").click()
@@ -171,7 +188,7 @@ async def test_admin_reports_inventory_and_reset_with_confirmation(
     dialog = page.get_by_role("alertdialog")
     await expect(dialog).to_contain_text("cannot be undone")
     await page.screenshot(path=artifacts / "10-admin-reset-confirmation.png", full_page=True)
-    assert await db.fetchval("SELECT count(*) FROM bookings") == 3, "nothing happens before the confirmation"
+    assert await db.fetchval("SELECT count(*) FROM bookings") == 12, "nothing happens before the confirmation"
     await dialog.get_by_role("button", name="Yes, reset everything").click()
     await expect(page.get_by_role("status").filter(has_text="Demo data loaded")).to_be_visible()
     assert await db.fetchval("SELECT count(*) FROM bookings") == 0
