@@ -187,6 +187,7 @@ async def test_admin_reports_inventory_and_reset_with_confirmation(
     await page.get_by_role("button", name="Reset demo data…").click()
     dialog = page.get_by_role("alertdialog")
     await expect(dialog).to_contain_text("cannot be undone")
+    await expect(dialog.get_by_role("button", name="Keep my data")).to_be_focused()
     await page.screenshot(path=artifacts / "10-admin-reset-confirmation.png", full_page=True)
     assert await db.fetchval("SELECT count(*) FROM bookings") == 12, "nothing happens before the confirmation"
     await dialog.get_by_role("button", name="Yes, reset everything").click()

@@ -40,10 +40,11 @@ export function SeedPanel() {
           <h3 id="seed-confirm-title">Delete everything and reload the demo set?</h3>
           <p id="seed-confirm-text">All bookings, including confirmed ones, will be removed. This cannot be undone.</p>
           <div className="actions">
-            <button type="button" className="button danger" disabled={working} onClick={() => void reset()} autoFocus>
+            <button type="button" className="button danger" disabled={working} onClick={() => void reset()}>
               {working ? "Resetting…" : "Yes, reset everything"}
             </button>
-            <button type="button" className="button" disabled={working} onClick={() => setConfirming(false)}>
+            {/* Focus lands on the safe choice: Enter alone never wipes the data. */}
+            <button type="button" className="button" disabled={working} onClick={() => setConfirming(false)} autoFocus>
               Keep my data
             </button>
           </div>
