@@ -35,3 +35,17 @@ ensure_node_tools() {
     echo "$stamp" > node_modules/.orflow-stamp
   fi
 }
+
+# Builds the portal (web-proxy/portal/dist, served by the proxy) when its sources,
+# the generated TypeScript or the lockfile changed since the last build.
+ensure_portal() {
+  local stamp
+  stamp="$( (sha256sum package-lock.json buf.gen.yaml
+             find web-proxy/portal -path web-proxy/portal/dist -prune -o -type f -print | LC_ALL=C sort | xargs sha256sum
+           ) | sha256sum | cut -d' ' -f1)"
+  if [ ! -f web-proxy/portal/dist/index.html ] || [ "$(cat web-proxy/portal/dist/.orflow-stamp 2>/dev/null)" != "$stamp" ]; then
+    echo "==> building the portal (tsc + vite build)" >&2
+    npm run --silent portal:build >/dev/null
+    echo "$stamp" > web-proxy/portal/dist/.orflow-stamp
+  fi
+}

@@ -140,3 +140,40 @@ def test_security_settings(tmp_path: Path) -> None:
     assert not Settings().allow_reset and not Settings().has_auth  # off unless asked for
     with pytest.raises(SettingsError, match="ORFLOW_TLS_KEY_FILE"):
         Settings.from_env({"ORFLOW_TLS_CERT_FILE": str(cert)})
+
+
+def test_web_proxy_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "ORFLOW_WEB_ADDR": "0.0.0.0:9000",
+            "ORFLOW_WEB_MAX_BODY_BYTES": "2048",
+            "ORFLOW_WEB_CORS_ORIGINS": "https://or.example, http://localhost:5173/",
+            "ORFLOW_WEB_PORTAL_DIR": "/srv/portal",
+        }
+    )
+    assert settings.web_addr == "0.0.0.0:9000"
+    assert settings.web_max_body_bytes == 2048
+    assert settings.web_cors_origins == ("https://or.example", "http://localhost:5173")
+    assert settings.web_portal_dir == Path("/srv/portal")
+    defaults = Settings.from_env({})
+    assert (defaults.web_addr, defaults.web_max_body_bytes, defaults.web_cors_origins) == (
+        "127.0.0.1:8080",
+        1024 * 1024,
+        ("*",),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ORFLOW_WEB_ADDR", "8080"),
+        ("ORFLOW_WEB_MAX_BODY_BYTES", "lots"),
+        ("ORFLOW_WEB_MAX_BODY_BYTES", "1.5"),
+        ("ORFLOW_WEB_MAX_BODY_BYTES", "0"),
+        ("ORFLOW_WEB_CORS_ORIGINS", "or.example"),
+        ("ORFLOW_WEB_CORS_ORIGINS", "https://or.example/path"),
+    ],
+)
+def test_bad_web_settings_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})

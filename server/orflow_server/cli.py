@@ -1,4 +1,4 @@
-"""The `orflow` command: up, server, worker, migrate, seed, token.
+"""The `orflow` command: up, server, worker, proxy, migrate, seed, token.
 
 Only this module reads os.environ; everything else takes a Settings.
 """
@@ -173,6 +173,15 @@ def cmd_worker(settings: Settings) -> int:
     return 0
 
 
+def cmd_proxy(settings: Settings) -> int:
+    """The gRPC-web proxy (and portal) in front of ORFLOW_GRPC_ADDR; lives in the orflow_web package."""
+    from orflow_web.app import run_proxy  # the proxy's own package; only this command needs aiohttp
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_proxy(settings))
+    return 0
+
+
 async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
     pool = await create_pool(settings, database_url)
     try:
@@ -212,10 +221,10 @@ def cmd_up(settings: Settings) -> int:
                 env["ORFLOW_AUTH_SECRET"] = _dev_secret(settings)
             if not settings.database_url and not os.environ.get("ORFLOW_ALLOW_RESET"):
                 env["ORFLOW_ALLOW_RESET"] = "1"  # the embedded database is a demo: resetting it is the point
-            _step("[4/4] starting the gRPC server and the expiry worker")
+            _step("[4/4] starting the gRPC server, the expiry worker and the gRPC-web proxy")
             children = [
                 subprocess.Popen([sys.executable, "-m", "orflow_server", command], env=env)
-                for command in ("server", "worker")
+                for command in ("server", "worker", "proxy")
             ]
             if _wait_for_port(settings.grpc_addr, children):
                 _print_ready(settings, time.monotonic() - started, secret=env.get("ORFLOW_AUTH_SECRET"))
@@ -255,6 +264,7 @@ def _print_ready(settings: Settings, seconds: float, *, secret: str | None) -> N
     print(
         f"\nOR Flow is up in {seconds:.1f} s.\n"
         f"  gRPC:        {addr}  (services: {', '.join(SERVICE_NAMES)})\n"
+        f"  portal:      http://{settings.web_addr}/  (gRPC-web proxy, health at /healthz)\n"
         f"  try:         grpcurl -plaintext {addr} list\n"
         f"  admin token: {admin}\n"
         "               (valid 12 h; more with `.venv/bin/orflow token --role admin|service|patient`)\n"
@@ -293,7 +303,14 @@ def _supervise(children: Sequence[subprocess.Popen[bytes]]) -> int:
     return 1 if failed and not stopping else 0
 
 
-COMMANDS = {"up": cmd_up, "server": cmd_server, "worker": cmd_worker, "migrate": cmd_migrate, "seed": cmd_seed}
+COMMANDS = {
+    "up": cmd_up,
+    "server": cmd_server,
+    "worker": cmd_worker,
+    "proxy": cmd_proxy,
+    "migrate": cmd_migrate,
+    "seed": cmd_seed,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -302,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("up", help="start everything (embedded PostgreSQL/Redis unless URLs are set)")
     sub.add_parser("server", help="run the gRPC server")
     sub.add_parser("worker", help="run the SAQ worker that expires holds (needs ORFLOW_REDIS_URL)")
+    sub.add_parser("proxy", help="run the gRPC-web proxy that also serves the portal (ORFLOW_WEB_ADDR)")
     sub.add_parser("migrate", help="apply database migrations (idempotent)")
     sub.add_parser("seed", help="reset the database to the demo data set")
     token = sub.add_parser("token", help="print a signed bearer token (with ORFLOW_AUTH_SECRET or `up`'s secret)")

@@ -54,6 +54,11 @@ class Settings:
     def has_auth(self) -> bool:
         return bool(self.auth_secret or self.auth_public_key_file or self.auth_jwks_file)
 
+    web_addr: str = "127.0.0.1:8080"
+    web_max_body_bytes: int = 1024 * 1024
+    web_cors_origins: tuple[str, ...] = ("*",)
+    web_portal_dir: Path | None = None  # None: web-proxy/portal/dist next to the orflow_web package
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Reads ORFLOW_* variables; fails naming the first bad one."""
@@ -84,6 +89,10 @@ class Settings:
             service_booking_rate_per_minute=_number(
                 environ, "ORFLOW_SERVICE_BOOKING_RATE_PER_MINUTE", 0, low=0, high=1e7
             ),
+            web_addr=_addr(environ, "ORFLOW_WEB_ADDR", "127.0.0.1:8080"),
+            web_max_body_bytes=_whole(environ, "ORFLOW_WEB_MAX_BODY_BYTES", 1024 * 1024, low=16, high=64 * 1024 * 1024),
+            web_cors_origins=_origins(environ, "ORFLOW_WEB_CORS_ORIGINS"),
+            web_portal_dir=Path(environ["ORFLOW_WEB_PORTAL_DIR"]) if environ.get("ORFLOW_WEB_PORTAL_DIR") else None,
         )
 
 
@@ -118,7 +127,7 @@ def _number(environ: Mapping[str, str], name: str, default: float, *, low: float
 
 
 def _whole(environ: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
-    """A whole number (SAQ's cron takes whole seconds only)."""
+    """A whole number (SAQ's cron takes whole seconds only; byte limits are whole too)."""
     value = _number(environ, name, default, low=low, high=high)
     if value != int(value):
         raise SettingsError(f"{name}={environ.get(name)!r} must be a whole number")
@@ -144,3 +153,14 @@ def _file(environ: Mapping[str, str], name: str) -> Path | None:
     if not path.is_file():
         raise SettingsError(f"{name}={raw!r} is not a readable file")
     return path
+
+
+def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """`*` or a comma-separated list of browser origins (scheme://host[:port]) allowed by CORS."""
+    raw = environ.get(name, "").strip() or "*"
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        parts = urlparse(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+            raise SettingsError(f"{name}={raw!r}: {origin!r} is not * or an origin like https://portal.example")
+    return origins

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -47,6 +49,19 @@ def _wait_serving(target: str, timeout: float = 60.0) -> None:
             time.sleep(0.1)
 
 
+def _wait_http_json(url: str, timeout: float = 30.0) -> object:
+    """The JSON body of the first 200 answer from `url` (the proxy starts beside the server)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                return json.loads(reply.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _orflow(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "orflow_server", *args],
@@ -60,7 +75,9 @@ def _orflow(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
 def _base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORFLOW_")}
     # Port 0: never collide with an OR Flow already running on this machine.
-    env.update(ORFLOW_METRICS_ADDR="127.0.0.1:0", ORFLOW_WORKER_METRICS_ADDR="127.0.0.1:0")
+    env.update(
+        ORFLOW_METRICS_ADDR="127.0.0.1:0", ORFLOW_WORKER_METRICS_ADDR="127.0.0.1:0", ORFLOW_WEB_ADDR="127.0.0.1:0"
+    )
     env.update(extra)
     return env
 
@@ -71,11 +88,15 @@ def _pids_of(pattern: str) -> set[int]:
 
 
 def test_up_runs_everything_embedded_and_ctrl_c_stops_it_all(tmp_path: Path) -> None:
-    port = _free_port()
+    port, web_port = _free_port(), _free_port()
     data_dir = tmp_path / "data"
-    proc = _orflow(["up"], _base_env(ORFLOW_DATA_DIR=str(data_dir), ORFLOW_GRPC_ADDR=f"127.0.0.1:{port}"))
+    env = _base_env(
+        ORFLOW_DATA_DIR=str(data_dir), ORFLOW_GRPC_ADDR=f"127.0.0.1:{port}", ORFLOW_WEB_ADDR=f"127.0.0.1:{web_port}"
+    )
+    proc = _orflow(["up"], env)
     try:
         _wait_serving(f"127.0.0.1:{port}")
+        assert _wait_http_json(f"http://127.0.0.1:{web_port}/healthz") == {"proxy": "SERVING", "upstream": "SERVING"}
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             reply = slot_service_pb2_grpc.SlotServiceStub(channel).ListSlots(
                 slot_service_pb2.ListSlotsRequest(page_size=100), timeout=10

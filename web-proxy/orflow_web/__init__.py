@@ -1,0 +1,1 @@
+"""The gRPC-web proxy in front of the OR Flow gRPC server, which also serves the built portal."""

@@ -1,0 +1,117 @@
+"""Builds the proxy's aiohttp application from settings and a channel, and runs it until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from orflow_server.settings import Settings
+
+from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, status_pairs
+from .portal import Portal, default_portal_dir
+
+_log = logging.getLogger(__name__)
+HEALTH_PATH = "/healthz"
+_ALLOWED_REQUEST_HEADERS = (
+    "content-type, x-grpc-web, x-user-agent, grpc-timeout, authorization, connect-protocol-version"
+)
+
+
+def build_app(settings: Settings, *, channel: grpc.aio.Channel) -> web.Application:
+    """The proxy: gRPC-web on POST /package.Service/Method, the portal on GET, health on /healthz."""
+    app = web.Application(middlewares=[_errors], client_max_size=settings.web_max_body_bytes + 1024)
+    forwarder = GrpcWebForwarder(channel, max_body_bytes=settings.web_max_body_bytes)
+    portal = Portal(settings.web_portal_dir or default_portal_dir())
+    origins = settings.web_cors_origins
+
+    async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin is None or not ("*" in origins or origin in origins):
+            return
+        response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+        response.headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSED_HEADERS)
+        response.headers.add("Vary", "Origin")
+
+    async def health(request: web.Request) -> web.Response:
+        upstream = await _upstream_status(channel)
+        return web.json_response(
+            {"proxy": "SERVING", "upstream": upstream}, status=200 if upstream == "SERVING" else 503
+        )
+
+    app.on_response_prepare.append(add_cors)
+    app.router.add_route("OPTIONS", "/{tail:.*}", _preflight)
+    app.router.add_get(HEALTH_PATH, health)
+    app.router.add_post("/{tail:.*}", forwarder.handle)
+    app.router.add_get("/{tail:.*}", portal.handle)
+    return app
+
+
+async def _preflight(request: web.Request) -> web.Response:
+    requested = request.headers.get("Access-Control-Request-Headers", "")
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+            "Access-Control-Allow-Headers": requested or _ALLOWED_REQUEST_HEADERS,
+            "Access-Control-Max-Age": "86400",
+        },
+    )
+
+
+async def _upstream_status(channel: grpc.aio.Channel) -> str:
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+    except grpc.aio.AioRpcError as exc:
+        return str(exc.code().name)
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Anything unexpected is logged and answered INTERNAL (gRPC paths) or 500, never with a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:  # noqa: BLE001 - the one place an unexpected proxy error is answered
+        _log.exception("proxy error on %s %s", request.method, request.path)
+        if request.method == "POST" and METHOD_PATH.match(request.path):
+            pairs = status_pairs(grpc.StatusCode.INTERNAL, "internal proxy error")
+            return web.Response(status=200, headers=dict(pairs), content_type="application/grpc-web+proto")
+        return web.Response(status=500, text="internal error")
+
+
+async def start_proxy(settings: Settings, *, channel: grpc.aio.Channel) -> web.AppRunner:
+    """Listens on ORFLOW_WEB_ADDR (port 0: any free port; `runner.addresses` says which)."""
+    # WatchSlots streams never finish on their own: on shutdown they get 2 s, then are cancelled
+    # (which cancels the upstream call); browsers reconnect.
+    runner = web.AppRunner(
+        build_app(settings, channel=channel), handler_cancellation=True, access_log=None, shutdown_timeout=2
+    )
+    await runner.setup()
+    host, _, port = settings.web_addr.rpartition(":")
+    await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+    return runner
+
+
+async def run_proxy(settings: Settings) -> None:
+    """Serves until SIGINT/SIGTERM."""
+    async with grpc.aio.insecure_channel(settings.grpc_addr) as channel:
+        runner = await start_proxy(settings, channel=channel)
+        _log.info("gRPC-web proxy on http://%s -> %s", settings.web_addr, settings.grpc_addr)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()

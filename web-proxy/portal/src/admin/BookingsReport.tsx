@@ -1,0 +1,204 @@
+import { useEffect, useState } from "react";
+import { adminClient, slotClient } from "../api";
+import { friendlyError } from "../errors";
+import { formatDay, formatRange, formatTime } from "../format";
+import { BookingStatus, type Booking } from "../gen/orflow/v1/booking_pb";
+import type { Slot } from "../gen/orflow/v1/resources_pb";
+
+const STATUSES = [
+  [BookingStatus.UNSPECIFIED, "Any status"],
+  [BookingStatus.PENDING, "On hold"],
+  [BookingStatus.CONFIRMED, "Confirmed"],
+  [BookingStatus.FAILED, "Hold expired / failed"],
+  [BookingStatus.CANCELLED, "Cancelled"],
+] as const;
+
+function statusLabel(status: BookingStatus): string {
+  return STATUSES.find(([s]) => s === status)?.[1] ?? "Unknown";
+}
+
+export function BookingsReport() {
+  const [status, setStatus] = useState<BookingStatus>(BookingStatus.UNSPECIFIED);
+  const [patient, setPatient] = useState("");
+  const [slotId, setSlotId] = useState("");
+  const [pageSize, setPageSize] = useState(20);
+  const [tokens, setTokens] = useState<string[]>([""]); // tokens[i] opens page i
+  const [page, setPage] = useState(0);
+  const [rows, setRows] = useState<Booking[]>([]);
+  const [next, setNext] = useState("");
+  const [slots, setSlots] = useState<Map<string, Slot>>(new Map());
+  const [error, setError] = useState("");
+  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
+  const [loading, setLoading] = useState(false);
+
+  useEffect(() => {
+    const abort = new AbortController();
+    setLoading(true);
+    adminClient
+      .listBookings(
+        { status, patientId: patient.trim(), slotId: BigInt(/^\d+$/.test(slotId) ? slotId : 0), pageSize, pageToken: tokens[page] },
+        { signal: abort.signal, timeoutMs: 10_000 },
+      )
+      .then(
+        async (reply) => {
+          setRows(reply.bookings);
+          setNext(reply.nextPageToken);
+          setError("");
+          setFieldErrors({});
+          const missing = [...new Set(reply.bookings.map((b) => String(b.slotId)))].filter((id) => !slots.has(id));
+          const found = await Promise.all(
+            missing.map((id) => slotClient.getSlot({ slotId: BigInt(id) }).then((r) => r.slot, () => undefined)),
+          );
+          if (!abort.signal.aborted) {
+            setSlots((current) => {
+              const map = new Map(current);
+              for (const s of found) if (s) map.set(String(s.id), s);
+              return map;
+            });
+          }
+        },
+        (err: unknown) => {
+          if (abort.signal.aborted) return;
+          const friendly = friendlyError(err);
+          setError(friendly.message);
+          setFieldErrors(friendly.fields);
+        },
+      )
+      .finally(() => !abort.signal.aborted && setLoading(false));
+    return () => abort.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- slots is a cache, not an input
+  }, [status, patient, slotId, pageSize, page, tokens]);
+
+  function restart() {
+    setTokens([""]);
+    setPage(0);
+  }
+
+  return (
+    <section className="panel" aria-labelledby="bookings-title">
+      <h2 id="bookings-title">All bookings</h2>
+      <form className="filter-row" onSubmit={(e) => e.preventDefault()} aria-label="Filter bookings">
+        <div className="field">
+          <label htmlFor="f-status">Status</label>
+          <select
+            id="f-status"
+            value={status}
+            onChange={(e) => {
+              setStatus(Number(e.target.value) as BookingStatus);
+              restart();
+            }}
+          >
+            {STATUSES.map(([value, label]) => (
+              <option key={value} value={value}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="f-patient">Patient ID</label>
+          <input
+            id="f-patient"
+            value={patient}
+            aria-invalid={Boolean(fieldErrors.patient_id)}
+            onChange={(e) => {
+              setPatient(e.target.value);
+              restart();
+            }}
+          />
+          {fieldErrors.patient_id && <p className="field-error">Patient ID {fieldErrors.patient_id}</p>}
+        </div>
+        <div className="field">
+          <label htmlFor="f-slot">Slot number</label>
+          <input
+            id="f-slot"
+            inputMode="numeric"
+            value={slotId}
+            onChange={(e) => {
+              setSlotId(e.target.value.replace(/\D/g, ""));
+              restart();
+            }}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="f-size">Per page</label>
+          <select
+            id="f-size"
+            value={pageSize}
+            onChange={(e) => {
+              setPageSize(Number(e.target.value));
+              restart();
+            }}
+          >
+            {[10, 20, 50].map((n) => (
+              <option key={n}>{n}</option>
+            ))}
+          </select>
+        </div>
+      </form>
+      {error && (
+        <p className="alert alert-error" role="alert">
+          {error}
+        </p>
+      )}
+      <div className="table-wrap">
+        <table className="table" aria-busy={loading}>
+          <caption className="visually-hidden">Bookings, newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">Booking</th>
+              <th scope="col">Status</th>
+              <th scope="col">Patient</th>
+              <th scope="col">Slot</th>
+              <th scope="col">Created</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((b) => {
+              const slot = slots.get(String(b.slotId));
+              return (
+                <tr key={String(b.id)}>
+                  <td>#{String(b.id)}</td>
+                  <td>
+                    <span className={`badge badge-${BookingStatus[b.status].toLowerCase()}`}>{statusLabel(b.status)}</span>
+                  </td>
+                  <td>{b.patientId}</td>
+                  <td>
+                    #{String(b.slotId)}
+                    {slot && (
+                      <span className="muted small">
+                        {" "}
+                        · {slot.procedureType}, {slot.room?.name}, {formatRange(slot.startTime, slot.endTime)}
+                      </span>
+                    )}
+                  </td>
+                  <td className="small">
+                    {formatDay(b.createTime)} {formatTime(b.createTime)}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+        {rows.length === 0 && !loading && <p className="empty">No bookings match.</p>}
+      </div>
+      <nav className="pager" aria-label="Bookings pages">
+        <button type="button" className="button" disabled={page === 0} onClick={() => setPage(page - 1)}>
+          Previous
+        </button>
+        <span aria-live="polite">Page {page + 1}</span>
+        <button
+          type="button"
+          className="button"
+          disabled={!next}
+          onClick={() => {
+            setTokens([...tokens.slice(0, page + 1), next]);
+            setPage(page + 1);
+          }}
+        >
+          Next
+        </button>
+      </nav>
+    </section>
+  );
+}

@@ -1,0 +1,56 @@
+// Server errors in words a person understands: by ErrorInfo reason first, then by status code.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb";
+
+const BY_REASON: Record<string, string> = {
+  SLOT_TAKEN: "That slot was just taken — pick another.",
+  ROOM_BUSY: "That operating room is already in use at that time — pick another slot.",
+  SURGEON_BUSY: "That surgeon is already operating at that time — pick another slot.",
+  PATIENT_BUSY: "This patient already has a surgery booked at an overlapping time.",
+  EQUIPMENT_UNAVAILABLE: "Some required equipment is already in use at that time — pick another slot.",
+  HOLD_EXPIRED: "Your hold ran out before it was confirmed. The slot is free again — book it once more if it is still listed.",
+  BOOKING_NOT_PENDING: "This booking can no longer be confirmed: it is not on hold any more.",
+  BOOKING_NOT_ACTIVE: "This booking is already cancelled or ended.",
+  SLOT_STARTED: "That slot has already started and can no longer be booked.",
+  SLOT_NOT_FOUND: "That slot no longer exists.",
+  BOOKING_NOT_FOUND: "We could not find that booking.",
+  DOCTOR_NOT_FOUND: "That surgeon is not on the list.",
+  ROOM_NOT_FOUND: "That operating room is not on the list.",
+  EQUIPMENT_NOT_FOUND: "That equipment type is not on the list.",
+  REQUEST_ID_REUSED: "This request was already used for a different booking. Please try again.",
+  ALREADY_EXISTS: "Something with that name already exists.",
+  INVALID_ARGUMENT: "Some details need fixing — see the highlighted fields.",
+  UNAVAILABLE: "Live updates paused while the service restarts — reconnecting.",
+};
+
+const BY_CODE: Partial<Record<Code, string>> = {
+  [Code.Unavailable]: "The booking service can't be reached right now. Please try again in a moment.",
+  [Code.DeadlineExceeded]: "The booking service took too long to answer. Please try again.",
+  [Code.NotFound]: "We could not find what you asked for.",
+  [Code.InvalidArgument]: "Some details need fixing.",
+  [Code.ResourceExhausted]: "That request is too large.",
+  [Code.Unauthenticated]: "Please sign in again.",
+  [Code.PermissionDenied]: "You are not allowed to do that.",
+  [Code.Aborted]: "Someone else changed this at the same moment — please try again.",
+  [Code.FailedPrecondition]: "That can't be done in the booking's current state.",
+};
+
+export interface FriendlyError {
+  message: string;
+  reason: string;
+  /** Field path (e.g. "start_time") → what is wrong with it, from google.rpc.BadRequest. */
+  fields: Record<string, string>;
+}
+
+export function friendlyError(err: unknown): FriendlyError {
+  const error = ConnectError.from(err);
+  const info = error.findDetails(ErrorInfoSchema).find((i) => i.domain === "orflow");
+  const fields: Record<string, string> = {};
+  for (const bad of error.findDetails(BadRequestSchema)) {
+    for (const v of bad.fieldViolations) fields[v.field] = v.description;
+  }
+  const reason = info?.reason ?? "";
+  const message =
+    BY_REASON[reason] ?? BY_CODE[error.code] ?? "Something went wrong on our side. Please try again.";
+  return { message, reason, fields };
+}

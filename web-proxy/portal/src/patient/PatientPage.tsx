@@ -1,0 +1,161 @@
+import { useEffect, useMemo, useState } from "react";
+import { bookingClient } from "../api";
+import { friendlyError } from "../errors";
+import { dayWindow } from "../format";
+import { BookingStatus, type Booking } from "../gen/orflow/v1/booking_pb";
+import type { Doctor, Slot } from "../gen/orflow/v1/resources_pb";
+import { useLiveSlots } from "../useLiveSlots";
+import { DoctorFinder } from "./DoctorFinder";
+import { HoldPanel } from "./HoldPanel";
+import { SlotCard } from "./SlotCard";
+
+const PATIENT_KEY = "orflow.patientId";
+
+function newRequestId(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function PatientPage() {
+  const [patientId, setPatientId] = useState(() => localStorage.getItem(PATIENT_KEY) ?? "");
+  const [doctor, setDoctor] = useState<Doctor | null>(null);
+  const [procedure, setProcedure] = useState("");
+  const [day, setDay] = useState("");
+  const [booking, setBooking] = useState<{ booking: Booking; slot: Slot } | null>(null);
+  const [busySlot, setBusySlot] = useState<bigint | null>(null);
+  const [error, setError] = useState<string>("");
+
+  useEffect(() => localStorage.setItem(PATIENT_KEY, patientId), [patientId]);
+
+  const filter = useMemo(
+    () => ({ procedureType: procedure, doctorId: doctor?.id ?? 0n, window: day ? dayWindow(day) : undefined }),
+    [procedure, doctor, day],
+  );
+  const live = useLiveSlots(filter);
+  const procedures = useMemo(
+    () => [...new Set([...live.slots.map((s) => s.procedureType), procedure].filter(Boolean))].sort(),
+    [live.slots, procedure],
+  );
+
+  async function book(slot: Slot) {
+    setError("");
+    if (!patientId.trim()) {
+      setError("Enter the patient ID first.");
+      document.getElementById("patient-id")?.focus();
+      return;
+    }
+    setBusySlot(slot.id);
+    try {
+      const reply = await bookingClient.createBooking(
+        { slotId: slot.id, patientId: patientId.trim(), requestId: newRequestId() },
+        { timeoutMs: 10_000 },
+      );
+      if (reply.booking) setBooking({ booking: reply.booking, slot });
+    } catch (err) {
+      const friendly = friendlyError(err);
+      setError(friendly.message);
+      if (friendly.reason === "SLOT_TAKEN" || friendly.reason === "SLOT_NOT_FOUND") live.drop(slot.id);
+    } finally {
+      setBusySlot(null);
+    }
+  }
+
+  return (
+    <div className="page">
+      <section className="intro" aria-labelledby="patient-title">
+        <h1 id="patient-title">Book an operating-room slot</h1>
+        <p className="muted">Find a surgeon, pick a time that suits, and confirm while we hold it for you.</p>
+      </section>
+
+      <div className="layout">
+        <aside className="panel filters" aria-labelledby="filters-title">
+          <h2 id="filters-title">Search</h2>
+          <div className="field">
+            <label htmlFor="patient-id">Patient ID (MRN)</label>
+            <input
+              id="patient-id"
+              value={patientId}
+              onChange={(e) => setPatientId(e.target.value)}
+              placeholder="e.g. MRN-1001"
+              autoComplete="off"
+              maxLength={64}
+            />
+          </div>
+          <DoctorFinder selected={doctor} onSelect={setDoctor} />
+          <div className="field">
+            <label htmlFor="procedure">Procedure</label>
+            <select id="procedure" value={procedure} onChange={(e) => setProcedure(e.target.value)}>
+              <option value="">Any procedure</option>
+              {procedures.map((p) => (
+                <option key={p} value={p}>
+                  {p}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div className="field">
+            <label htmlFor="day">Date</label>
+            <input id="day" type="date" value={day} onChange={(e) => setDay(e.target.value)} />
+          </div>
+          {(doctor || procedure || day) && (
+            <button
+              type="button"
+              className="link-button"
+              onClick={() => {
+                setDoctor(null);
+                setProcedure("");
+                setDay("");
+              }}
+            >
+              Clear filters
+            </button>
+          )}
+        </aside>
+
+        <section className="results" aria-labelledby="slots-title">
+          {booking && (
+            <HoldPanel
+              booking={booking.booking}
+              slot={booking.slot}
+              onChange={(b) => {
+                setBooking({ booking: b, slot: booking.slot });
+                // An expired hold is free at once on the server, before any worker announces it.
+                if (b.status === BookingStatus.FAILED) live.reload();
+              }}
+              onDone={() => setBooking(null)}
+            />
+          )}
+          <div className="results-head">
+            <h2 id="slots-title">Available slots</h2>
+            <span className={`live live-${live.state}`} role="status">
+              {live.state === "live" ? "Live" : live.state === "connecting" ? "Connecting…" : "Reconnecting…"}
+            </span>
+          </div>
+          {error && (
+            <div className="alert alert-error" role="alert">
+              {error}
+            </div>
+          )}
+          {live.loadError !== null && (
+            <div className="alert alert-error" role="alert">
+              {friendlyError(live.loadError).message}
+            </div>
+          )}
+          <p className="muted" aria-live="polite">
+            {live.slots.length === 1 ? "1 slot available" : `${live.slots.length} slots available`}
+            <span className="visually-hidden"> {live.announcement}</span>
+          </p>
+          {live.slots.length === 0 ? (
+            <p className="empty">No free slots match. Try another date, procedure or surgeon.</p>
+          ) : (
+            <ul className="slot-list" aria-label="Available slots">
+              {live.slots.map((slot) => (
+                <SlotCard key={String(slot.id)} slot={slot} busy={busySlot === slot.id} onBook={() => void book(slot)} />
+              ))}
+            </ul>
+          )}
+        </section>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,124 @@
+// Available slots for a filter: ListSlots for the list, WatchSlots to keep it live.
+import { useCallback, useEffect, useRef, useState } from "react";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { slotClient } from "./api";
+import type { Slot } from "./gen/orflow/v1/resources_pb";
+import { SlotChangeKind } from "./gen/orflow/v1/slot_service_pb";
+import { toDate } from "./format";
+
+export interface SlotFilter {
+  procedureType: string;
+  doctorId: bigint;
+  window?: { start: Timestamp; end: Timestamp };
+}
+
+export type LiveState = "connecting" | "live" | "reconnecting";
+
+const MAX_SLOTS = 500;
+
+function inWindow(slot: Slot, filter: SlotFilter): boolean {
+  if (!filter.window) return toDate(slot.startTime) > new Date();
+  const start = toDate(slot.startTime);
+  return start >= toDate(filter.window.start) && start < toDate(filter.window.end);
+}
+
+async function listAvailable(filter: SlotFilter, signal: AbortSignal): Promise<Slot[]> {
+  const slots: Slot[] = [];
+  let pageToken = "";
+  do {
+    const reply = await slotClient.listSlots(
+      {
+        pageSize: 100,
+        pageToken,
+        procedureType: filter.procedureType,
+        doctorId: filter.doctorId,
+        windowStart: filter.window?.start,
+        windowEnd: filter.window?.end,
+        availableOnly: true,
+      },
+      { signal, timeoutMs: 10_000 },
+    );
+    slots.push(...reply.slots);
+    pageToken = reply.nextPageToken;
+  } while (pageToken && slots.length < MAX_SLOTS);
+  return slots;
+}
+
+export function useLiveSlots(filter: SlotFilter) {
+  const [slots, setSlots] = useState<Map<string, Slot>>(new Map());
+  const [state, setState] = useState<LiveState>("connecting");
+  const [loadError, setLoadError] = useState<unknown>(null);
+  const [announcement, setAnnouncement] = useState("");
+  const [reloads, setReloads] = useState(0);
+  const filterRef = useRef(filter);
+  filterRef.current = filter;
+  const key = `${filter.procedureType}|${filter.doctorId}|${filter.window?.start.seconds ?? ""}`;
+
+  const reload = useCallback(() => setReloads((n) => n + 1), []);
+  const drop = useCallback((slotId: bigint) => {
+    setSlots((current) => {
+      const next = new Map(current);
+      next.delete(String(slotId));
+      return next;
+    });
+  }, []);
+
+  // The list: reloaded when the filter changes, after every (re)snapshot, and on demand.
+  useEffect(() => {
+    const abort = new AbortController();
+    listAvailable(filterRef.current, abort.signal).then(
+      (list) => {
+        setSlots(new Map(list.map((s) => [String(s.id), s])));
+        setLoadError(null);
+      },
+      (err: unknown) => {
+        if (!abort.signal.aborted) setLoadError(err);
+      },
+    );
+    return () => abort.abort();
+  }, [key, reloads]);
+
+  // The live stream: reconnects with backoff; a snapshot (first, or after a reset) means reload.
+  useEffect(() => {
+    const abort = new AbortController();
+    const run = async () => {
+      let attempt = 0;
+      while (!abort.signal.aborted) {
+        try {
+          const stream = slotClient.watchSlots(
+            { procedureType: filterRef.current.procedureType, doctorId: filterRef.current.doctorId },
+            { signal: abort.signal },
+          );
+          for await (const change of stream) {
+            attempt = 0;
+            if (change.kind === SlotChangeKind.SNAPSHOT_COMPLETE) {
+              setState("live");
+              reload();
+            } else if (change.kind !== SlotChangeKind.SNAPSHOT && change.slot) {
+              apply(change.slot, change.kind);
+            }
+          }
+        } catch {
+          if (abort.signal.aborted) return;
+        }
+        setState("reconnecting");
+        await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** attempt++, 10_000)));
+      }
+    };
+    const apply = (slot: Slot, kind: SlotChangeKind) => {
+      setSlots((current) => {
+        const next = new Map(current);
+        if (slot.available && inWindow(slot, filterRef.current)) next.set(String(slot.id), slot);
+        else next.delete(String(slot.id));
+        return next;
+      });
+      const what = kind === SlotChangeKind.CREATED ? "added" : slot.available ? "available again" : "just taken";
+      setAnnouncement(`${slot.procedureType} with ${slot.doctor?.name ?? "a surgeon"} ${what}.`);
+    };
+    void run();
+    return () => abort.abort();
+  }, [key, reload]);
+
+  const sorted = [...slots.values()].sort((a, b) => toDate(a.startTime).getTime() - toDate(b.startTime).getTime());
+  return { slots: sorted, state, loadError, announcement, reload, drop };
+}
