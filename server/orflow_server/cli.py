@@ -1,4 +1,4 @@
-"""The `orflow` command: up, server, migrate, seed.
+"""The `orflow` command: up, server, worker, migrate, seed, bench.
 
 Only this module reads os.environ; everything else takes a Settings.
 """
@@ -21,6 +21,7 @@ import asyncpg
 
 from . import embedded
 from .app import SERVICE_NAMES, create_pool, serve
+from .bench import command as bench_command
 from .db.migrate import apply_migrations
 from .ops.context import OpsContext
 from .ops.seed import seed_database
@@ -224,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("worker", help="run the SAQ worker that expires holds (needs ORFLOW_REDIS_URL)")
     sub.add_parser("migrate", help="apply database migrations (idempotent)")
     sub.add_parser("seed", help="reset the database to the demo data set")
+    bench_command.add_arguments(sub.add_parser("bench", help="load test OR Flow against the database's own ceiling"))
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
@@ -231,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"orflow: bad setting: {exc}", file=sys.stderr)
         return 2
     try:
+        if args.command == "bench":
+            return bench_command.cmd_bench(settings, args)
         return COMMANDS[args.command](settings)
     except embedded.EmbeddedServiceError as exc:
         print(f"orflow: {exc}", file=sys.stderr)
