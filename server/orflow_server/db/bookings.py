@@ -8,6 +8,7 @@ other but never in a cycle.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -83,17 +84,30 @@ async def lock_slot(conn: Conn, slot_id: int) -> LockedSlot | None:
 async def lock_resources(conn: Conn, slot: LockedSlot, *, patient_id: str) -> dict[int, tuple[str, int]]:
     """Locks the room, the surgeon, the equipment rows and the patient; returns equipment id → (name, quantity).
 
-    A patient has no row, so a transaction-scoped advisory lock on a hash of
-    the id stands in for one (a collision only makes two patients take turns).
+    One round trip: the four locks are uncorrelated sub-selects, which
+    PostgreSQL runs in target-list order, so the lock order stays room,
+    surgeon, equipment (by id), patient. A patient has no row, so a
+    transaction-scoped advisory lock on a hash of the id stands in for one
+    (a collision only makes two patients take turns).
     """
-    await conn.execute("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE", slot.room_id)
-    await conn.execute("SELECT 1 FROM doctors WHERE id = $1 FOR UPDATE", slot.doctor_id)
-    rows = await conn.fetch(
-        "SELECT id, name, quantity FROM equipment WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE) AS room,
+               (SELECT 1 FROM doctors WHERE id = $2 FOR UPDATE) AS surgeon,
+               (SELECT coalesce(array_agg(json_build_array(e.id, e.name, e.quantity)::text ORDER BY e.id), '{}')
+                FROM (SELECT id, name, quantity FROM equipment WHERE id = ANY($3::bigint[])
+                      ORDER BY id FOR UPDATE) e) AS equipment,
+               pg_advisory_xact_lock($4, hashtext($5)) AS patient
+        """,
+        slot.room_id,
+        slot.doctor_id,
         [need.equipment_id for need in slot.needs],
+        _PATIENT_LOCK_SPACE,
+        patient_id,
     )
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _PATIENT_LOCK_SPACE, patient_id)
-    return {r["id"]: (r["name"], r["quantity"]) for r in rows}
+    assert row is not None
+    items = (json.loads(item) for item in row["equipment"])
+    return {int(e_id): (str(name), int(quantity)) for e_id, name, quantity in items}
 
 
 async def find_by_request_id(conn: Conn, patient_id: str, request_id: str) -> Booking | None:
