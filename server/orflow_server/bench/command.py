@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--server-processes", type=int, default=1, help="server processes sharing the port (SO_REUSEPORT)"
     )
     parser.add_argument("--processes", type=int, help="client processes (default 4)")
+    parser.add_argument("--only", default="", help="scenario numbers to run, e.g. 16 (default: all seven)")
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
@@ -33,7 +34,14 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     if args.processes:
         config = replace(config, processes=args.processes)
     run = asyncio.run(
-        run_bench(settings, config, out_dir=args.out, target=args.target, server_processes=args.server_processes)
+        run_bench(
+            settings,
+            config,
+            out_dir=args.out,
+            target=args.target,
+            server_processes=args.server_processes,
+            only=frozenset(args.only),
+        )
     )
     results = sorted(run.results, key=lambda r: r.scenario[:1])
     print("\nOR Flow bench (ratio = OR Flow ops/s / ceiling ops/s, same client processes and connections)\n")
