@@ -52,7 +52,7 @@ async def _browse_and_history(b: scenarios.Bench) -> list[ScenarioResult]:
     b.progress(f"loading {small:,} slots (1 in 10 booked)")
     first = await sql.load_slots(b.conn, count=small, rooms=rooms, start=start)
     await sql.book_every(b.conn, first, nth=10, status="CONFIRMED", tag="seen-")
-    await sql.analyze(b.conn)
+    await sql.vacuum_analyze(b.conn)
     results = await scenarios.browse(b, size_label=f"{small:,}")
     results.append(await scenarios.history(b, [s for s in first.ids if s % 10], label="0 past"))
     b.progress(f"loading {large - small:,} more slots (1 in 10 booked) and {cfg.history_size:,} past bookings")
@@ -62,6 +62,7 @@ async def _browse_and_history(b: scenarios.Bench) -> list[ScenarioResult]:
     )
     await sql.book_every(b.conn, grown, nth=10, status="CONFIRMED", tag="seen-")
     await sql.load_history(b.conn, count=cfg.history_size, rooms=rooms, now=b.now())
+    await sql.vacuum_analyze(b.conn)
     b.progress(f"loaded in {time.monotonic() - loaded:.1f} s")
     results += await scenarios.browse(b, size_label=f"{large:,}")
     free = [s for s in grown.ids[: HISTORY_SLOTS * 2] if s % 10]
