@@ -161,16 +161,18 @@ def write_json(path: Path, results: Sequence[ScenarioResult], targets: Sequence[
     path.write_text(json.dumps(document, indent=2) + "\n")
 
 
-def draw_chart(path: Path, results: Sequence[ScenarioResult]) -> bool:
-    """Throughput and p50/p99 against offered load (spread); False if matplotlib is not installed."""
+def draw_chart(path: Path, results: Sequence[ScenarioResult]) -> str | None:
+    """Throughput and p50/p99 against offered load (spread); otherwise why there is no chart."""
+    spread = [r for r in results if r.scenario == "1 spread" and r.variant != "half of peak" and r.ceiling]
+    if not spread:
+        return "no chart: the spread scenario did not run"
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return False
-    spread = [r for r in results if r.scenario == "1 spread" and r.variant != "half of peak" and r.ceiling]
+        return "no chart: matplotlib is not installed (pip install -e '.[dev]')"
     callers = [int(r.variant.split()[0]) for r in spread]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     left.plot(callers, [r.orflow.throughput for r in spread], "o-", label="OR Flow (gRPC)")
@@ -191,4 +193,4 @@ def draw_chart(path: Path, results: Sequence[ScenarioResult]) -> bool:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return True
+    return None

@@ -61,7 +61,11 @@ async def _browse_and_history(b: scenarios.Bench) -> list[ScenarioResult]:
         b.conn, count=large - small, rooms=rooms, start=start + timedelta(hours=small // rooms + 2)
     )
     await sql.book_every(b.conn, grown, nth=10, status="CONFIRMED", tag="seen-")
-    await sql.load_history(b.conn, count=cfg.history_size, rooms=rooms, now=b.now())
+    extra = await asyncpg.connect(b.stack.database_url)
+    try:
+        await sql.load_history([b.conn, extra], count=cfg.history_size, rooms=rooms, now=b.now())
+    finally:
+        await extra.close()
     await sql.vacuum_analyze(b.conn)
     b.progress(f"loaded in {time.monotonic() - loaded:.1f} s")
     results += await scenarios.browse(b, size_label=f"{large:,}")
@@ -99,6 +103,7 @@ async def run_bench(
         conn = await asyncpg.connect(stack.database_url)
         try:
             b = scenarios.Bench(stack, config, conn, say)
+            await sql.reset(conn, rooms=config.rooms)  # every scenario but browse/history shares these rooms
             for numbers, scenario in SCENARIOS:
                 if only and not only & numbers:
                     continue
@@ -122,6 +127,8 @@ async def run_bench(
         "client_processes": config.processes,
     }
     report.write_json(out_dir / "bench-results.json", run.results, run.targets, meta)
-    if not report.draw_chart(out_dir / "bench-chart.png", run.results):
-        say("matplotlib is not installed: no chart (pip install -e '.[dev]')")
+    (out_dir / "bench-chart.png").unlink(missing_ok=True)
+    why_not = report.draw_chart(out_dir / "bench-chart.png", run.results)
+    if why_not:
+        say(why_not)
     return run

@@ -105,7 +105,7 @@ async def _open_loop(b: Bench, mode: str, slots: list[int], rate: float, seconds
 async def spread(b: Bench) -> list[ScenarioResult]:
     """Many patients booking different free slots: no two calls want the same room, surgeon or slot."""
     cfg = b.config
-    await sql.reset(b.conn, rooms=cfg.rooms)
+    await sql.clear_bookings(b.conn)
     block = await sql.load_slots(b.conn, count=cfg.spread_slots, rooms=cfg.rooms, start=b.now() + timedelta(days=1))
     results = []
     for callers in cfg.spread_levels:
