@@ -21,6 +21,8 @@ from .errors import translate
 
 # Namespace of the patient advisory locks (the first key of the two-key form).
 _PATIENT_LOCK_SPACE = 7_406_115
+# The one-key advisory lock bulk expiry takes (one-key and two-key locks never collide).
+_OVERDUE_SWEEP_LOCK = 7_406_116
 
 _BOOKING_COLUMNS = "id, slot_id, patient_id, status, failure_reason, create_time, expire_time, update_time, request_id"
 
@@ -332,8 +334,18 @@ async def fail_overdue_hold(conn: Conn, booking_id: int) -> float | None:
     return None if lag is None else float(lag)
 
 
-async def fail_all_overdue_holds(conn: Conn) -> list[float]:
-    """Fails every overdue hold; returns each one's lag (seconds past expire_time)."""
+async def fail_all_overdue_holds(conn: Conn, *, is_waiting: bool = True) -> list[float] | None:
+    """Fails every overdue hold; returns each one's lag (seconds past expire_time).
+
+    Two of these at once could lock the same rows in different orders and
+    deadlock, so they take turns on one advisory lock. With `is_waiting`
+    False (an expiry job that already holds its own hold's row lock) it does
+    not wait for its turn: it returns None and leaves the work to whoever has it.
+    """
+    if is_waiting:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _OVERDUE_SWEEP_LOCK)
+    elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _OVERDUE_SWEEP_LOCK):
+        return None
     rows = await conn.fetch(
         """
         UPDATE bookings SET status = 'FAILED', failure_reason = 'HOLD_EXPIRED', update_time = clock_timestamp()
