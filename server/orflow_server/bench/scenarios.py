@@ -245,7 +245,7 @@ async def browse(b: Bench, *, size_label: str) -> list[ScenarioResult]:
             room_id=int(filters.get("room_id", 0)),
             window_start=window,
         )
-        offset = max(0, min(int(total * 0.9), total - 3 * BROWSE_PAGE))
+        offset = max(0, min(int(total * 0.9), total - BROWSE_PAGE - 1))  # 90 % deep, or the last full page
         key = await sql.page_key_at(
             b.conn,
             procedure=str(filters.get("procedure_type", "")),
