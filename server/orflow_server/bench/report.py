@@ -187,8 +187,10 @@ def draw_chart(path: Path, results: Sequence[ScenarioResult]) -> str | None:
         title="Spread: latency", xlabel="concurrent callers (offered load)", ylabel="ms", xscale="log", yscale="log"
     )
     right.legend()
+    left.set_ylim(bottom=0)
     for ax in (left, right):
         ax.set_xticks(callers, [str(c) for c in callers])
+        ax.set_xticks([], minor=True)  # log-scale minor labels would overprint the callers
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
