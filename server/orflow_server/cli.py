@@ -1,4 +1,4 @@
-"""The `orflow` command: up, server, worker, proxy, migrate, seed, token.
+"""The `orflow` command: up, server, worker, proxy, migrate, seed, token, bench.
 
 Only this module reads os.environ; everything else takes a Settings.
 """
@@ -23,6 +23,7 @@ import asyncpg
 
 from . import embedded
 from .app import SERVICE_NAMES, create_pool, serve
+from .bench import command as bench_command
 from .db.migrate import apply_migrations
 from .domain.access import OPERATOR, Role
 from .ops.context import OpsContext
@@ -327,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--patient", default="", help="the patient id (patient tokens)")
     token.add_argument("--subject", default="", help="who the token names (service/admin tokens)")
     token.add_argument("--ttl", type=_parse_ttl, default=timedelta(hours=1), help="lifetime, e.g. 30m, 12h, 7d")
+    bench_command.add_arguments(sub.add_parser("bench", help="load test OR Flow against the database's own ceiling"))
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
@@ -336,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "token":
             return cmd_token(settings, args)
+        if args.command == "bench":
+            return bench_command.cmd_bench(settings, args)
         return COMMANDS[args.command](settings)
     except embedded.EmbeddedServiceError as exc:
         print(f"orflow: {exc}", file=sys.stderr)

@@ -14,7 +14,8 @@ import contextlib
 import enum
 import logging
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg
 
@@ -27,6 +28,9 @@ from .domain.models import Slot
 from .ops.context import OpsContext
 
 _log = logging.getLogger(__name__)
+
+SHARED_READS = 4096
+"""Re-reads of changed slots kept for sharing: a watcher that comes later than this many changes reads for itself."""
 
 SNAPSHOT_LIMIT = 2000
 """Slots in a snapshot at most (the soonest to start): bounds the cost of a (re)connecting watcher."""
@@ -69,6 +73,9 @@ class Subscription:
             self._queue.get_nowait()
         self._queue.put_nowait(signal)
 
+    def shared_read(self, change: SlotChange, read: Callable[[], Awaitable[Slot | None]]) -> Awaitable[Slot | None]:
+        return self._hub.shared_read(change, read)
+
     def close(self) -> None:
         """Unsubscribes; safe to call more than once (the stream's exit and gRPC's done callback both do)."""
         self._hub.discard(self)
@@ -98,6 +105,7 @@ class SlotChangeHub:
         self._is_stopped = False
         self.notice_count = 0
         """Notifications received since start; lets tests (and metrics, later) see delivery progress."""
+        self._reads: OrderedDict[int, tuple[SlotChange, asyncio.Future[Slot | None]]] = OrderedDict()
 
     @property
     def subscriber_count(self) -> int:
@@ -142,6 +150,22 @@ class SlotChangeHub:
 
     def discard(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
+
+    def shared_read(self, change: SlotChange, read: Callable[[], Awaitable[Slot | None]]) -> Awaitable[Slot | None]:
+        """One re-read of the slot per notification, shared by every watcher it was offered to.
+
+        Keyed by the notification object itself (the one instance every
+        subscription got), never by its value: a later change of the same
+        slot is a new object and gets a read of its own, made after it. The
+        entry holds the object, so its id cannot be reused while it is kept.
+        """
+        entry = self._reads.get(id(change))
+        if entry is None or entry[0] is not change:
+            entry = (change, asyncio.ensure_future(read()))
+            self._reads[id(change)] = entry
+            while len(self._reads) > SHARED_READS:
+                self._reads.popitem(last=False)
+        return asyncio.shield(entry[1])  # a watcher that goes away must not cancel the others' read
 
     def _publish(self, notice: db_changes.Notice) -> None:
         self.notice_count += 1
@@ -192,6 +216,14 @@ class SlotChangeHub:
             delay = min(delay * 2, self._max_backoff)
 
 
+def _reader(ctx: OpsContext, slot_id: int) -> Callable[[], Awaitable[Slot | None]]:
+    async def read() -> Slot | None:
+        async with ctx.pool.acquire() as conn:
+            return await db_slots.fetch_slot(conn, slot_id, turnover=ctx.turnover)
+
+    return read
+
+
 def matches(slot: Slot, filters: SlotFilters) -> bool:
     """The same test ListSlots applies in SQL, for the one slot a change names."""
     return (
@@ -221,7 +253,6 @@ async def watch_slots(
             raise UnavailableError("the server is shutting down; watch again")
         is_snapshot_due = item is Signal.RESYNC
         if isinstance(item, SlotChange):
-            async with ctx.pool.acquire() as conn:
-                changed = await db_slots.fetch_slot(conn, item.slot_id, turnover=ctx.turnover)
+            changed = await subscription.shared_read(item, _reader(ctx, item.slot_id))
             if changed is not None and matches(changed, filters):
                 yield item.kind, changed

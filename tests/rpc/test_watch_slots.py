@@ -253,3 +253,30 @@ def test_every_change_kind_has_its_own_proto_value() -> None:
 )
 def test_notification_payloads(payload: str, expected: object) -> None:
     assert parse_notice(payload) == expected
+
+
+async def test_watchers_share_one_reread_per_change_and_never_one_across_changes() -> None:
+    """1,000 watchers must not cost 1,000 reads per change, yet a later change of the same slot is read anew."""
+    hub = SlotChangeHub(dsn="postgresql://unused")
+    reads = 0
+
+    async def read() -> None:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.01)
+
+    change = SlotChange(1, SlotChangeKind.BOOKED)
+    await asyncio.gather(*(hub.shared_read(change, read) for _ in range(50)))
+    assert reads == 1
+    await hub.shared_read(change, read)
+    assert reads == 1
+    await hub.shared_read(SlotChange(1, SlotChangeKind.BOOKED), read)  # equal, but a new notification
+    assert reads == 2
+    # A watcher that goes away mid-read does not cancel the read for the others.
+    later = SlotChange(1, SlotChangeKind.RELEASED)
+    leaver = asyncio.ensure_future(hub.shared_read(later, read))
+    stayer = asyncio.ensure_future(hub.shared_read(later, read))
+    await asyncio.sleep(0)
+    leaver.cancel()
+    await stayer
+    assert reads == 3

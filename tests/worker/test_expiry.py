@@ -218,6 +218,29 @@ async def test_an_expiry_job_that_runs_twice_changes_nothing_the_second_time(db,
     assert await snapshot(db) == after_first
 
 
+async def test_one_expiry_job_fails_every_hold_overdue_with_it_and_leaves_live_ones(db, pool) -> None:  # type: ignore[no-untyped-def]
+    """Thousands of holds expiring in one second must not wait for thousands of jobs."""
+    ids = []
+    for n, overdue in enumerate((True, True, True, False)):
+        slot_id = await insert_slot(db)  # a room and a surgeon of its own
+        ids.append(
+            await db.fetchval(
+                "INSERT INTO bookings (slot_id, room_id, doctor_id, start_time, end_time, room_free_time, patient_id,"
+                " status, create_time, expire_time, update_time)"
+                " SELECT id, room_id, doctor_id, start_time, end_time, end_time, $2, 'PENDING', now(),"
+                " now() + $3 * interval '1 second', now() FROM slots WHERE id = $1 RETURNING id",
+                slot_id,
+                f"p-{n}",
+                -1 if overdue else 60,
+            )
+        )
+    ops = OpsContext(pool=pool, hold_ttl=TTL, turnover=timedelta(0), expiry=NoQueueExpiryScheduler())
+    assert await expire_booking(ops, ids[0]) is True
+    statuses = dict(await db.fetch("SELECT id, status FROM bookings"))
+    assert [statuses[i] for i in ids] == ["FAILED", "FAILED", "FAILED", "PENDING"]
+    assert await expire_booking(ops, ids[1]) is False  # its job comes later and finds nothing to do
+
+
 async def test_two_watchers_see_a_booking_a_confirm_and_a_real_expiry_in_order(  # type: ignore[no-untyped-def]
     db, start_server, start_worker
 ) -> None:

@@ -8,6 +8,7 @@ other but never in a cycle.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +22,8 @@ from .where import Where
 
 # Namespace of the patient advisory locks (the first key of the two-key form).
 _PATIENT_LOCK_SPACE = 7_406_115
+# The one-key advisory lock bulk expiry takes (one-key and two-key locks never collide).
+_OVERDUE_SWEEP_LOCK = 7_406_116
 
 _BOOKING_COLUMNS = "id, slot_id, patient_id, status, failure_reason, create_time, expire_time, update_time, request_id"
 
@@ -84,17 +87,30 @@ async def lock_slot(conn: Conn, slot_id: int) -> LockedSlot | None:
 async def lock_resources(conn: Conn, slot: LockedSlot, *, patient_id: str) -> dict[int, tuple[str, int]]:
     """Locks the room, the surgeon, the equipment rows and the patient; returns equipment id → (name, quantity).
 
-    A patient has no row, so a transaction-scoped advisory lock on a hash of
-    the id stands in for one (a collision only makes two patients take turns).
+    One round trip: the four locks are uncorrelated sub-selects, which
+    PostgreSQL runs in target-list order, so the lock order stays room,
+    surgeon, equipment (by id), patient. A patient has no row, so a
+    transaction-scoped advisory lock on a hash of the id stands in for one
+    (a collision only makes two patients take turns).
     """
-    await conn.execute("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE", slot.room_id)
-    await conn.execute("SELECT 1 FROM doctors WHERE id = $1 FOR UPDATE", slot.doctor_id)
-    rows = await conn.fetch(
-        "SELECT id, name, quantity FROM equipment WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE) AS room,
+               (SELECT 1 FROM doctors WHERE id = $2 FOR UPDATE) AS surgeon,
+               (SELECT coalesce(array_agg(json_build_array(e.id, e.name, e.quantity)::text ORDER BY e.id), '{}')
+                FROM (SELECT id, name, quantity FROM equipment WHERE id = ANY($3::bigint[])
+                      ORDER BY id FOR UPDATE) e) AS equipment,
+               pg_advisory_xact_lock($4, hashtext($5)) AS patient
+        """,
+        slot.room_id,
+        slot.doctor_id,
         [need.equipment_id for need in slot.needs],
+        _PATIENT_LOCK_SPACE,
+        patient_id,
     )
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _PATIENT_LOCK_SPACE, patient_id)
-    return {r["id"]: (r["name"], r["quantity"]) for r in rows}
+    assert row is not None
+    items = (json.loads(item) for item in row["equipment"])
+    return {int(e_id): (str(name), int(quantity)) for e_id, name, quantity in items}
 
 
 async def find_by_request_id(conn: Conn, patient_id: str, request_id: str) -> Booking | None:
@@ -316,8 +332,18 @@ async def fail_overdue_hold(conn: Conn, booking_id: int) -> float | None:
     return None if lag is None else float(lag)
 
 
-async def fail_all_overdue_holds(conn: Conn) -> list[float]:
-    """Fails every overdue hold; returns each one's lag (seconds past expire_time)."""
+async def fail_all_overdue_holds(conn: Conn, *, is_waiting: bool = True) -> list[float] | None:
+    """Fails every overdue hold; returns each one's lag (seconds past expire_time).
+
+    Two of these at once could lock the same rows in different orders and
+    deadlock, so they take turns on one advisory lock. With `is_waiting`
+    False (an expiry job that already holds its own hold's row lock) it does
+    not wait for its turn: it returns None and leaves the work to whoever has it.
+    """
+    if is_waiting:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _OVERDUE_SWEEP_LOCK)
+    elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _OVERDUE_SWEEP_LOCK):
+        return None
     rows = await conn.fetch(
         """
         UPDATE bookings SET status = 'FAILED', failure_reason = 'HOLD_EXPIRED', update_time = clock_timestamp()

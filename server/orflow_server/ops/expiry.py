@@ -31,7 +31,10 @@ _MAX_EARLY_WAIT_SECONDS = 2.0
 
 
 async def expire_booking(ctx: OpsContext, booking_id: int) -> bool:
-    """Fails one hold if it is still PENDING and overdue; True if it did. Running twice changes nothing."""
+    """Fails one hold if it is still PENDING and overdue, with every other overdue hold; True if it failed its own.
+
+    Running twice changes nothing.
+    """
     async with ctx.pool.acquire() as conn:
         remaining = await db.seconds_until_expiry(conn, booking_id)
     if remaining is None:
@@ -41,9 +44,14 @@ async def expire_booking(ctx: OpsContext, booking_id: int) -> bool:
     async with ctx.pool.acquire() as conn, conn.transaction():
         await set_actor(conn, EXPIRY_WORKER)
         lag = await db.fail_overdue_hold(conn, booking_id)
+        # Holds often expire together (thousands in one second): one job fails
+        # every one now overdue, and the jobs of those find nothing to do. One
+        # job at a time per hold would take tens of seconds for 10,000, and the
+        # sweep's cron job waits in the queue behind them.
+        others = await db.fail_all_overdue_holds(conn, is_waiting=False) if lag is not None else []
     if lag is None:
         return False
-    ctx.metrics.record_expired([lag], trigger="job")
+    ctx.metrics.record_expired([lag, *(others or [])], trigger="job")
     return True
 
 
@@ -51,6 +59,6 @@ async def sweep_overdue_holds(ctx: OpsContext) -> list[float]:
     """Fails every overdue hold (the guarantee behind the jobs); returns their lags in seconds."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         await set_actor(conn, EXPIRY_WORKER)
-        lags = await db.fail_all_overdue_holds(conn)
+        lags = await db.fail_all_overdue_holds(conn) or []
     ctx.metrics.record_expired(lags, trigger="sweep")
     return lags

@@ -1,0 +1,57 @@
+"""`orflow bench`: parses nothing itself; runs the bench and prints the table and the verdict."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..settings import Settings
+from . import report
+from .config import PRESETS
+from .runner import run_bench
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_const", const="quick", dest="size", help="a 1-2 minute version")
+    size.add_argument("--smoke", action="store_const", const="smoke", dest="size", help="tiny sizes (the test suite's)")
+    parser.add_argument("--out", type=Path, default=Path("."), help="where bench-results.json and bench-chart.png go")
+    parser.add_argument(
+        "--target", help="host:port of a running stack (its database, from ORFLOW_DATABASE_URL, is emptied)"
+    )
+    parser.add_argument(
+        "--server-processes", type=int, default=1, help="server processes sharing the port (SO_REUSEPORT)"
+    )
+    parser.add_argument("--processes", type=int, help="client processes (default 4)")
+    parser.add_argument("--only", default="", help="scenario numbers to run, e.g. 16 (default: all seven)")
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    config = PRESETS[args.size or "full"]
+    if args.processes:
+        config = replace(config, processes=args.processes)
+    run = asyncio.run(
+        run_bench(
+            settings,
+            config,
+            out_dir=args.out,
+            target=args.target,
+            server_processes=args.server_processes,
+            only=frozenset(args.only),
+        )
+    )
+    results = sorted(run.results, key=lambda r: r.scenario[:1])
+    print("\nOR Flow bench (ratio = OR Flow ops/s / ceiling ops/s, same client processes and connections)\n")
+    print(report.format_table(results))
+    print(f"\nTargets:\n{report.format_targets(run.targets)}")
+    verdict = "PASS" if run.violations == 0 and run.errors == 0 else "FAIL"
+    print(
+        f"\n{verdict}: {run.violations} invariant violations, {run.errors} unexpected errors, "
+        f"{sum(1 for t in run.targets if t.is_met)}/{len(run.targets)} targets met, {run.seconds:.0f} s. "
+        f"Wrote {args.out / 'bench-results.json'} and {args.out / 'bench-chart.png'}."
+    )
+    sys.stdout.flush()
+    return 0 if verdict == "PASS" else 1
