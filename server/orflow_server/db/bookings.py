@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from ..domain.access import Actor
 from ..domain.errors import FieldViolation, RequestIdReusedError
 from ..domain.models import Booking, BookingStatus, EquipmentNeed, FailureReason, Usage
 from .connection import Conn
@@ -84,14 +85,16 @@ async def lock_slot(conn: Conn, slot_id: int) -> LockedSlot | None:
     return LockedSlot(row["id"], row["room_id"], row["doctor_id"], row["start_time"], row["end_time"], needs)
 
 
-async def lock_resources(conn: Conn, slot: LockedSlot, *, patient_id: str) -> dict[int, tuple[str, int]]:
+async def lock_resources(conn: Conn, slot: LockedSlot, *, patient_id: str, actor: Actor) -> dict[int, tuple[str, int]]:
     """Locks the room, the surgeon, the equipment rows and the patient; returns equipment id → (name, quantity).
 
     One round trip: the four locks are uncorrelated sub-selects, which
     PostgreSQL runs in target-list order, so the lock order stays room,
     surgeon, equipment (by id), patient. A patient has no row, so a
     transaction-scoped advisory lock on a hash of the id stands in for one
-    (a collision only makes two patients take turns).
+    (a collision only makes two patients take turns). The same statement
+    names the transaction's actor for the audit trail (db/audit.py), before
+    its first write, so the booking transaction pays no extra round trip.
     """
     row = await conn.fetchrow(
         """
@@ -100,13 +103,17 @@ async def lock_resources(conn: Conn, slot: LockedSlot, *, patient_id: str) -> di
                (SELECT coalesce(array_agg(json_build_array(e.id, e.name, e.quantity)::text ORDER BY e.id), '{}')
                 FROM (SELECT id, name, quantity FROM equipment WHERE id = ANY($3::bigint[])
                       ORDER BY id FOR UPDATE) e) AS equipment,
-               pg_advisory_xact_lock($4, hashtext($5)) AS patient
+               pg_advisory_xact_lock($4, hashtext($5)) AS patient,
+               set_config('orflow.actor', $6, true) AS actor,
+               set_config('orflow.actor_role', $7, true) AS actor_role
         """,
         slot.room_id,
         slot.doctor_id,
         [need.equipment_id for need in slot.needs],
         _PATIENT_LOCK_SPACE,
         patient_id,
+        actor.subject,
+        actor.role.value,
     )
     assert row is not None
     items = (json.loads(item) for item in row["equipment"])

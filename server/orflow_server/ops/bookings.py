@@ -50,7 +50,6 @@ async def _hold_slot(
 ) -> tuple[Booking, bool]:
     """The booking transaction (see db/bookings.py for the lock order); True when it made a new booking."""
     async with ctx.pool.acquire() as conn, conn.transaction():
-        await set_actor(conn, actor)
         slot = await db.lock_slot(conn, slot_id)
         if slot is None:
             raise NotFoundError("slot", slot_id)
@@ -60,7 +59,7 @@ async def _hold_slot(
             earlier = await db.find_by_request_id(conn, patient_id, request_id)
             if earlier is not None:
                 return effective_booking(_replay(earlier, slot_id), await current_time(conn)), False
-        inventory = await db.lock_resources(conn, slot, patient_id=patient_id)
+        inventory = await db.lock_resources(conn, slot, patient_id=patient_id, actor=actor)  # names the actor too
         now = await db.expire_overdue_holds(conn, slot, turnover=ctx.turnover)
         if slot.start_time <= now:
             raise SlotStartedError(f"slot {slot_id} started at {slot.start_time.isoformat()}")
