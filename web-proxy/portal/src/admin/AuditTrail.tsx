@@ -12,6 +12,7 @@ const ACTIONS = [
   ["booking.cancelled", "Booking cancelled"],
   ["booking.expired", "Hold expired"],
   ["slot.created", "Slot published"],
+  ["slot_equipment.created", "Equipment reserved for a slot"],
   ["room.created", "Room added"],
   ["doctor.created", "Surgeon added"],
   ["equipment.created", "Equipment added"],

@@ -74,7 +74,7 @@ export function PatientPage() {
             </p>
           ) : (
             <p className="signed-in">
-              Browse freely. <a href="#/sign-in">Sign in</a> to book a slot.
+              Browse freely — <a href="#/sign-in">sign in to book a slot</a>.
             </p>
           )}
           <DoctorFinder selected={doctor} onSelect={setDoctor} />
