@@ -193,6 +193,12 @@ async def test_phone_width_patient_page(
         await page.screenshot(path=artifacts / "12-patient-phone-slots.png")
         await page.keyboard.press("Tab")
         await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        await sign_in_patient(page, portal, "MRN-PHONE-WITH-A-RATHER-LONG-IDENTIFIER")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390, "signed in: still no sideways scroll"
+        await page.goto(portal + "/#/sign-in")
+        await expect(page.get_by_label("Admin token")).to_be_visible()
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        await page.screenshot(path=artifacts / "18-sign-in-phone.png", full_page=True)
     finally:
         await phone.close()
 
