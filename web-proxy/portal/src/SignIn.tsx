@@ -22,7 +22,7 @@ function useDevSignIn(): boolean | null {
 }
 
 export function SignInPage() {
-  const { notice } = useAuth();
+  const { notice, session } = useAuth();
   const devEnabled = useDevSignIn();
   return (
     <div className="page">
@@ -34,6 +34,11 @@ export function SignInPage() {
         <div className={`alert ${notice.tone === "alert" ? "alert-error" : "alert-info"}`} role={notice.tone === "alert" ? "alert" : "status"}>
           {notice.text}
         </div>
+      )}
+      {session && !notice && (
+        <p className="alert alert-info" role="status">
+          {`You are signed in as ${session.role} ${session.subject}. Signing in again replaces this session.`}
+        </p>
       )}
       <div className="grid-2">
         <section className="panel" aria-labelledby="patient-sign-in-title">
