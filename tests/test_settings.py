@@ -161,6 +161,9 @@ def test_web_proxy_settings() -> None:
         1024 * 1024,
         ("*",),
     )
+    assert not defaults.web_dev_sign_in, "the dev sign-in endpoint is off unless asked for"
+    dev = Settings.from_env({"ORFLOW_WEB_DEV_SIGN_IN": "on", "ORFLOW_AUTH_SECRET": "s" * 32})
+    assert dev.web_dev_sign_in
 
 
 @pytest.mark.parametrize(
@@ -172,6 +175,7 @@ def test_web_proxy_settings() -> None:
         ("ORFLOW_WEB_MAX_BODY_BYTES", "0"),
         ("ORFLOW_WEB_CORS_ORIGINS", "or.example"),
         ("ORFLOW_WEB_CORS_ORIGINS", "https://or.example/path"),
+        ("ORFLOW_WEB_DEV_SIGN_IN", "maybe"),
     ],
 )
 def test_bad_web_settings_name_the_variable(name: str, value: str) -> None:

@@ -178,6 +178,9 @@ def cmd_proxy(settings: Settings) -> int:
     """The gRPC-web proxy (and portal) in front of ORFLOW_GRPC_ADDR; lives in the orflow_web package."""
     from orflow_web.app import run_proxy  # the proxy's own package; only this command needs aiohttp
 
+    if settings.web_dev_sign_in and not settings.auth_secret:
+        print("orflow: ORFLOW_WEB_DEV_SIGN_IN needs ORFLOW_AUTH_SECRET to sign the tokens it issues", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run_proxy(settings))
     return 0
@@ -222,6 +225,9 @@ def cmd_up(settings: Settings) -> int:
                 env["ORFLOW_AUTH_SECRET"] = _dev_secret(settings)
             if not settings.database_url and not os.environ.get("ORFLOW_ALLOW_RESET"):
                 env["ORFLOW_ALLOW_RESET"] = "1"  # the embedded database is a demo: resetting it is the point
+            is_demo = not settings.database_url and bool(env.get("ORFLOW_AUTH_SECRET"))
+            if is_demo and not os.environ.get("ORFLOW_WEB_DEV_SIGN_IN"):
+                env["ORFLOW_WEB_DEV_SIGN_IN"] = "1"  # demo patients sign in by id; never on for a real database
             _step("[4/4] starting the gRPC server, the expiry worker and the gRPC-web proxy")
             children = [
                 subprocess.Popen([sys.executable, "-m", "orflow_server", command], env=env)

@@ -58,6 +58,8 @@ class Settings:
     web_max_body_bytes: int = 1024 * 1024
     web_cors_origins: tuple[str, ...] = ("*",)
     web_portal_dir: Path | None = None  # None: web-proxy/portal/dist next to the orflow_web package
+    # POST /dev/sign-in hands a patient token to anyone who names a patient id: development only.
+    web_dev_sign_in: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -93,6 +95,7 @@ class Settings:
             web_max_body_bytes=_whole(environ, "ORFLOW_WEB_MAX_BODY_BYTES", 1024 * 1024, low=16, high=64 * 1024 * 1024),
             web_cors_origins=_origins(environ, "ORFLOW_WEB_CORS_ORIGINS"),
             web_portal_dir=Path(environ["ORFLOW_WEB_PORTAL_DIR"]) if environ.get("ORFLOW_WEB_PORTAL_DIR") else None,
+            web_dev_sign_in=_flag(environ, "ORFLOW_WEB_DEV_SIGN_IN", False),
         )
 
 

@@ -97,6 +97,8 @@ def test_up_runs_everything_embedded_and_ctrl_c_stops_it_all(tmp_path: Path) -> 
     try:
         _wait_serving(f"127.0.0.1:{port}")
         assert _wait_http_json(f"http://127.0.0.1:{web_port}/healthz") == {"proxy": "SERVING", "upstream": "SERVING"}
+        # The embedded demo database turns on the proxy's dev sign-in (a real database never does).
+        assert _wait_http_json(f"http://127.0.0.1:{web_port}/dev/sign-in") == {"enabled": True}
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             reply = slot_service_pb2_grpc.SlotServiceStub(channel).ListSlots(
                 slot_service_pb2.ListSlotsRequest(page_size=100), timeout=10
@@ -197,6 +199,18 @@ def test_server_refuses_to_start_without_a_way_to_verify_tokens(database_url: st
     )
     assert result.returncode == 2
     assert "ORFLOW_AUTH_SECRET" in result.stderr
+
+
+def test_proxy_refuses_dev_sign_in_without_a_secret_to_sign_with() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "orflow_server", "proxy"],
+        env=_base_env(ORFLOW_WEB_DEV_SIGN_IN="1"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "ORFLOW_WEB_DEV_SIGN_IN needs ORFLOW_AUTH_SECRET" in result.stderr
 
 
 def test_token_command_signs_what_the_server_accepts() -> None:

@@ -54,8 +54,8 @@ async def browser(portal_dist: Path) -> AsyncIterator[Browser]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def portal(start_proxy: ProxyFactory, target: str, portal_dist: Path) -> str:  # noqa: F811
-    """The portal's URL: the real proxy, serving the built bundle, in front of the real server."""
-    return await start_proxy(target, web_portal_dir=portal_dist)
+    """The portal's URL: the real proxy, serving the built bundle, in front of the real server (dev sign-in on)."""
+    return await start_proxy(target, web_portal_dir=portal_dist, web_dev_sign_in=True)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

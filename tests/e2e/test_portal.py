@@ -7,41 +7,23 @@ from pathlib import Path
 
 import asyncpg
 import grpc
-from orflow.v1 import admin_service_pb2, booking_service_pb2
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from orflow.v1 import booking_service_pb2
+from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.conftest import ServerFactory
+from tests.e2e.pages import LIVE_TIMEOUT_MS, card, open_patient, seed, sign_in_admin, sign_in_patient
 from tests.web.conftest import ProxyFactory
-
-LIVE_TIMEOUT_MS = 10_000
-
-
-async def seed(admin: object) -> None:
-    await admin.SeedDatabase(admin_service_pb2.SeedDatabaseRequest())  # type: ignore[attr-defined]
-
-
-async def open_patient(context: BrowserContext, portal: str) -> Page:
-    page = await context.new_page()
-    await page.goto(portal + "/")
-    await expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
-    await expect(page.locator(".slot-card").first).to_be_visible()
-    return page
-
-
-def card(page: Page, slot_id: str):  # type: ignore[no-untyped-def]
-    return page.locator(f'.slot-card[data-slot-id="{slot_id}"]')
 
 
 async def test_patient_books_confirms_and_a_second_browser_sees_the_slot_go_live(
     db: asyncpg.Connection, admin: object, browser: Browser, context: BrowserContext, portal: str, artifacts: Path
 ) -> None:
     await seed(admin)
-    patient = await open_patient(context, portal)
+    patient = await open_patient(context, portal, "MRN-E2E-1")
     other_context = await browser.new_context(viewport={"width": 1280, "height": 900})
     try:
-        other = await open_patient(other_context, portal)
+        other = await open_patient(other_context, portal)  # signed out: browsing needs no token
 
-        await patient.get_by_label("Patient ID (MRN)").fill("MRN-E2E-1")
         await patient.get_by_label("Find a surgeon by name or specialty").fill("neuro")
         await patient.get_by_role("button", name="Dr. Arjun Mehta").click()
         first = patient.locator(".slot-card").first
@@ -81,7 +63,7 @@ async def test_a_conflict_shows_the_friendly_message(
     await seed(admin)
     await context.route("**/orflow.v1.SlotService/WatchSlots", lambda route: route.abort())
     page = await context.new_page()
-    await page.goto(portal + "/")
+    await sign_in_patient(page, portal, "MRN-E2E-2")
     await expect(page.get_by_role("status").filter(has_text="Reconnecting")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     first = page.locator(".slot-card").first
     slot_id = await first.get_attribute("data-slot-id")
@@ -89,7 +71,6 @@ async def test_a_conflict_shows_the_friendly_message(
     await bookings.CreateBooking(  # type: ignore[attr-defined]
         booking_service_pb2.CreateBookingRequest(slot_id=int(slot_id), patient_id="MRN-OTHER", request_id="e2e-taken")
     )
-    await page.get_by_label("Patient ID (MRN)").fill("MRN-E2E-2")
     await card(page, slot_id).get_by_role("button", name="Book").click()
     alert = page.get_by_role("alert")
     await expect(alert).to_have_text("That slot was just taken — pick another.")
@@ -106,7 +87,7 @@ async def test_admin_creates_a_slot_after_field_violations_and_sees_it_listed(
 ) -> None:
     await seed(admin)
     page = await context.new_page()
-    await page.goto(portal + "/#/admin")
+    await sign_in_admin(page, portal)
     await expect(page.get_by_role("heading", name="Command center")).to_be_visible()
     day = (datetime.now() + timedelta(days=12)).strftime("%Y-%m-%d")
 
@@ -160,7 +141,7 @@ async def test_admin_reports_inventory_and_reset_with_confirmation(
             break
     assert made == 12
     page = await context.new_page()
-    await page.goto(portal + "/#/admin")
+    await sign_in_admin(page, portal)
     await page.get_by_role("tab", name="Bookings").click()
     rows = page.locator("table").filter(has_text="Patient").locator("tbody tr")
     await expect(rows).to_have_count(12)
@@ -212,6 +193,12 @@ async def test_phone_width_patient_page(
         await page.screenshot(path=artifacts / "12-patient-phone-slots.png")
         await page.keyboard.press("Tab")
         await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        await sign_in_patient(page, portal, "MRN-PHONE-WITH-A-RATHER-LONG-IDENTIFIER")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390, "signed in: still no sideways scroll"
+        await page.goto(portal + "/#/sign-in")
+        await expect(page.get_by_label("Admin token")).to_be_visible()
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        await page.screenshot(path=artifacts / "18-sign-in-phone.png", full_page=True)
     finally:
         await phone.close()
 
@@ -228,9 +215,8 @@ async def test_an_unconfirmed_hold_runs_out_and_says_so(
     """A server with 3 s holds: the countdown reaches zero and the page shows the server's FAILED status."""
     await seed(admin)
     short = await start_server(hold_ttl=timedelta(seconds=3))
-    url = await start_proxy(short, web_portal_dir=portal_dist)
-    page = await open_patient(context, url)
-    await page.get_by_label("Patient ID (MRN)").fill("MRN-E2E-3")
+    url = await start_proxy(short, web_portal_dir=portal_dist, web_dev_sign_in=True)
+    page = await open_patient(context, url, "MRN-E2E-3")
     first = page.locator(".slot-card").first
     slot_id = await first.get_attribute("data-slot-id")
     await first.get_by_role("button", name="Book").click()

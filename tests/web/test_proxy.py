@@ -19,6 +19,7 @@ from orflow.v1 import (
     slot_service_pb2,
 )
 
+from tests.auth import ADMIN_TOKEN, token_for
 from tests.factories import future, insert_slot
 from tests.web.conftest import ProxyFactory, free_port
 from tests.web.grpcweb import BINARY, TEXT, call, decode_body, decode_text_body, frame, parse_trailer, split_frames
@@ -26,6 +27,7 @@ from tests.web.grpcweb import BINARY, TEXT, call, decode_body, decode_text_body,
 GET_SLOT = "/orflow.v1.SlotService/GetSlot"
 WATCH = "/orflow.v1.SlotService/WatchSlots"
 CREATE_SLOT = "/orflow.v1.AdminService/CreateSlot"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # what the portal's interceptor sends
 
 
 @pytest.mark.parametrize("content_type", ["application/grpc-web", BINARY])
@@ -91,7 +93,7 @@ async def test_field_violations_reach_the_browser(
     db: asyncpg.Connection, http: aiohttp.ClientSession, proxy: str
 ) -> None:
     request = admin_service_pb2.CreateSlotRequest(doctor_id=1, room_id=1, procedure_type="")
-    reply = await call(http, proxy + CREATE_SLOT, request)
+    reply = await call(http, proxy + CREATE_SLOT, request, headers=ADMIN)
     assert reply.status == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     info, violations = reply.details()
     assert info is not None and info.reason == "INVALID_ARGUMENT"
@@ -103,9 +105,9 @@ async def test_conflict_reason_and_percent_encoded_message(
 ) -> None:
     slot_id = await insert_slot(db)
     first = booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id="P-1", request_id="web-a")
-    assert (await call(http, proxy + "/orflow.v1.BookingService/CreateBooking", first)).status == 0
+    assert (await call(http, proxy + "/orflow.v1.BookingService/CreateBooking", first, headers=ADMIN)).status == 0
     second = booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id="P-2", request_id="web-b")
-    reply = await call(http, proxy + "/orflow.v1.BookingService/CreateBooking", second)
+    reply = await call(http, proxy + "/orflow.v1.BookingService/CreateBooking", second, headers=ADMIN)
     assert reply.status == grpc.StatusCode.ABORTED.value[0]
     info, _ = reply.details()
     assert info is not None and info.reason == "SLOT_TAKEN"
@@ -393,12 +395,15 @@ async def test_metadata_and_deadline_pass_through_to_a_real_upstream(
 async def test_confirm_through_the_proxy_is_stored(
     db: asyncpg.Connection, http: aiohttp.ClientSession, proxy: str
 ) -> None:
+    """As the portal does it: a patient token, and no patient_id (the token says who)."""
     slot_id = await insert_slot(db)
-    create = booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id="P-9", request_id="web-confirm")
-    created = await call(http, proxy + "/orflow.v1.BookingService/CreateBooking", create)
+    patient = {"Authorization": f"Bearer {token_for('patient', 'P-9')}"}
+    create = booking_service_pb2.CreateBookingRequest(slot_id=slot_id, request_id="web-confirm")
+    created = await call(http, proxy + "/orflow.v1.BookingService/CreateBooking", create, headers=patient)
     booking = booking_service_pb2.CreateBookingResponse.FromString(created.messages[0]).booking
     confirm = booking_service_pb2.ConfirmBookingRequest(booking_id=booking.id)
-    confirmed = await call(http, proxy + "/orflow.v1.BookingService/ConfirmBooking", confirm)
+    confirmed = await call(http, proxy + "/orflow.v1.BookingService/ConfirmBooking", confirm, headers=patient)
     status = booking_service_pb2.ConfirmBookingResponse.FromString(confirmed.messages[0]).booking.status
     assert status == booking_pb2.BOOKING_STATUS_CONFIRMED
-    assert await db.fetchval("SELECT status FROM bookings WHERE id = $1", booking.id) == "CONFIRMED"
+    row = await db.fetchrow("SELECT patient_id, status FROM bookings WHERE id = $1", booking.id)
+    assert row is not None and tuple(row) == ("P-9", "CONFIRMED")

@@ -12,6 +12,7 @@ from aiohttp.typedefs import Handler
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from orflow_server.settings import Settings
 
+from .dev_sign_in import DevSignIn
 from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, status_pairs
 from .portal import Portal, default_portal_dir
 
@@ -23,7 +24,8 @@ _ALLOWED_REQUEST_HEADERS = (
 
 
 def build_app(settings: Settings, *, channel: grpc.aio.Channel) -> web.Application:
-    """The proxy: gRPC-web on POST /package.Service/Method, the portal on GET, health on /healthz."""
+    """The proxy: gRPC-web on POST /package.Service/Method, the portal on GET, health on /healthz,
+    and the development-only /dev/sign-in (off unless settings.web_dev_sign_in)."""
     app = web.Application(middlewares=[_errors], client_max_size=settings.web_max_body_bytes + 1024)
     forwarder = GrpcWebForwarder(channel, max_body_bytes=settings.web_max_body_bytes)
     portal = Portal(settings.web_portal_dir or default_portal_dir())
@@ -46,6 +48,7 @@ def build_app(settings: Settings, *, channel: grpc.aio.Channel) -> web.Applicati
     app.on_response_prepare.append(add_cors)
     app.router.add_route("OPTIONS", "/{tail:.*}", _preflight)
     app.router.add_get(HEALTH_PATH, health)
+    DevSignIn(settings).add_routes(app.router)  # before the catch-all routes below
     app.router.add_post("/{tail:.*}", forwarder.handle)
     app.router.add_get("/{tail:.*}", portal.handle)
     return app

@@ -1,23 +1,39 @@
 import { useEffect, useState } from "react";
 import { AdminPage } from "./admin/AdminPage";
+import { MyBookingsPage } from "./patient/MyBookings";
 import { PatientPage } from "./patient/PatientPage";
+import { signOut, useAuth, SIGN_IN_ROUTE } from "./session";
+import { SignInPage } from "./SignIn";
 
-type Route = "patient" | "admin";
+type Route = "patient" | "bookings" | "admin" | "sign-in";
+
+const TITLES: Record<Route, string> = {
+  patient: "Book surgery",
+  bookings: "My bookings",
+  admin: "Command center",
+  "sign-in": "Sign in",
+};
 
 function currentRoute(): Route {
-  return window.location.hash.startsWith("#/admin") ? "admin" : "patient";
+  const hash = window.location.hash;
+  if (hash.startsWith("#/admin")) return "admin";
+  if (hash.startsWith("#/my-bookings")) return "bookings";
+  if (hash.startsWith(SIGN_IN_ROUTE)) return "sign-in";
+  return "patient";
 }
 
 export function App() {
   const [route, setRoute] = useState<Route>(currentRoute);
+  const { session } = useAuth();
   useEffect(() => {
     const onHash = () => setRoute(currentRoute());
     window.addEventListener("hashchange", onHash);
     return () => window.removeEventListener("hashchange", onHash);
   }, []);
   useEffect(() => {
-    document.title = route === "admin" ? "Command center · OR Flow" : "Book surgery · OR Flow";
+    document.title = `${TITLES[route]} · OR Flow`;
   }, [route]);
+  const current = (r: Route) => (route === r ? "page" : undefined);
   return (
     <>
       <a className="skip-link" href="#main">
@@ -31,16 +47,40 @@ export function App() {
           OR Flow
         </div>
         <nav aria-label="Sections">
-          <a href="#/" aria-current={route === "patient" ? "page" : undefined}>
+          <a href="#/" aria-current={current("patient")}>
             Patient portal
           </a>
-          <a href="#/admin" aria-current={route === "admin" ? "page" : undefined}>
+          {session?.role === "patient" && (
+            <a href="#/my-bookings" aria-current={current("bookings")}>
+              My bookings
+            </a>
+          )}
+          <a href="#/admin" aria-current={current("admin")}>
             Command center
           </a>
         </nav>
+        <div className="who">
+          {session ? (
+            <>
+              <span className="who-name">
+                Signed in as {session.role === "patient" ? `patient ${session.subject}` : `${session.role} ${session.subject}`}
+              </span>
+              <button type="button" className="button topbar-button" onClick={signOut}>
+                Sign out
+              </button>
+            </>
+          ) : (
+            <a className="button topbar-button" href={SIGN_IN_ROUTE} aria-current={current("sign-in")}>
+              Sign in
+            </a>
+          )}
+        </div>
       </header>
       <main id="main" tabIndex={-1}>
-        {route === "admin" ? <AdminPage /> : <PatientPage />}
+        {route === "admin" && <AdminPage />}
+        {route === "bookings" && <MyBookingsPage />}
+        {route === "sign-in" && <SignInPage />}
+        {route === "patient" && <PatientPage />}
       </main>
     </>
   );

@@ -21,6 +21,10 @@ const BY_REASON: Record<string, string> = {
   ALREADY_EXISTS: "Something with that name already exists.",
   INVALID_ARGUMENT: "Some details need fixing — see the highlighted fields.",
   UNAVAILABLE: "Live updates paused while the service restarts — reconnecting.",
+  ROLE_FORBIDDEN: "Your sign-in does not allow this: it is for hospital administrators only.",
+  NOT_YOUR_PATIENT_ID: "You can only book and see bookings for yourself.",
+  TOKEN_MISSING: "Please sign in first.",
+  TOKEN_EXPIRED: "Your session has expired — please sign in again.",
 };
 
 const BY_CODE: Partial<Record<Code, string>> = {
@@ -29,8 +33,8 @@ const BY_CODE: Partial<Record<Code, string>> = {
   [Code.NotFound]: "We could not find what you asked for.",
   [Code.InvalidArgument]: "Some details need fixing.",
   [Code.ResourceExhausted]: "That request is too large.",
-  [Code.Unauthenticated]: "Please sign in again.",
-  [Code.PermissionDenied]: "You are not allowed to do that.",
+  [Code.Unauthenticated]: "Your sign-in was not accepted — please sign in again.",
+  [Code.PermissionDenied]: "Your sign-in does not allow this.",
   [Code.Aborted]: "Someone else changed this at the same moment — please try again.",
   [Code.FailedPrecondition]: "That can't be done in the booking's current state.",
 };

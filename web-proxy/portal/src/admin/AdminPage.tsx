@@ -1,4 +1,7 @@
 import { useState } from "react";
+import { signOut, useAuth } from "../session";
+import { TokenForm } from "../SignIn";
+import { AuditTrail } from "./AuditTrail";
 import { BookingsReport } from "./BookingsReport";
 import { Inventory } from "./Inventory";
 import { Schedule } from "./Schedule";
@@ -8,11 +11,45 @@ const TABS = [
   { id: "schedule", label: "Schedule" },
   { id: "bookings", label: "Bookings" },
   { id: "inventory", label: "Inventory" },
+  { id: "audit", label: "Audit trail" },
   { id: "data", label: "Demo data" },
 ] as const;
 type TabId = (typeof TABS)[number]["id"];
 
 export function AdminPage() {
+  const { session } = useAuth();
+  if (session?.role !== "admin") {
+    return (
+      <div className="page">
+        <section className="intro" aria-labelledby="admin-title">
+          <h1 id="admin-title">Command center</h1>
+          <p className="muted">For hospital administrators: publish slots, follow every booking, read the audit trail.</p>
+        </section>
+        <section className="panel narrow" aria-labelledby="admin-gate-title">
+          <h2 id="admin-gate-title">Administrators only</h2>
+          {session ? (
+            <>
+              <p role="alert" className="alert alert-error">
+                {`The command center is for hospital administrators. You are signed in as ${session.role} ${session.subject}, so it is not open to you.`}
+              </p>
+              <button type="button" className="button" onClick={signOut}>
+                Sign out
+              </button>
+            </>
+          ) : (
+            <>
+              <p>Sign in with your admin token to continue.</p>
+              <TokenForm role="admin" />
+            </>
+          )}
+        </section>
+      </div>
+    );
+  }
+  return <CommandCenter />;
+}
+
+function CommandCenter() {
   const [tab, setTab] = useState<TabId>("schedule");
 
   function onKey(event: React.KeyboardEvent, index: number) {
@@ -51,6 +88,7 @@ export function AdminPage() {
         {tab === "schedule" && <Schedule />}
         {tab === "bookings" && <BookingsReport />}
         {tab === "inventory" && <Inventory />}
+        {tab === "audit" && <AuditTrail />}
         {tab === "data" && <SeedPanel />}
       </div>
     </div>

@@ -1,15 +1,14 @@
-import { useEffect, useMemo, useState } from "react";
+import { useMemo, useState } from "react";
 import { bookingClient } from "../api";
 import { friendlyError } from "../errors";
 import { dayWindow } from "../format";
 import { BookingStatus, type Booking } from "../gen/orflow/v1/booking_pb";
 import type { Doctor, Slot } from "../gen/orflow/v1/resources_pb";
+import { askToSignIn, useAuth } from "../session";
 import { useLiveSlots } from "../useLiveSlots";
 import { DoctorFinder } from "./DoctorFinder";
 import { HoldPanel } from "./HoldPanel";
 import { SlotCard } from "./SlotCard";
-
-const PATIENT_KEY = "orflow.patientId";
 
 function newRequestId(): string {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
@@ -17,15 +16,13 @@ function newRequestId(): string {
 }
 
 export function PatientPage() {
-  const [patientId, setPatientId] = useState(() => localStorage.getItem(PATIENT_KEY) ?? "");
+  const { session } = useAuth();
   const [doctor, setDoctor] = useState<Doctor | null>(null);
   const [procedure, setProcedure] = useState("");
   const [day, setDay] = useState("");
   const [booking, setBooking] = useState<{ booking: Booking; slot: Slot } | null>(null);
   const [busySlot, setBusySlot] = useState<bigint | null>(null);
   const [error, setError] = useState<string>("");
-
-  useEffect(() => localStorage.setItem(PATIENT_KEY, patientId), [patientId]);
 
   const filter = useMemo(
     () => ({ procedureType: procedure, doctorId: doctor?.id ?? 0n, window: day ? dayWindow(day) : undefined }),
@@ -39,15 +36,16 @@ export function PatientPage() {
 
   async function book(slot: Slot) {
     setError("");
-    if (!patientId.trim()) {
-      setError("Enter the patient ID first.");
-      document.getElementById("patient-id")?.focus();
+    if (!session) return askToSignIn("Sign in to book a slot. Browsing needs no sign-in.", "#/");
+    if (session.role !== "patient") {
+      setError("Booking here is for patients: sign out, then sign in as a patient.");
       return;
     }
     setBusySlot(slot.id);
     try {
+      // No patient_id: the server books for the patient the token names.
       const reply = await bookingClient.createBooking(
-        { slotId: slot.id, patientId: patientId.trim(), requestId: newRequestId() },
+        { slotId: slot.id, requestId: newRequestId() },
         { timeoutMs: 10_000 },
       );
       if (reply.booking) setBooking({ booking: reply.booking, slot });
@@ -70,17 +68,15 @@ export function PatientPage() {
       <div className="layout">
         <aside className="panel filters" aria-labelledby="filters-title">
           <h2 id="filters-title">Search</h2>
-          <div className="field">
-            <label htmlFor="patient-id">Patient ID (MRN)</label>
-            <input
-              id="patient-id"
-              value={patientId}
-              onChange={(e) => setPatientId(e.target.value)}
-              placeholder="e.g. MRN-1001"
-              autoComplete="off"
-              maxLength={64}
-            />
-          </div>
+          {session?.role === "patient" ? (
+            <p className="signed-in" data-testid="signed-in-patient">
+              Booking as patient <strong>{session.subject}</strong> · <a href="#/my-bookings">My bookings</a>
+            </p>
+          ) : (
+            <p className="signed-in">
+              Browse freely — <a href="#/sign-in">sign in to book a slot</a>.
+            </p>
+          )}
           <DoctorFinder selected={doctor} onSelect={setDoctor} />
           <div className="field">
             <label htmlFor="procedure">Procedure</label>
