@@ -38,6 +38,7 @@ CREATED = slot_service_pb2.SLOT_CHANGE_KIND_CREATED
 BOOKED = slot_service_pb2.SLOT_CHANGE_KIND_BOOKED
 CONFIRMED = slot_service_pb2.SLOT_CHANGE_KIND_CONFIRMED
 RELEASED = slot_service_pb2.SLOT_CHANGE_KIND_RELEASED
+AVAILABILITY = slot_service_pb2.SLOT_CHANGE_KIND_AVAILABILITY_CHANGED
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -115,6 +116,36 @@ async def test_two_watchers_see_snapshot_then_book_confirm_cancel_in_order(
         assert (await watcher.change())[:2] == (CONFIRMED, slot_id)
         assert await watcher.change() == (RELEASED, slot_id, True)
         watcher.call.cancel()
+
+
+async def test_slots_blocked_by_a_booking_of_another_slot_are_announced(
+    db: asyncpg.Connection, live_channel: grpc.aio.Channel
+) -> None:
+    """Booking slot A makes B (same room, overlapping) and C (same surgeon, overlapping) unavailable too;
+    D (same room, later) and E (elsewhere) are untouched. Cancelling frees B and C again."""
+    room, doctor = await insert_room(db), await insert_doctor(db)
+    start = future(30)
+    a = await insert_slot(db, room_id=room, doctor_id=doctor, start=start, hours=2)
+    b = await insert_slot(db, room_id=room, start=start + timedelta(hours=1), hours=2)
+    c = await insert_slot(db, doctor_id=doctor, start=start - timedelta(hours=1), hours=2)
+    d = await insert_slot(db, room_id=room, start=start + timedelta(hours=2), hours=1)
+    e = await insert_slot(db, start=start)
+    watcher = Watcher(live_channel)
+    assert sorted(await watcher.snapshot()) == sorted([a, b, c, d, e])
+    await barrier(db, watcher)
+    bookings = booking_service_pb2_grpc.BookingServiceStub(live_channel)
+
+    held = await bookings.CreateBooking(booking_service_pb2.CreateBookingRequest(slot_id=a, patient_id="p-1"))
+    booked = {await watcher.change() for _ in range(3)}
+    await bookings.CancelBooking(booking_service_pb2.CancelBookingRequest(booking_id=held.booking.id))
+    released = {await watcher.change() for _ in range(3)}
+    await barrier(db, watcher)  # nothing else (D, E) was announced before this marker
+
+    assert {(kind, slot) for kind, slot, _ in booked} == {(BOOKED, a), (AVAILABILITY, b), (AVAILABILITY, c)}
+    assert {(kind, slot) for kind, slot, _ in released} == {(RELEASED, a), (AVAILABILITY, b), (AVAILABILITY, c)}
+    # `available` is read when a message is sent: after the cancel, all are free again.
+    assert all(available for _, _, available in released)
+    watcher.call.cancel()
 
 
 async def test_an_expired_hold_is_released(db: asyncpg.Connection, live_channel: grpc.aio.Channel) -> None:

@@ -19,7 +19,13 @@ CHANNEL = "orflow_slot_changes"
 
 _KINDS = {
     kind.value: kind
-    for kind in (SlotChangeKind.CREATED, SlotChangeKind.BOOKED, SlotChangeKind.CONFIRMED, SlotChangeKind.RELEASED)
+    for kind in (
+        SlotChangeKind.CREATED,
+        SlotChangeKind.BOOKED,
+        SlotChangeKind.CONFIRMED,
+        SlotChangeKind.RELEASED,
+        SlotChangeKind.AVAILABILITY_CHANGED,
+    )
 }
 
 Notice = SlotChange | SlotsReset

@@ -13,6 +13,7 @@ class SlotChangeKind(enum.Enum):
     BOOKED = "BOOKED"
     CONFIRMED = "CONFIRMED"
     RELEASED = "RELEASED"
+    AVAILABILITY_CHANGED = "AVAILABILITY_CHANGED"  # another slot's booking blocks or frees its room or surgeon
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ CHANGE_KIND_TO_PROTO: dict[SlotChangeKind, slot_service_pb2.SlotChangeKind.Value
     SlotChangeKind.BOOKED: slot_service_pb2.SLOT_CHANGE_KIND_BOOKED,
     SlotChangeKind.CONFIRMED: slot_service_pb2.SLOT_CHANGE_KIND_CONFIRMED,
     SlotChangeKind.RELEASED: slot_service_pb2.SLOT_CHANGE_KIND_RELEASED,
+    SlotChangeKind.AVAILABILITY_CHANGED: slot_service_pb2.SLOT_CHANGE_KIND_AVAILABILITY_CHANGED,
 }
 
 

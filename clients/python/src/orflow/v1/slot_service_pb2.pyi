@@ -41,6 +41,11 @@ class _SlotChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlotCh
     """The hold on the slot was confirmed."""
     SLOT_CHANGE_KIND_RELEASED: _SlotChangeKind.ValueType  # 6
     """The slot's booking was cancelled or its hold expired."""
+    SLOT_CHANGE_KIND_AVAILABILITY_CHANGED: _SlotChangeKind.ValueType  # 7
+    """The slot itself was not booked, but a booking of another slot in the
+    same room (with turnover) or with the same surgeon at an overlapping time
+    was made or released: `slot.available` says what the slot is now.
+    """
 
 class SlotChangeKind(_SlotChangeKind, metaclass=_SlotChangeKindEnumTypeWrapper):
     """What a WatchSlotsResponse reports."""
@@ -59,6 +64,11 @@ SLOT_CHANGE_KIND_CONFIRMED: SlotChangeKind.ValueType  # 5
 """The hold on the slot was confirmed."""
 SLOT_CHANGE_KIND_RELEASED: SlotChangeKind.ValueType  # 6
 """The slot's booking was cancelled or its hold expired."""
+SLOT_CHANGE_KIND_AVAILABILITY_CHANGED: SlotChangeKind.ValueType  # 7
+"""The slot itself was not booked, but a booking of another slot in the
+same room (with turnover) or with the same surgeon at an overlapping time
+was made or released: `slot.available` says what the slot is now.
+"""
 Global___SlotChangeKind: _TypeAlias = SlotChangeKind  # noqa: Y015
 
 @_typing.final
