@@ -1,4 +1,4 @@
-// Server errors in words a person understands: by ErrorInfo reason first, then by status code.
+// Server errors in words a person understands: by the constraint an ErrorInfo names, its reason, then the status code.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb";
 
@@ -25,6 +25,12 @@ const BY_REASON: Record<string, string> = {
   NOT_YOUR_PATIENT_ID: "You can only book and see bookings for yourself.",
   TOKEN_MISSING: "Please sign in first.",
   TOKEN_EXPIRED: "Your session has expired — please sign in again.",
+};
+
+// ALREADY_EXISTS says which unique name clashed: ErrorInfo metadata "constraint" (server/orflow_server/db/errors.py).
+const BY_CONSTRAINT: Record<string, string> = {
+  rooms_name_key: "A room with that name already exists — choose another name.",
+  equipment_name_key: "An equipment type with that name already exists — choose another name.",
 };
 
 const BY_CODE: Partial<Record<Code, string>> = {
@@ -55,6 +61,6 @@ export function friendlyError(err: unknown): FriendlyError {
   }
   const reason = info?.reason ?? "";
   const message =
-    BY_REASON[reason] ?? BY_CODE[error.code] ?? "Something went wrong on our side. Please try again.";
+    BY_CONSTRAINT[info?.metadata.constraint ?? ""] ?? BY_REASON[reason] ?? BY_CODE[error.code] ?? "Something went wrong on our side. Please try again.";
   return { message, reason, fields };
 }

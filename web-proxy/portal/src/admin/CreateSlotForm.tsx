@@ -3,6 +3,7 @@ import { adminClient, slotClient } from "../api";
 import { friendlyError } from "../errors";
 import { formatRange, localDateTime } from "../format";
 import type { Doctor, Equipment, Room, Slot } from "../gen/orflow/v1/resources_pb";
+import { FieldError, fieldMessage, invalidProps, unplacedProblems } from "./fieldErrors";
 
 interface Need {
   equipmentId: string;
@@ -16,14 +17,6 @@ const LABELS: Record<string, string> = {
   start_time: "Start",
   end_time: "End",
 };
-
-function FieldError({ id, message }: { id: string; message?: string }) {
-  return message ? (
-    <p className="field-error" id={id}>
-      {message}
-    </p>
-  ) : null;
-}
 
 export function CreateSlotForm(props: { rooms: Room[]; defaultDay: string; onCreated: (slot: Slot) => void }) {
   const [doctors, setDoctors] = useState<Doctor[]>([]);
@@ -79,14 +72,11 @@ export function CreateSlotForm(props: { rooms: Room[]; defaultDay: string; onCre
     }
   }
 
-  const unplaced = Object.entries(fields).filter(([f]) => !(f in LABELS) && !f.startsWith("required_equipment["));
+  const unplaced = unplacedProblems(fields, (f) => f in LABELS || f.startsWith("required_equipment["));
   // "must be after start_time" reads "must be after Start": field names in descriptions become labels.
   const words = (text: string) => text.replace(/\b[a-z]+_(?:id|time|type)\b/g, (f) => LABELS[f] ?? f);
-  const err = (field: string) => fields[field] && `${LABELS[field] ?? field} ${words(fields[field])}.`;
-  const invalid = (field: string) => ({
-    "aria-invalid": Boolean(fields[field]),
-    "aria-describedby": fields[field] ? `${field}-error` : undefined,
-  });
+  const err = (field: string) => fieldMessage(fields, field, LABELS[field] ?? field, words);
+  const invalid = (field: string) => invalidProps(fields, field, `${field}-error`);
 
   return (
     <section className="panel create-slot" aria-labelledby="create-title">
