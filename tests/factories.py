@@ -108,12 +108,8 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]
     return {t: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2")] for t in tables}
 
 
-def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo | None, list[tuple[str, str]]]:
-    """(ErrorInfo, [(field, description)]) from an error's google.rpc.Status trailer."""
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    if raw is None:
-        return None, []
-    status = status_pb2.Status.FromString(raw if isinstance(raw, bytes) else raw.encode())
+def status_details(status: status_pb2.Status) -> tuple[error_details_pb2.ErrorInfo | None, list[tuple[str, str]]]:
+    """(ErrorInfo, [(field, description)]) packed in a google.rpc.Status."""
     info: error_details_pb2.ErrorInfo | None = None
     violations: list[tuple[str, str]] = []
     for detail in status.details:
@@ -125,3 +121,11 @@ def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorI
             detail.Unpack(bad)
             violations = [(v.field, v.description) for v in bad.field_violations]
     return info, violations
+
+
+def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo | None, list[tuple[str, str]]]:
+    """(ErrorInfo, [(field, description)]) from an error's google.rpc.Status trailer."""
+    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if raw is None:
+        return None, []
+    return status_details(status_pb2.Status.FromString(raw if isinstance(raw, bytes) else raw.encode()))

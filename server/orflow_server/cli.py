@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import asyncpg
 from . import embedded
 from .app import SERVICE_NAMES, create_pool, serve
 from .bench import command as bench_command
+from .children import wait_for_port
 from .db.migrate import apply_migrations
 from .domain.access import OPERATOR, Role
 from .ops.context import OpsContext
@@ -233,25 +233,12 @@ def cmd_up(settings: Settings) -> int:
                 subprocess.Popen([sys.executable, "-m", "orflow_server", command], env=env)
                 for command in ("server", "worker", "proxy")
             ]
-            if _wait_for_port(settings.grpc_addr, children):
+            if wait_for_port(settings.grpc_addr, children):
                 _print_ready(settings, time.monotonic() - started, secret=env.get("ORFLOW_AUTH_SECRET"))
             return _supervise(children)
         finally:
             if redis is not None:
                 embedded.stop_redis(redis)
-
-
-def _wait_for_port(addr: str, children: Sequence[subprocess.Popen[bytes]], timeout: float = 30.0) -> bool:
-    """True once `addr` accepts connections; False if a child died or time ran out."""
-    host, _, port = addr.rpartition(":")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and all(child.poll() is None for child in children):
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def _print_ready(settings: Settings, seconds: float, *, secret: str | None) -> None:

@@ -10,6 +10,8 @@ import aiohttp
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
+from tests.factories import status_details
+
 BINARY = "application/grpc-web+proto"
 TEXT = "application/grpc-web-text+proto"
 
@@ -50,17 +52,7 @@ class Reply:
 
     def details(self) -> tuple[error_details_pb2.ErrorInfo | None, list[tuple[str, str]]]:
         raw = self.trailer["grpc-status-details-bin"]
-        status = status_pb2.Status.FromString(base64.b64decode(raw + "=" * (-len(raw) % 4)))
-        info, violations = None, []
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                violations = [(v.field, v.description) for v in bad.field_violations]
-        return info, violations
+        return status_details(status_pb2.Status.FromString(base64.b64decode(raw + "=" * (-len(raw) % 4))))
 
 
 def decode_text_body(body: bytes) -> bytes:

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from .. import embedded
+from ..children import wait_for_port
 from ..db.migrate import apply_migrations
 from ..domain.access import Role
 from ..security.tokens import issue_token, new_secret
@@ -138,20 +138,6 @@ def _start_children(
     return f"127.0.0.1:{port}", children
 
 
-def _wait_for_port(target: str, children: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> None:
-    host, _, port = target.rpartition(":")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(child.poll() is not None for child in children):
-            raise RuntimeError("the server or the worker exited at start-up")
-        try:
-            with socket.create_connection((host, int(port)), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the server did not listen on {target} within {timeout:.0f} s")
-
-
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
     for child in children:
         if child.poll() is None:
@@ -181,7 +167,8 @@ async def bench_stack(settings: Settings, *, target: str | None, server_processe
             queue = f"orflow-bench-{uuid.uuid4().hex[:10]}"
             addr, children = _start_children(url, redis_url, queue, secret=secret, server_processes=server_processes)
             try:
-                _wait_for_port(addr, children)
+                if not wait_for_port(addr, children, timeout=60):
+                    raise RuntimeError(f"the server or the worker did not come up on {addr} within 60 s")
                 yield Stack(addr, url, redis_url, queue, _service_token(settings, secret))
             finally:
                 _stop(children)

@@ -17,16 +17,8 @@ from .connection import Conn
 CHANNEL = "orflow_slot_changes"
 """The channel the 0002 migration's triggers NOTIFY on."""
 
-_KINDS = {
-    kind.value: kind
-    for kind in (
-        SlotChangeKind.CREATED,
-        SlotChangeKind.BOOKED,
-        SlotChangeKind.CONFIRMED,
-        SlotChangeKind.RELEASED,
-        SlotChangeKind.AVAILABILITY_CHANGED,
-    )
-}
+_KINDS = {kind.value: kind for kind in SlotChangeKind if kind.value not in ("SNAPSHOT", "SNAPSHOT_COMPLETE")}
+"""What a notification may say; snapshots are this process's own, never announced."""
 
 Notice = SlotChange | SlotsReset
 """What one notification says."""

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 from orflow.v1 import (
@@ -136,19 +136,16 @@ class OrFlowClient:
     ) -> AsyncIterator[resources_pb2.Slot]:
         """Every matching slot in start-time order, fetching pages as the caller iterates."""
 
-        def fetch(token: str) -> Awaitable[slot_service_pb2.ListSlotsResponse]:
-            return self.list_slots_page(
-                page_size=page_size,
-                page_token=token,
-                procedure_type=procedure_type,
-                doctor_id=doctor_id,
-                room_id=room_id,
-                window_start=window_start,
-                window_end=window_end,
-                available_only=available_only,
-            )
-
-        return self._walk(fetch, lambda page: page.slots)
+        query: dict[str, Any] = {
+            "page_size": page_size,
+            "procedure_type": procedure_type,
+            "doctor_id": doctor_id,
+            "room_id": room_id,
+            "window_start": window_start,
+            "window_end": window_end,
+            "available_only": available_only,
+        }
+        return self._walk(lambda token: self.list_slots_page(page_token=token, **query), lambda page: page.slots)
 
     async def get_slot(self, slot_id: int, *, timeout: float | None = None) -> resources_pb2.Slot:
         reply = await self._call(self._slots.GetSlot, slot_service_pb2.GetSlotRequest(slot_id=slot_id), timeout)
@@ -249,12 +246,10 @@ class OrFlowClient:
     ) -> AsyncIterator[booking_pb2.Booking]:
         """One patient's bookings, newest first (with a patient token, `patient_id` may be left empty)."""
 
-        def fetch(token: str) -> Awaitable[booking_service_pb2.ListPatientBookingsResponse]:
-            return self.list_patient_bookings_page(
-                patient_id=patient_id, status=status, page_size=page_size, page_token=token
-            )
-
-        return self._walk(fetch, lambda page: page.bookings)
+        query: dict[str, Any] = {"patient_id": patient_id, "status": status, "page_size": page_size}
+        return self._walk(
+            lambda token: self.list_patient_bookings_page(page_token=token, **query), lambda page: page.bookings
+        )
 
     # AdminService
 
@@ -287,12 +282,8 @@ class OrFlowClient:
     ) -> AsyncIterator[booking_pb2.Booking]:
         """Every booking matching the filters, newest first."""
 
-        def fetch(token: str) -> Awaitable[admin_service_pb2.ListBookingsResponse]:
-            return self.list_bookings_page(
-                status=status, patient_id=patient_id, slot_id=slot_id, page_size=page_size, page_token=token
-            )
-
-        return self._walk(fetch, lambda page: page.bookings)
+        query: dict[str, Any] = {"status": status, "patient_id": patient_id, "slot_id": slot_id, "page_size": page_size}
+        return self._walk(lambda token: self.list_bookings_page(page_token=token, **query), lambda page: page.bookings)
 
     async def create_slot(
         self,
@@ -376,16 +367,15 @@ class OrFlowClient:
     ) -> AsyncIterator[audit_pb2.AuditEvent]:
         """The audit trail, newest first, filtered by action, actor, record and time window."""
 
-        def fetch(token: str) -> Awaitable[admin_service_pb2.ListAuditEventsResponse]:
-            return self.list_audit_events_page(
-                action=action,
-                actor=actor,
-                resource_type=resource_type,
-                resource_id=resource_id,
-                start_time=start_time,
-                end_time=end_time,
-                page_size=page_size,
-                page_token=token,
-            )
-
-        return self._walk(fetch, lambda page: page.events)
+        query: dict[str, Any] = {
+            "action": action,
+            "actor": actor,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "start_time": start_time,
+            "end_time": end_time,
+            "page_size": page_size,
+        }
+        return self._walk(
+            lambda token: self.list_audit_events_page(page_token=token, **query), lambda page: page.events
+        )

@@ -1,6 +1,7 @@
 // The audit trail (ListAuditEvents): who changed what and when, newest first, filtered by action.
 import { useEffect, useState } from "react";
 import { adminClient } from "../api";
+import { Pager, useTokenPages } from "../Pager";
 import { friendlyError } from "../errors";
 import { formatDay, toDate } from "../format";
 import type { AuditEvent } from "../gen/orflow/v1/audit_pb";
@@ -24,10 +25,8 @@ const secondsFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minu
 export function AuditTrail() {
   const [action, setAction] = useState("");
   const [pageSize, setPageSize] = useState(20);
-  const [tokens, setTokens] = useState<string[]>([""]); // tokens[i] opens page i
-  const [page, setPage] = useState(0);
+  const pages = useTokenPages();
   const [rows, setRows] = useState<AuditEvent[]>([]);
-  const [next, setNext] = useState("");
   const [error, setError] = useState("");
   const [loading, setLoading] = useState(false);
 
@@ -35,23 +34,19 @@ export function AuditTrail() {
     const abort = new AbortController();
     setLoading(true);
     adminClient
-      .listAuditEvents({ action, pageSize, pageToken: tokens[page] }, { signal: abort.signal, timeoutMs: 10_000 })
+      .listAuditEvents({ action, pageSize, pageToken: pages.token }, { signal: abort.signal, timeoutMs: 10_000 })
       .then(
         (reply) => {
           setRows(reply.events);
-          setNext(reply.nextPageToken);
+          pages.setNext(reply.nextPageToken);
           setError("");
         },
         (err: unknown) => !abort.signal.aborted && setError(friendlyError(err).message),
       )
       .finally(() => !abort.signal.aborted && setLoading(false));
     return () => abort.abort();
-  }, [action, pageSize, page, tokens]);
+  }, [action, pageSize, pages.page, pages.token]);
 
-  function restart() {
-    setTokens([""]);
-    setPage(0);
-  }
 
   return (
     <section className="panel" aria-labelledby="audit-title">
@@ -65,7 +60,7 @@ export function AuditTrail() {
             value={action}
             onChange={(e) => {
               setAction(e.target.value);
-              restart();
+              pages.reset();
             }}
           >
             {ACTIONS.map(([value, label]) => (
@@ -82,7 +77,7 @@ export function AuditTrail() {
             value={pageSize}
             onChange={(e) => {
               setPageSize(Number(e.target.value));
-              restart();
+              pages.reset();
             }}
           >
             {[10, 20, 50].map((n) => (
@@ -128,23 +123,7 @@ export function AuditTrail() {
         </table>
         {rows.length === 0 && !loading && <p className="empty">No events match.</p>}
       </div>
-      <nav className="pager" aria-label="Audit trail pages">
-        <button type="button" className="button" disabled={page === 0} onClick={() => setPage(page - 1)}>
-          Previous
-        </button>
-        <span aria-live="polite">Page {page + 1}</span>
-        <button
-          type="button"
-          className="button"
-          disabled={!next}
-          onClick={() => {
-            setTokens([...tokens.slice(0, page + 1), next]);
-            setPage(page + 1);
-          }}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager pages={pages} label="Audit trail pages" />
     </section>
   );
 }

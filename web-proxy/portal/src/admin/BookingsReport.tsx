@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { adminClient, slotClient } from "../api";
+import { Pager, useTokenPages } from "../Pager";
 import { friendlyError } from "../errors";
 import { formatDay, formatRange, formatTime } from "../format";
 import { BookingStatus, type Booking } from "../gen/orflow/v1/booking_pb";
@@ -22,10 +23,8 @@ export function BookingsReport() {
   const [patient, setPatient] = useState("");
   const [slotId, setSlotId] = useState("");
   const [pageSize, setPageSize] = useState(20);
-  const [tokens, setTokens] = useState<string[]>([""]); // tokens[i] opens page i
-  const [page, setPage] = useState(0);
+  const pages = useTokenPages();
   const [rows, setRows] = useState<Booking[]>([]);
-  const [next, setNext] = useState("");
   const [slots, setSlots] = useState<Map<string, Slot>>(new Map());
   const [error, setError] = useState("");
   const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
@@ -36,13 +35,13 @@ export function BookingsReport() {
     setLoading(true);
     adminClient
       .listBookings(
-        { status, patientId: patient.trim(), slotId: BigInt(/^\d+$/.test(slotId) ? slotId : 0), pageSize, pageToken: tokens[page] },
+        { status, patientId: patient.trim(), slotId: BigInt(/^\d+$/.test(slotId) ? slotId : 0), pageSize, pageToken: pages.token },
         { signal: abort.signal, timeoutMs: 10_000 },
       )
       .then(
         async (reply) => {
           setRows(reply.bookings);
-          setNext(reply.nextPageToken);
+          pages.setNext(reply.nextPageToken);
           setError("");
           setFieldErrors({});
           const missing = [...new Set(reply.bookings.map((b) => String(b.slotId)))].filter((id) => !slots.has(id));
@@ -67,12 +66,8 @@ export function BookingsReport() {
       .finally(() => !abort.signal.aborted && setLoading(false));
     return () => abort.abort();
     // eslint-disable-next-line react-hooks/exhaustive-deps -- slots is a cache, not an input
-  }, [status, patient, slotId, pageSize, page, tokens]);
+  }, [status, patient, slotId, pageSize, pages.page, pages.token]);
 
-  function restart() {
-    setTokens([""]);
-    setPage(0);
-  }
 
   return (
     <section className="panel" aria-labelledby="bookings-title">
@@ -85,7 +80,7 @@ export function BookingsReport() {
             value={status}
             onChange={(e) => {
               setStatus(Number(e.target.value) as BookingStatus);
-              restart();
+              pages.reset();
             }}
           >
             {STATUSES.map(([value, label]) => (
@@ -103,7 +98,7 @@ export function BookingsReport() {
             aria-invalid={Boolean(fieldErrors.patient_id)}
             onChange={(e) => {
               setPatient(e.target.value);
-              restart();
+              pages.reset();
             }}
           />
           {fieldErrors.patient_id && <p className="field-error">Patient ID {fieldErrors.patient_id}</p>}
@@ -116,7 +111,7 @@ export function BookingsReport() {
             value={slotId}
             onChange={(e) => {
               setSlotId(e.target.value.replace(/\D/g, ""));
-              restart();
+              pages.reset();
             }}
           />
         </div>
@@ -127,7 +122,7 @@ export function BookingsReport() {
             value={pageSize}
             onChange={(e) => {
               setPageSize(Number(e.target.value));
-              restart();
+              pages.reset();
             }}
           >
             {[10, 20, 50].map((n) => (
@@ -182,23 +177,7 @@ export function BookingsReport() {
         </table>
         {rows.length === 0 && !loading && <p className="empty">No bookings match.</p>}
       </div>
-      <nav className="pager" aria-label="Bookings pages">
-        <button type="button" className="button" disabled={page === 0} onClick={() => setPage(page - 1)}>
-          Previous
-        </button>
-        <span aria-live="polite">Page {page + 1}</span>
-        <button
-          type="button"
-          className="button"
-          disabled={!next}
-          onClick={() => {
-            setTokens([...tokens.slice(0, page + 1), next]);
-            setPage(page + 1);
-          }}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager pages={pages} label="Bookings pages" />
     </section>
   );
 }
