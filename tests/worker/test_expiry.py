@@ -19,9 +19,10 @@ import pytest_asyncio
 from orflow.v1 import booking_pb2, booking_service_pb2, booking_service_pb2_grpc
 from orflow_server.app import build_server
 from orflow_server.domain.models import Booking
+from orflow_server.jobs import SaqExpiryScheduler, expiry_job_key
 from orflow_server.ops.context import OpsContext
 from orflow_server.ops.expiry import expire_booking
-from orflow_server.worker.queue import NoQueueExpiryScheduler, SaqExpiryScheduler, expiry_job_key
+from orflow_server.ops.scheduling import NoQueueExpiryScheduler
 from saq import Queue, Status
 
 from tests.auth import authorized_channel

@@ -16,6 +16,7 @@ import asyncpg
 
 from ..domain.access import Actor
 from ..domain.errors import FieldViolation, RequestIdReusedError
+from ..domain.filters import BookingFilters
 from ..domain.models import Booking, BookingStatus, EquipmentNeed, FailureReason, Usage
 from .connection import Conn
 from .errors import translate
@@ -283,13 +284,6 @@ async def cancel_active(conn: Conn, booking_id: int, *, patient_scope: str | Non
         patient_scope,
     )
     return None if row is None else booking_from_row(row)
-
-
-@dataclass(frozen=True)
-class BookingFilters:
-    status: BookingStatus | None = None
-    patient_id: str = ""
-    slot_id: int = 0
 
 
 # Status as it reads now: an overdue PENDING hold reads FAILED.

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
 
+from ..domain.filters import SlotFilters
 from ..domain.models import Doctor, EquipmentNeed, NewSlot, Room, Slot
 from .connection import Conn
 
@@ -40,16 +40,6 @@ _AVAILABLE = """(s.start_time > now()
       AND (b.status = 'CONFIRMED' OR b.expire_time > now())))"""
 
 _SLOT_QUERY = _SELECT_SLOT.format(available=_AVAILABLE)
-
-
-@dataclass(frozen=True)
-class SlotFilters:
-    procedure_type: str = ""
-    doctor_id: int = 0
-    room_id: int = 0
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    is_available_only: bool = False
 
 
 def _slot_from_row(row: asyncpg.Record) -> Slot:
