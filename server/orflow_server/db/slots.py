@@ -9,6 +9,7 @@ import asyncpg
 
 from ..domain.filters import SlotFilters
 from ..domain.models import Doctor, EquipmentNeed, NewSlot, Room, Slot
+from .active import is_active
 from .connection import Conn
 
 _SELECT_SLOT = """
@@ -27,15 +28,15 @@ JOIN rooms r ON r.id = s.room_id
 # A slot is available when it has not started and no active booking holds its
 # room (with turnover) or its surgeon at an overlapping time. $1 is the room
 # turnover buffer. Equipment is checked only when booking (see bookings.py).
-_AVAILABLE = """(s.start_time > now()
+_AVAILABLE = f"""(s.start_time > now()
   AND NOT EXISTS (
     SELECT 1 FROM bookings b
-    WHERE b.room_id = s.room_id AND b.status IN ('PENDING', 'CONFIRMED')
+    WHERE b.room_id = s.room_id AND {is_active("b")}
       AND b.room_during && tstzrange(s.start_time, s.end_time + $1::interval, '[)')
       AND (b.status = 'CONFIRMED' OR b.expire_time > now()))
   AND NOT EXISTS (
     SELECT 1 FROM bookings b
-    WHERE b.doctor_id = s.doctor_id AND b.status IN ('PENDING', 'CONFIRMED')
+    WHERE b.doctor_id = s.doctor_id AND {is_active("b")}
       AND b.during && tstzrange(s.start_time, s.end_time, '[)')
       AND (b.status = 'CONFIRMED' OR b.expire_time > now())))"""
 
