@@ -23,10 +23,11 @@ from orflow.v1 import (
 )
 from saq import Queue
 
+from .jobs import SaqExpiryScheduler
 from .live import SlotChangeHub
 from .metrics import Metrics, serve_metrics, stop_metrics
 from .ops.context import OpsContext
-from .ops.expiry import ExpiryScheduler
+from .ops.scheduling import ExpiryScheduler, NoQueueExpiryScheduler
 from .rpc.admin_service import AdminService
 from .rpc.auth import AuthInterceptor
 from .rpc.booking_service import BookingService
@@ -35,7 +36,6 @@ from .rpc.slot_service import SlotService
 from .security.rate_limit import BookingRateLimits, RateLimiter
 from .security.tokens import TokenVerifier, load_public_keys
 from .settings import Settings
-from .worker.queue import NoQueueExpiryScheduler, SaqExpiryScheduler
 
 _log = logging.getLogger(__name__)
 

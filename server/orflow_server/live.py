@@ -1,52 +1,42 @@
-"""Live slot changes: one LISTEN connection per process, fanned out to every watcher, never with a silent gap.
+"""Live slot changes, the infrastructure: one LISTEN connection per process, fanned out to every watcher.
 
 The database announces each committed change (migration 0002), so this process
 hears changes made by any server or worker. Every watcher has a bounded queue;
 one that falls behind, or that may have missed notifications while the LISTEN
 connection was down, is told to RESYNC and re-reads a snapshot. A watcher may
 therefore see a change twice, but never misses one.
+
+What a watcher makes of its feed (the snapshot, which changes match) is the
+use case in ops/watch.py; this module knows nothing of slots beyond the
+notification and the shared re-read, and the layers never import it: app.py
+hands the hub to the slot service.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg
 
 from .db import changes as db_changes
-from .db import slots as db_slots
-from .db.slots import SlotFilters
-from .domain.changes import SlotChange, SlotChangeKind, SlotsReset
-from .domain.errors import UnavailableError
+from .domain.changes import Signal, SlotChange, SlotsReset
 from .domain.models import Slot
-from .ops.context import OpsContext
 
 _log = logging.getLogger(__name__)
 
 SHARED_READS = 4096
 """Re-reads of changed slots kept for sharing: a watcher that comes later than this many changes reads for itself."""
 
-SNAPSHOT_LIMIT = 2000
-"""Slots in a snapshot at most (the soonest to start): bounds the cost of a (re)connecting watcher."""
-
 _CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-class Signal(enum.Enum):
-    RESYNC = "RESYNC"
-    """Changes may have been missed: read a fresh snapshot."""
-    CLOSED = "CLOSED"
-    """The hub stopped: no more changes will come."""
-
-
 class Subscription:
-    """One watcher's bounded queue of changes; overflow replaces its contents with RESYNC."""
+    """One watcher's bounded queue of changes (an ops.watch.ChangeSubscription); overflow replaces it with RESYNC."""
 
     def __init__(self, hub: SlotChangeHub, *, queue_size: int) -> None:
         self._hub = hub
@@ -82,7 +72,7 @@ class Subscription:
 
 
 class SlotChangeHub:
-    """Owns the LISTEN connection (reconnecting with backoff) and the set of subscriptions."""
+    """Owns the LISTEN connection (reconnecting with backoff) and the subscriptions (an ops.watch.SlotChangeFeed)."""
 
     def __init__(
         self,
@@ -214,45 +204,3 @@ class SlotChangeHub:
                 _log.warning("LISTEN reconnect failed (%s); retrying in %.1f s", type(exc).__name__, delay)
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self._max_backoff)
-
-
-def _reader(ctx: OpsContext, slot_id: int) -> Callable[[], Awaitable[Slot | None]]:
-    async def read() -> Slot | None:
-        async with ctx.pool.acquire() as conn:
-            return await db_slots.fetch_slot(conn, slot_id, turnover=ctx.turnover)
-
-    return read
-
-
-def matches(slot: Slot, filters: SlotFilters) -> bool:
-    """The same test ListSlots applies in SQL, for the one slot a change names."""
-    return (
-        (not filters.room_id or slot.room.id == filters.room_id)
-        and (not filters.doctor_id or slot.doctor.id == filters.doctor_id)
-        and (not filters.procedure_type or slot.procedure_type.lower() == filters.procedure_type.lower())
-    )
-
-
-async def watch_slots(
-    subscription: Subscription, ctx: OpsContext, filters: SlotFilters
-) -> AsyncIterator[tuple[SlotChangeKind, Slot | None]]:
-    """A snapshot, then each change re-read as the slot is now; a new snapshot whenever told to RESYNC.
-
-    No pool connection is held while yielding, so a slow client never pins one.
-    """
-    is_snapshot_due = True
-    while True:
-        if is_snapshot_due:
-            async with ctx.pool.acquire() as conn:
-                snapshot = await db_changes.list_snapshot(conn, filters, limit=SNAPSHOT_LIMIT, turnover=ctx.turnover)
-            for slot in snapshot:
-                yield SlotChangeKind.SNAPSHOT, slot
-            yield SlotChangeKind.SNAPSHOT_COMPLETE, None
-        item = await subscription.next()
-        if item is Signal.CLOSED:
-            raise UnavailableError("the server is shutting down; watch again")
-        is_snapshot_due = item is Signal.RESYNC
-        if isinstance(item, SlotChange):
-            changed = await subscription.shared_read(item, _reader(ctx, item.slot_id))
-            if changed is not None and matches(changed, filters):
-                yield item.kind, changed

@@ -5,22 +5,34 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar
 
 import pytest
 from orflow_server.domain.errors import InvalidArgumentError
+from orflow_server.domain.filters import AuditFilters, BookingFilters, DoctorFilters, SlotFilters
+from orflow_server.domain.models import BookingStatus
 from orflow_server.domain.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+    FilterValue,
+    PageFilters,
     decode_page_token,
     encode_page_token,
+    filter_encoding,
     page_size_or_default,
 )
 
 
 @dataclass(frozen=True)
 class Filters:
+    listing: ClassVar[str] = "things"
+
     room_id: int = 0
     doctor_id: int = 0
+
+    def token_fields(self) -> dict[str, FilterValue]:
+        return {"room_id": self.room_id, "doctor_id": self.doctor_id}
 
 
 FILTERS = Filters(room_id=3)
@@ -34,14 +46,16 @@ def json_token(value: object) -> str:
     return raw_token(json.dumps(value).encode())
 
 
-def fingerprint_of(filters: object) -> str:
+def fingerprint_of(filters: PageFilters) -> str:
     """The fingerprint a real token carries, read back from one the module issued."""
     token = encode_page_token([1], filters)
     decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     return str(decoded["f"])
 
 
-def assert_page_token_error(token: str, *, shape: tuple[type, ...] = (int, int), filters: object = FILTERS) -> None:
+def assert_page_token_error(
+    token: str, *, shape: tuple[type, ...] = (int, int), filters: PageFilters = FILTERS
+) -> None:
     with pytest.raises(InvalidArgumentError) as caught:
         decode_page_token(token, filters, shape=shape)
     assert [v.field for v in caught.value.violations] == ["page_token"]
@@ -175,3 +189,80 @@ def test_deeply_nested_json_is_invalid_page_token() -> None:
 @pytest.mark.parametrize("key", [[-1], [2**62 + 1], [2**63]])
 def test_key_ints_out_of_range_are_invalid_page_token(key: list[int]) -> None:
     assert_page_token_error(json_token({"k": key, "f": fingerprint_of(FILTERS)}), shape=(int,))
+
+
+# --- the filter encoding is explicit, versioned and pinned ---------------------------------------------
+
+MOMENT = datetime(2030, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+# Tokens clients may hold right now. If one of these changes, every token in the wild stops working:
+# change the encoding only on purpose, bump FILTER_ENCODING_VERSION, and pin the new tokens here.
+PINNED = [
+    pytest.param(
+        SlotFilters(procedure_type="Knee", room_id=3, window_start=MOMENT, is_available_only=True),
+        [1_700_000_000_000_000, 42],
+        "eyJrIjpbMTcwMDAwMDAwMDAwMDAwMCw0Ml0sImYiOiJlYzJkNzVjNWE2Njc5MjMyIn0",
+        id="slots",
+    ),
+    pytest.param(
+        BookingFilters(status=BookingStatus.CONFIRMED, patient_id="P-1"),
+        [9],
+        "eyJrIjpbOV0sImYiOiIxZGNkZTg1ZWM2MmUwODhmIn0",
+        id="bookings",
+    ),
+    pytest.param(
+        AuditFilters(action="booking.create", end_time=MOMENT),
+        [7],
+        "eyJrIjpbN10sImYiOiJlZWJjZTczNmQwMWM4OTA2In0",
+        id="audit_events",
+    ),
+    pytest.param(
+        DoctorFilters(query="card"),
+        ["Dr. Meera Iyer", 7],
+        "eyJrIjpbIkRyLiBNZWVyYSBJeWVyIiw3XSwiZiI6IjM4MjY4MTFiYThkYzVjZjcifQ",
+        id="doctors",
+    ),
+]
+
+
+@pytest.mark.parametrize(("filters", "key", "token"), PINNED)
+def test_tokens_for_known_filters_are_pinned(filters: PageFilters, key: list[str | int], token: str) -> None:
+    assert encode_page_token(key, filters) == token
+    assert decode_page_token(token, filters, shape=tuple(type(part) for part in key)) == key
+
+
+def test_the_encoding_is_a_version_byte_then_named_fields_sorted_by_name() -> None:
+    encoded = filter_encoding(BookingFilters(status=BookingStatus.PENDING, slot_id=5))
+    assert encoded == b'\x01["bookings",[["patient_id",""],["slot_id",5],["status","PENDING"]]]'
+
+
+def test_times_are_encoded_in_utc_whatever_their_zone() -> None:
+    here = SlotFilters(window_start=MOMENT)
+    india = datetime.fromisoformat("2030-01-01T00:00:00+05:30").tzinfo
+    elsewhere = SlotFilters(window_start=MOMENT.astimezone(india))
+    assert elsewhere.window_start is not None and elsewhere.window_start.utcoffset() != MOMENT.utcoffset()
+    assert filter_encoding(here) == filter_encoding(elsewhere)
+
+
+@pytest.mark.parametrize(
+    ("issued_for", "replayed_with"),
+    [
+        pytest.param(SlotFilters(room_id=3), SlotFilters(room_id=4), id="slots-other-room"),
+        pytest.param(SlotFilters(), SlotFilters(is_available_only=True), id="slots-available-only"),
+        pytest.param(SlotFilters(window_start=MOMENT), SlotFilters(window_end=MOMENT), id="slots-start-vs-end"),
+        pytest.param(BookingFilters(status=BookingStatus.PENDING), BookingFilters(), id="bookings-status"),
+        pytest.param(BookingFilters(slot_id=1), BookingFilters(patient_id="1"), id="bookings-slot-vs-patient"),
+        pytest.param(AuditFilters(actor="a"), AuditFilters(action="a"), id="audit-actor-vs-action"),
+        pytest.param(DoctorFilters(query="a"), DoctorFilters(query="b"), id="doctors-query"),
+        pytest.param(DoctorFilters(), AuditFilters(), id="another-listing-with-empty-filters"),
+    ],
+)
+def test_a_token_from_other_filters_is_refused(issued_for: PageFilters, replayed_with: PageFilters) -> None:
+    token = encode_page_token([1], issued_for)
+    with pytest.raises(InvalidArgumentError) as caught:
+        decode_page_token(token, replayed_with, shape=(int,))
+    [violation] = caught.value.violations
+    assert (violation.field, violation.description) == (
+        "page_token",
+        "was issued for different filters; start again without it",
+    )

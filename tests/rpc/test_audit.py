@@ -11,7 +11,7 @@ from orflow_client import OrFlowClient, SlotTaken
 from orflow_server.domain.access import Role
 from orflow_server.ops.context import OpsContext
 from orflow_server.ops.expiry import sweep_overdue_holds
-from orflow_server.worker.queue import NoQueueExpiryScheduler
+from orflow_server.ops.scheduling import NoQueueExpiryScheduler
 
 from ..auth import ADMIN_TOKEN, token_for
 from ..factories import future, insert_slot, snapshot

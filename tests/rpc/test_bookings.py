@@ -4,6 +4,7 @@ expiry, and the life-cycle preconditions. Codes and ErrorInfo reasons only, neve
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime, timedelta
@@ -47,6 +48,16 @@ async def book(stub: Any, slot_id: int, patient_id: str = "p-1", request_id: str
 async def expire(db: asyncpg.Connection, booking_id: int) -> None:
     """Makes a hold overdue by the database clock, as if its TTL had passed (no job marks it)."""
     await db.execute("UPDATE bookings SET expire_time = now() - interval '1 second' WHERE id = $1", booking_id)
+
+
+async def until_the_database_clock_passes(db: asyncpg.Connection, booking_id: int) -> None:
+    """Waits until expire_time is past by the clock the server reads (within a few seconds: TTLs here are short)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if await db.fetchval("SELECT clock_timestamp() > expire_time FROM bookings WHERE id = $1", booking_id):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"booking {booking_id}'s expire_time did not pass within 5 s")
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -334,7 +345,7 @@ async def test_hold_ttl_expires_by_the_clock(db: asyncpg.Connection, stub_for: A
     first = await book(stub, slot_id, "p-1")
     assert first.expire_time.ToDatetime() - first.create_time.ToDatetime() == timedelta(seconds=1)
 
-    await asyncio.sleep(1.1)
+    await until_the_database_clock_passes(db, first.id)
     unmarked = (await stub.GetBooking(Get(booking_id=first.id))).booking
     assert unmarked.status == booking_pb2.BOOKING_STATUS_FAILED
     assert unmarked.failure_reason == booking_pb2.FAILURE_REASON_HOLD_EXPIRED

@@ -498,8 +498,7 @@ FORGED = [
 async def test_forged_page_token_is_invalid_argument(
     db: asyncpg.Connection, slots: Any, admin: Any, listing: str, key: list[Any]
 ) -> None:
-    from orflow_server.db.bookings import BookingFilters
-    from orflow_server.db.slots import SlotFilters
+    from orflow_server.domain.filters import BookingFilters, DoctorFilters, SlotFilters
     from orflow_server.domain.paging import encode_page_token
 
     if listing == "bookings":
@@ -507,7 +506,9 @@ async def test_forged_page_token_is_invalid_argument(
     elif listing == "slots":
         call = slots.ListSlots(ListSlots(page_token=encode_page_token(key, SlotFilters())))
     else:
-        call = slots.ListDoctors(slot_service_pb2.ListDoctorsRequest(page_token=encode_page_token(key, "")))
+        call = slots.ListDoctors(
+            slot_service_pb2.ListDoctorsRequest(page_token=encode_page_token(key, DoctorFilters()))
+        )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
     _, violations = error_details(caught.value)

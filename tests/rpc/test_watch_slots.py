@@ -21,12 +21,13 @@ from orflow.v1 import (
 from orflow.v1.slot_service_pb2 import WatchSlotsRequest, WatchSlotsResponse
 from orflow_server.app import OrFlowServer, build_server
 from orflow_server.db.changes import parse_notice
-from orflow_server.db.slots import SlotFilters
-from orflow_server.domain.changes import SlotChange, SlotChangeKind, SlotsReset
-from orflow_server.live import Signal, SlotChangeHub, watch_slots
+from orflow_server.domain.changes import Signal, SlotChange, SlotChangeKind, SlotsReset
+from orflow_server.domain.filters import SlotFilters
+from orflow_server.live import SlotChangeHub
 from orflow_server.ops.context import OpsContext
+from orflow_server.ops.scheduling import NoQueueExpiryScheduler
+from orflow_server.ops.watch import watch_slots
 from orflow_server.rpc.convert import CHANGE_KIND_TO_PROTO, timestamp
-from orflow_server.worker.queue import NoQueueExpiryScheduler
 
 from tests.auth import authorized_channel
 from tests.conftest import TEST_SETTINGS

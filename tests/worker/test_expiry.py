@@ -19,9 +19,10 @@ import pytest_asyncio
 from orflow.v1 import booking_pb2, booking_service_pb2, booking_service_pb2_grpc
 from orflow_server.app import build_server
 from orflow_server.domain.models import Booking
+from orflow_server.jobs import SaqExpiryScheduler, expiry_job_key
 from orflow_server.ops.context import OpsContext
 from orflow_server.ops.expiry import expire_booking
-from orflow_server.worker.queue import NoQueueExpiryScheduler, SaqExpiryScheduler, expiry_job_key
+from orflow_server.ops.scheduling import NoQueueExpiryScheduler
 from saq import Queue, Status
 
 from tests.auth import authorized_channel
@@ -33,6 +34,23 @@ from tests.test_metrics import scrape
 TTL = timedelta(seconds=2)
 Book = booking_service_pb2.CreateBookingRequest
 WorkerFactory = Callable[..., Awaitable[asyncio.subprocess.Process]]
+
+
+async def until_worker_ready(queue: Queue, proc: asyncio.subprocess.Process, known: set[str]) -> None:
+    """Until the new worker announces itself in Redis: SAQ does that after the start-up sweep, as it starts polling."""
+    deadline = time.monotonic() + 15
+    while not set((await queue.info())["workers"]) - known:
+        assert proc.returncode is None, "the worker exited at start-up"
+        assert time.monotonic() < deadline, "the worker did not start within 15 s"
+        await asyncio.sleep(0.05)
+
+
+async def make_overdue(db: asyncpg.Connection, booking_ids: list[int]) -> None:
+    """Moves holds' expire_time into the past by the database clock, as if their TTL had passed."""
+    await db.execute(
+        "UPDATE bookings SET expire_time = clock_timestamp() - interval '1 second' WHERE id = ANY($1::bigint[])",
+        booking_ids,
+    )
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -51,6 +69,8 @@ async def start_worker(database_url: str, redis_url: str, queue_name: str) -> As
             ORFLOW_SWEEP_SECONDS=str(sweep_seconds),
             ORFLOW_WORKER_METRICS_ADDR=metrics_addr,
         )
+        queue_of_worker = Queue.from_url(redis_url, name=queue)
+        known = set((await queue_of_worker.info())["workers"])
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -61,8 +81,10 @@ async def start_worker(database_url: str, redis_url: str, queue_name: str) -> As
             stderr=asyncio.subprocess.DEVNULL,
         )
         started.append(proc)
-        await asyncio.sleep(1.0)  # connect to Redis and PostgreSQL, run the start-up sweep
-        assert proc.returncode is None, "the worker exited at start-up"
+        try:
+            await until_worker_ready(queue_of_worker, proc, known)
+        finally:
+            await queue_of_worker.disconnect()
         return proc
 
     yield start
@@ -122,14 +144,32 @@ async def test_hold_expires_within_ttl_plus_one_second(db, short_holds, start_wo
     assert "orflow_expiry_queue_depth" in samples
 
 
-async def test_confirm_just_before_ttl_wins_and_stays_confirmed(db, short_holds, start_worker) -> None:  # type: ignore[no-untyped-def]
+async def test_confirm_just_before_ttl_wins_and_stays_confirmed(  # type: ignore[no-untyped-def]
+    db, short_holds, start_worker, saq_queue: Queue
+) -> None:
     await start_worker()
     slot_id = await insert_slot(db)
     booking = (await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-1"))).booking
-    await asyncio.sleep(TTL.total_seconds() - 0.3)
+    # 0.3 s of the hold left by the database clock: "just before the TTL", without sleeping towards it.
+    await db.execute(
+        "UPDATE bookings SET expire_time = clock_timestamp() + interval '0.3 seconds' WHERE id = $1", booking.id
+    )
     confirmed = await short_holds.ConfirmBooking(booking_service_pb2.ConfirmBookingRequest(booking_id=booking.id))
     assert confirmed.booking.status == booking_pb2.BOOKING_STATUS_CONFIRMED
-    await asyncio.sleep(1.5)  # past the expiry job's time
+    # Past the hold's expire_time, and past its expiry job: taken off the schedule (ABORTING, for a job not yet
+    # due), aborted, or (had the abort failed) run to completion.
+    key = expiry_job_key(booking_from_proto(booking))
+    deadline = time.monotonic() + TTL.total_seconds() + 3
+    while time.monotonic() < deadline:
+        job = await saq_queue.job(key)
+        is_job_done = job is None or job.status in (Status.ABORTING, Status.ABORTED, Status.COMPLETE)
+        if is_job_done and await db.fetchval(
+            "SELECT clock_timestamp() > expire_time FROM bookings WHERE id = $1", booking.id
+        ):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the hold's expire_time did not pass, or its expiry job neither ran nor was aborted")
     assert await stored_status(db, booking.id) == "CONFIRMED"
 
 
@@ -163,7 +203,7 @@ async def test_cancel_frees_the_slot_at_once_and_aborts_the_job(db, short_holds,
 
 
 async def test_bookings_succeed_with_redis_unreachable_and_the_sweep_expires_them(  # type: ignore[no-untyped-def]
-    db, pool, start_worker
+    db, pool, start_worker, saq_queue: Queue
 ) -> None:
     unreachable = Queue.from_url("redis://127.0.0.1:1/0", name="unreachable")
     server = build_server(
@@ -177,10 +217,12 @@ async def test_bookings_succeed_with_redis_unreachable_and_the_sweep_expires_the
                 (await stub.CreateBooking(Book(slot_id=await insert_slot(db), patient_id=f"p-{i}"))).booking.id
                 for i in range(5)
             ]
+            made = [(await stub.GetBooking(booking_service_pb2.GetBookingRequest(booking_id=i))).booking for i in ids]
     finally:
         await server.stop(grace=None)
-    await asyncio.sleep(1.2)
-    assert {await stored_status(db, i) for i in ids} == {"PENDING"}  # no job exists for them
+    await make_overdue(db, ids)
+    assert {await stored_status(db, i) for i in ids} == {"PENDING"}
+    assert [await saq_queue.job(expiry_job_key(booking_from_proto(b))) for b in made] == [None] * len(ids)
     await start_worker(sweep_seconds=1)
     await wait_until_stored(db, ids, "FAILED", within=5)
 
@@ -195,7 +237,7 @@ async def test_worker_down_then_restarted_fails_every_overdue_hold_on_its_first_
     ]
     worker.kill()
     await worker.wait()
-    await asyncio.sleep(TTL.total_seconds() + 0.5)
+    await make_overdue(db, ids)
     assert {await stored_status(db, i) for i in ids} == {"PENDING"}
     # A fresh queue: the jobs are as good as lost, so only the start-up sweep can fail them.
     await start_worker(queue=f"orflow-test-lost-{uuid.uuid4().hex[:8]}", sweep_seconds=59)

@@ -7,13 +7,12 @@ transaction as each change, so nothing here can forget one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from ..domain.access import Actor
+from ..domain.filters import AuditFilters
 from ..domain.models import AuditEvent
 from .connection import Conn
 from .where import Where
@@ -26,16 +25,6 @@ async def set_actor(conn: Conn, actor: Actor) -> None:
         actor.subject,
         actor.role.value,
     )
-
-
-@dataclass(frozen=True)
-class AuditFilters:
-    action: str = ""
-    actor: str = ""
-    resource_type: str = ""
-    resource_id: str = ""
-    start_time: datetime | None = None
-    end_time: datetime | None = None
 
 
 def _event(row: asyncpg.Record) -> AuditEvent:

@@ -16,7 +16,9 @@ import asyncpg
 
 from ..domain.access import Actor
 from ..domain.errors import FieldViolation, RequestIdReusedError
+from ..domain.filters import BookingFilters
 from ..domain.models import Booking, BookingStatus, EquipmentNeed, FailureReason, Usage
+from .active import is_active
 from .connection import Conn
 from .errors import translate
 from .where import Where
@@ -156,23 +158,26 @@ async def expire_overdue_holds(conn: Conn, slot: LockedSlot, *, turnover: timede
     return now
 
 
+_FIND_CONFLICTS = f"""
+SELECT
+  EXISTS (SELECT 1 FROM bookings
+          WHERE slot_id = $1 AND {is_active()}) AS slot_taken,
+  EXISTS (SELECT 1 FROM bookings
+          WHERE room_id = $2 AND {is_active()}
+            AND room_during && tstzrange($4, $6, '[)')) AS room_busy,
+  EXISTS (SELECT 1 FROM bookings
+          WHERE doctor_id = $3 AND {is_active()}
+            AND during && tstzrange($4, $5, '[)')) AS surgeon_busy,
+  EXISTS (SELECT 1 FROM bookings
+          WHERE patient_id = $7 AND {is_active()}
+            AND during && tstzrange($4, $5, '[)')) AS patient_busy
+"""
+
+
 async def find_conflicts(conn: Conn, slot: LockedSlot, *, patient_id: str, turnover: timedelta) -> Conflicts:
     """Which active bookings stand in the way (read after expire_overdue_holds)."""
     row = await conn.fetchrow(
-        """
-        SELECT
-          EXISTS (SELECT 1 FROM bookings
-                  WHERE slot_id = $1 AND status IN ('PENDING', 'CONFIRMED')) AS slot_taken,
-          EXISTS (SELECT 1 FROM bookings
-                  WHERE room_id = $2 AND status IN ('PENDING', 'CONFIRMED')
-                    AND room_during && tstzrange($4, $6, '[)')) AS room_busy,
-          EXISTS (SELECT 1 FROM bookings
-                  WHERE doctor_id = $3 AND status IN ('PENDING', 'CONFIRMED')
-                    AND during && tstzrange($4, $5, '[)')) AS surgeon_busy,
-          EXISTS (SELECT 1 FROM bookings
-                  WHERE patient_id = $7 AND status IN ('PENDING', 'CONFIRMED')
-                    AND during && tstzrange($4, $5, '[)')) AS patient_busy
-        """,
+        _FIND_CONFLICTS,
         slot.id,
         slot.room_id,
         slot.doctor_id,
@@ -185,18 +190,21 @@ async def find_conflicts(conn: Conn, slot: LockedSlot, *, patient_id: str, turno
     return Conflicts(row["slot_taken"], row["room_busy"], row["surgeon_busy"], row["patient_busy"])
 
 
+_EQUIPMENT_USAGE = f"""
+SELECT se.equipment_id, b.start_time, b.end_time, se.quantity
+FROM bookings b JOIN slot_equipment se ON se.slot_id = b.slot_id
+WHERE {is_active("b")} AND b.during && tstzrange($1, $2, '[)')
+  AND se.equipment_id = ANY($3::bigint[])
+"""
+
+
 async def equipment_usage(conn: Conn, slot: LockedSlot) -> dict[int, list[Usage]]:
     """Active bookings' use of the slot's equipment types within the slot's interval."""
     usage: dict[int, list[Usage]] = {need.equipment_id: [] for need in slot.needs}
     if not slot.needs:
         return usage
     rows = await conn.fetch(
-        """
-        SELECT se.equipment_id, b.start_time, b.end_time, se.quantity
-        FROM bookings b JOIN slot_equipment se ON se.slot_id = b.slot_id
-        WHERE b.status IN ('PENDING', 'CONFIRMED') AND b.during && tstzrange($1, $2, '[)')
-          AND se.equipment_id = ANY($3::bigint[])
-        """,
+        _EQUIPMENT_USAGE,
         slot.start_time,
         slot.end_time,
         list(usage),
@@ -283,13 +291,6 @@ async def cancel_active(conn: Conn, booking_id: int, *, patient_scope: str | Non
         patient_scope,
     )
     return None if row is None else booking_from_row(row)
-
-
-@dataclass(frozen=True)
-class BookingFilters:
-    status: BookingStatus | None = None
-    patient_id: str = ""
-    slot_id: int = 0
 
 
 # Status as it reads now: an overdue PENDING hold reads FAILED.

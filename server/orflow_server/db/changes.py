@@ -9,6 +9,7 @@ from datetime import timedelta
 import asyncpg
 
 from ..domain.changes import SlotChange, SlotChangeKind, SlotsReset
+from ..domain.filters import SlotFilters
 from ..domain.models import Slot
 from . import slots as db_slots
 from .clock import current_time
@@ -57,10 +58,10 @@ async def ping(conn: Conn) -> None:
     await conn.execute("SELECT 1")
 
 
-async def list_snapshot(conn: Conn, filters: db_slots.SlotFilters, *, limit: int, turnover: timedelta) -> list[Slot]:
+async def list_snapshot(conn: Conn, filters: SlotFilters, *, limit: int, turnover: timedelta) -> list[Slot]:
     """The first `limit` matching slots that have not started, by start_time: one statement, so one snapshot."""
     now = await current_time(conn)
-    upcoming = db_slots.SlotFilters(
+    upcoming = SlotFilters(
         procedure_type=filters.procedure_type, doctor_id=filters.doctor_id, room_id=filters.room_id, window_start=now
     )
     return await db_slots.list_slots(conn, upcoming, after=None, limit=limit, turnover=turnover)

@@ -1,4 +1,10 @@
-"""Wipes every table and loads the demo data set."""
+"""Wipes the bookable data (every table but the audit trail) and loads the demo data set.
+
+The audit trail survives a reset on purpose (migration 0003 makes it
+append-only and refuses to truncate it): the events before the reset stay
+readable, the reset itself is recorded as a `database.reset` event, and each
+reloaded row as an insert.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,10 @@ from .connection import Conn
 
 
 async def reset_to_demo(conn: Conn, now: datetime) -> tuple[int, int, int, int]:
-    """Returns (rooms, doctors, equipment types, slots) loaded."""
+    """Empties bookings, slots, equipment, doctors and rooms (never audit_events); returns what it loaded.
+
+    The counts are (rooms, doctors, equipment types, slots).
+    """
     await conn.execute("TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms RESTART IDENTITY")
     room_ids = {
         r["name"]: r["id"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
 
+from ..domain.filters import SlotFilters
 from ..domain.models import Doctor, EquipmentNeed, NewSlot, Room, Slot
+from .active import is_active
 from .connection import Conn
 
 _SELECT_SLOT = """
@@ -27,29 +28,19 @@ JOIN rooms r ON r.id = s.room_id
 # A slot is available when it has not started and no active booking holds its
 # room (with turnover) or its surgeon at an overlapping time. $1 is the room
 # turnover buffer. Equipment is checked only when booking (see bookings.py).
-_AVAILABLE = """(s.start_time > now()
+_AVAILABLE = f"""(s.start_time > now()
   AND NOT EXISTS (
     SELECT 1 FROM bookings b
-    WHERE b.room_id = s.room_id AND b.status IN ('PENDING', 'CONFIRMED')
+    WHERE b.room_id = s.room_id AND {is_active("b")}
       AND b.room_during && tstzrange(s.start_time, s.end_time + $1::interval, '[)')
       AND (b.status = 'CONFIRMED' OR b.expire_time > now()))
   AND NOT EXISTS (
     SELECT 1 FROM bookings b
-    WHERE b.doctor_id = s.doctor_id AND b.status IN ('PENDING', 'CONFIRMED')
+    WHERE b.doctor_id = s.doctor_id AND {is_active("b")}
       AND b.during && tstzrange(s.start_time, s.end_time, '[)')
       AND (b.status = 'CONFIRMED' OR b.expire_time > now())))"""
 
 _SLOT_QUERY = _SELECT_SLOT.format(available=_AVAILABLE)
-
-
-@dataclass(frozen=True)
-class SlotFilters:
-    procedure_type: str = ""
-    doctor_id: int = 0
-    room_id: int = 0
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    is_available_only: bool = False
 
 
 def _slot_from_row(row: asyncpg.Record) -> Slot:

@@ -25,3 +25,12 @@ class SlotChange:
 @dataclass(frozen=True)
 class SlotsReset:
     """Many slots changed at once (a TRUNCATE): only a fresh snapshot is right."""
+
+
+class Signal(enum.Enum):
+    """What a watcher's feed says besides a change."""
+
+    RESYNC = "RESYNC"
+    """Changes may have been missed: read a fresh snapshot."""
+    CLOSED = "CLOSED"
+    """The feed stopped: no more changes will come."""

@@ -10,7 +10,7 @@ from .errors import FieldViolation
 from .models import Booking, BookingStatus, EquipmentNeed, FailureReason, NewSlot, Usage
 
 MAX_SLOT_LENGTH = timedelta(hours=24)
-MAX_EQUIPMENT_QUANTITY = 100_000
+MAX_EQUIPMENT_QUANTITY = 100_000  # units of one equipment type; the CHECK on equipment.quantity (0001) agrees
 
 
 def peak_usage(usages: Iterable[Usage], start: datetime, end: datetime) -> int:

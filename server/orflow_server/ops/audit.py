@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ..db import audit as db
+from ..domain.filters import AuditFilters
 from ..domain.models import AuditEvent
 from ..domain.paging import decode_page_token, encode_page_token
 from .context import OpsContext
 
 
 async def list_audit_events(
-    ctx: OpsContext, filters: db.AuditFilters, *, page_size: int, page_token: str
+    ctx: OpsContext, filters: AuditFilters, *, page_size: int, page_token: str
 ) -> tuple[list[AuditEvent], str]:
     key = decode_page_token(page_token, filters, shape=(int,))
     before_id = int(key[0]) if key else None

@@ -28,6 +28,7 @@ from ..domain.errors import (
     SlotTakenError,
     SurgeonBusyError,
 )
+from ..domain.filters import BookingFilters
 from ..domain.models import Booking, BookingStatus, FailureReason
 from ..domain.paging import decode_page_token, encode_page_token
 from ..domain.rules import effective_booking, peak_usage
@@ -159,7 +160,7 @@ async def cancel_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Book
 
 
 async def list_bookings(
-    ctx: OpsContext, actor: Actor, filters: db.BookingFilters, *, page_size: int, page_token: str
+    ctx: OpsContext, actor: Actor, filters: BookingFilters, *, page_size: int, page_token: str
 ) -> tuple[list[Booking], str]:
     """A page of bookings, newest first; a patient's list is always its own."""
     if actor.patient_scope is not None:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import asyncpg
 
 from ..metrics import Metrics
-
-if TYPE_CHECKING:
-    from .expiry import ExpiryScheduler
+from .scheduling import ExpiryScheduler
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,4 +18,4 @@ class OpsContext:
     turnover: timedelta
     expiry: ExpiryScheduler
     metrics: Metrics = field(default_factory=Metrics)
-    allow_reset: bool = False  # SeedDatabase wipes every table: a deployment must opt in
+    allow_reset: bool = False  # SeedDatabase wipes every table but the audit trail: a deployment must opt in

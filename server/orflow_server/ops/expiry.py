@@ -1,4 +1,4 @@
-"""Hold expiry: the scheduler interface the booking use cases call, and the expiry use cases.
+"""Hold expiry: the use cases an expiry job and the sweep run (the scheduler port is ops/scheduling.py).
 
 The database is the truth and the queue is only a timely trigger: scheduling
 or cancelling a job never fails a booking, and the sweep fails every overdue
@@ -8,22 +8,11 @@ hold whatever happened to its job.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
 
 from ..db import bookings as db
 from ..db.audit import set_actor
 from ..domain.access import EXPIRY_WORKER
-from ..domain.models import Booking
 from .context import OpsContext
-
-
-class ExpiryScheduler(Protocol):
-    """Triggers a hold's expiry at its expire_time (implemented over SAQ in worker/queue.py)."""
-
-    async def schedule(self, booking: Booking) -> None: ...
-
-    async def cancel(self, booking: Booking) -> None: ...
-
 
 # SAQ schedules whole seconds: a job scheduled at the second its hold expires
 # in may start up to a second early; it waits out the rest rather than miss.

@@ -10,6 +10,7 @@ from ..db.audit import set_actor
 from ..db.clock import current_time
 from ..domain.access import Actor
 from ..domain.errors import FieldViolation, InvalidArgumentError, NotFoundError
+from ..domain.filters import DoctorFilters, SlotFilters
 from ..domain.models import Doctor, NewSlot, Slot
 from ..domain.paging import decode_page_token, encode_page_token
 from ..domain.rules import slot_violations
@@ -24,7 +25,7 @@ def _micros(moment: datetime) -> int:
 
 
 async def list_slots(
-    ctx: OpsContext, filters: db.SlotFilters, *, page_size: int, page_token: str
+    ctx: OpsContext, filters: SlotFilters, *, page_size: int, page_token: str
 ) -> tuple[list[Slot], str]:
     key = decode_page_token(page_token, filters, shape=(int, int))
     if key and int(key[0]) >= _MAX_MICROS:
@@ -67,10 +68,11 @@ async def create_slot(ctx: OpsContext, actor: Actor, new: NewSlot) -> Slot:
 
 
 async def list_doctors(ctx: OpsContext, *, query: str, page_size: int, page_token: str) -> tuple[list[Doctor], str]:
-    key = decode_page_token(page_token, query, shape=(str, int))
+    filters = DoctorFilters(query=query)
+    key = decode_page_token(page_token, filters, shape=(str, int))
     after = (str(key[0]), int(key[1])) if key else None
     async with ctx.pool.acquire() as conn:
         rows = await db_inventory.list_doctors(conn, query=query, after=after, limit=page_size + 1)
     page = rows[:page_size]
-    token = encode_page_token([page[-1].name, page[-1].id], query) if len(rows) > page_size else ""
+    token = encode_page_token([page[-1].name, page[-1].id], filters) if len(rows) > page_size else ""
     return page, token

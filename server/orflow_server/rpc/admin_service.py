@@ -8,10 +8,10 @@ import grpc
 from orflow.v1 import admin_service_pb2 as pb
 from orflow.v1 import admin_service_pb2_grpc
 
-from ..db.audit import AuditFilters
-from ..db.bookings import BookingFilters
+from ..domain.filters import AuditFilters, BookingFilters
 from ..domain.models import EquipmentNeed, NewSlot
 from ..domain.paging import page_size_or_default
+from ..domain.rules import MAX_EQUIPMENT_QUANTITY
 from ..ops import audit as audit_ops
 from ..ops import bookings as booking_ops
 from ..ops import inventory as inventory_ops
@@ -102,8 +102,8 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
     async def CreateEquipment(self, request: pb.CreateEquipmentRequest, context: Context) -> pb.CreateEquipmentResponse:
         check = RequestChecker()
         name = check.text("name", request.name, max_length=200)
-        if not 0 <= request.quantity <= 100_000:
-            check.fail("quantity", "must be between 0 and 100000")
+        if not 0 <= request.quantity <= MAX_EQUIPMENT_QUANTITY:
+            check.fail("quantity", f"must be between 0 and {MAX_EQUIPMENT_QUANTITY}")
         check.raise_if_any()
         equipment = await inventory_ops.create_equipment(
             self._ctx, current_actor(), name=name, quantity=request.quantity

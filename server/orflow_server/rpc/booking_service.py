@@ -8,8 +8,8 @@ import grpc
 from orflow.v1 import booking_service_pb2 as pb
 from orflow.v1 import booking_service_pb2_grpc
 
-from ..db.bookings import BookingFilters
 from ..domain.access import Role
+from ..domain.filters import BookingFilters
 from ..domain.paging import page_size_or_default
 from ..ops import bookings as ops
 from ..ops.context import OpsContext

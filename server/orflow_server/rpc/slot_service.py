@@ -9,12 +9,12 @@ import grpc
 from orflow.v1 import slot_service_pb2 as pb
 from orflow.v1 import slot_service_pb2_grpc
 
-from ..db.slots import SlotFilters
 from ..domain.errors import UnavailableError
+from ..domain.filters import SlotFilters
 from ..domain.paging import page_size_or_default
-from ..live import SlotChangeHub, watch_slots
 from ..ops import slots as ops
 from ..ops.context import OpsContext
+from ..ops.watch import SlotChangeFeed, watch_slots
 from . import convert
 from .validate import RequestChecker
 
@@ -22,7 +22,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
-    def __init__(self, ctx: OpsContext, *, hub: SlotChangeHub | None = None) -> None:
+    def __init__(self, ctx: OpsContext, *, hub: SlotChangeFeed | None = None) -> None:
         self._ctx = ctx
         self._hub = hub
 

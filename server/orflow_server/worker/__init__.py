@@ -1,1 +1,1 @@
-"""The SAQ side of hold expiry: the queue adapter the server uses and the worker process."""
+"""The `orflow worker` process: SAQ runs the expiry use cases (the job it runs is defined in orflow_server/jobs.py)."""

@@ -7,10 +7,10 @@ from typing import Any
 
 from saq import CronJob, Queue, Worker
 
+from ..jobs import EXPIRE_TASK
 from ..metrics import serve_metrics, stop_metrics
 from ..ops.context import OpsContext
 from ..ops.expiry import expire_booking, sweep_overdue_holds
-from .queue import EXPIRE_TASK
 
 _log = logging.getLogger(__name__)
 

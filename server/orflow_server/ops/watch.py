@@ -1,0 +1,77 @@
+"""WatchSlots as a use case: what a watcher gets, a snapshot and then each change that matches its filters.
+
+The fan-out behind it (one LISTEN connection per process, reconnects with
+backoff, a bounded queue per watcher) is infrastructure in orflow_server/live.py;
+this module sees it only through the two protocols below, which the server
+wires together in app.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from ..db import changes as db_changes
+from ..db import slots as db_slots
+from ..domain.changes import Signal, SlotChange, SlotChangeKind
+from ..domain.errors import UnavailableError
+from ..domain.filters import SlotFilters
+from ..domain.models import Slot
+from .context import OpsContext
+
+SNAPSHOT_LIMIT = 2000
+"""Slots in a snapshot at most (the soonest to start): bounds the cost of a (re)connecting watcher."""
+
+SlotRead = Callable[[], Awaitable[Slot | None]]
+
+
+class ChangeSubscription(Protocol):
+    """One watcher's feed: changes in commit order, or a Signal; never a silent gap."""
+
+    async def next(self) -> SlotChange | Signal: ...
+
+    def shared_read(self, change: SlotChange, read: SlotRead) -> Awaitable[Slot | None]:
+        """`read`'s result, made once per notification however many watchers ask."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SlotChangeFeed(Protocol):
+    def subscribe(self) -> AbstractContextManager[ChangeSubscription]:
+        """Subscribe BEFORE reading a snapshot, so no change between the two is lost."""
+        ...
+
+
+def _reader(ctx: OpsContext, slot_id: int) -> SlotRead:
+    async def read() -> Slot | None:
+        async with ctx.pool.acquire() as conn:
+            return await db_slots.fetch_slot(conn, slot_id, turnover=ctx.turnover)
+
+    return read
+
+
+async def watch_slots(
+    subscription: ChangeSubscription, ctx: OpsContext, filters: SlotFilters
+) -> AsyncIterator[tuple[SlotChangeKind, Slot | None]]:
+    """A snapshot, then each change re-read as the slot is now; a new snapshot whenever told to RESYNC.
+
+    No pool connection is held while yielding, so a slow client never pins one.
+    """
+    is_snapshot_due = True
+    while True:
+        if is_snapshot_due:
+            async with ctx.pool.acquire() as conn:
+                snapshot = await db_changes.list_snapshot(conn, filters, limit=SNAPSHOT_LIMIT, turnover=ctx.turnover)
+            for slot in snapshot:
+                yield SlotChangeKind.SNAPSHOT, slot
+            yield SlotChangeKind.SNAPSHOT_COMPLETE, None
+        item = await subscription.next()
+        if item is Signal.CLOSED:
+            raise UnavailableError("the server is shutting down; watch again")
+        is_snapshot_due = item is Signal.RESYNC
+        if isinstance(item, SlotChange):
+            changed = await subscription.shared_read(item, _reader(ctx, item.slot_id))
+            if changed is not None and filters.matches(changed):
+                yield item.kind, changed
