@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -130,3 +131,19 @@ async def test_the_example_program_books_and_confirms(target: str, db: asyncpg.C
 
     assert booking is not None and booking.status == booking_pb2.BOOKING_STATUS_CONFIRMED
     assert booking.slot_id == free and booking.slot_id not in (taken, other)
+
+
+def test_the_example_program_says_it_needs_a_token() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "ORFLOW_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, str(CLIENT_ROOT / "examples" / "book_a_slot.py"), "127.0.0.1:1", "MRN-1001"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert "needs a token in ORFLOW_TOKEN" in done.stderr and "orflow token --role patient" in done.stderr
+    assert "Traceback" not in done.stderr
