@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -52,14 +53,47 @@ def test_the_twins_take_the_same_arguments(name: str) -> None:
     ]
 
 
+PINNED_NAMES = {
+    # the clients and their settings
+    "OrFlowClient",
+    "BlockingOrFlowClient",
+    "RetryPolicy",
+    # what errors carry
+    "FieldViolation",
+    # the errors: the base, one class per status, one per ErrorInfo reason that callers branch on
+    "OrFlowError",
+    "InvalidArgument",
+    "RequestIdReused",
+    "InvalidToken",
+    "NotFound",
+    "AlreadyExists",
+    "BookingConflict",
+    "SlotTaken",
+    "RoomBusy",
+    "SurgeonBusy",
+    "PatientBusy",
+    "EquipmentUnavailable",
+    "FailedPrecondition",
+    "HoldExpired",
+    "SlotStarted",
+    "BookingNotPending",
+    "BookingNotActive",
+    "Unauthenticated",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Unavailable",
+    "DeadlineExceeded",
+    "Cancelled",
+    "Internal",
+}
+NOT_ERRORS = {"OrFlowClient", "BlockingOrFlowClient", "RetryPolicy", "FieldViolation"}
+
+
 def test_the_public_names_are_pinned() -> None:
     """A change here is a change to what users import: make it on purpose."""
-    exported = set(orflow_client.__all__)
-    errors = {n for n in exported if isinstance(getattr(orflow_client, n), type) and n not in ("RetryPolicy",)}
-    assert {"OrFlowClient", "BlockingOrFlowClient", "RetryPolicy", "FieldViolation"} <= exported
-    assert {"SlotTaken", "RoomBusy", "SurgeonBusy", "EquipmentUnavailable", "HoldExpired", "NotFound"} <= errors
-    assert {"InvalidArgument", "Unauthenticated", "PermissionDenied"} <= errors
-    for name in errors - {"OrFlowClient", "BlockingOrFlowClient", "FieldViolation"}:
+    assert set(orflow_client.__all__) == PINNED_NAMES
+    assert len(orflow_client.__all__) == len(PINNED_NAMES), "a name is listed twice in __all__"
+    for name in PINNED_NAMES - NOT_ERRORS:
         assert issubclass(getattr(orflow_client, name), orflow_client.OrFlowError), name
 
 
@@ -97,3 +131,19 @@ async def test_the_example_program_books_and_confirms(target: str, db: asyncpg.C
 
     assert booking is not None and booking.status == booking_pb2.BOOKING_STATUS_CONFIRMED
     assert booking.slot_id == free and booking.slot_id not in (taken, other)
+
+
+def test_the_example_program_says_it_needs_a_token() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "ORFLOW_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, str(CLIENT_ROOT / "examples" / "book_a_slot.py"), "127.0.0.1:1", "MRN-1001"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert "needs a token in ORFLOW_TOKEN" in done.stderr and "orflow token --role patient" in done.stderr
+    assert "Traceback" not in done.stderr

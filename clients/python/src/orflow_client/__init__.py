@@ -4,6 +4,7 @@ async with OrFlowClient("127.0.0.1:50051", token=...) as client:
     booking = await client.create_booking(slot_id=42, patient_id="P-1001")
 """
 
+from ._bearer import InvalidToken
 from ._channel import RetryPolicy
 from .aio import OrFlowClient
 from .blocking import BlockingOrFlowClient
@@ -48,6 +49,7 @@ __all__ = [
     "HoldExpired",
     "Internal",
     "InvalidArgument",
+    "InvalidToken",
     "NotFound",
     "OrFlowClient",
     "OrFlowError",

@@ -12,6 +12,8 @@ import grpc
 from google.protobuf import descriptor_pb2
 from orflow.v1 import admin_service_pb2, booking_service_pb2, slot_service_pb2
 
+from ._bearer import check_token
+
 SERVICES = (
     slot_service_pb2.DESCRIPTOR.services_by_name["SlotService"],
     booking_service_pb2.DESCRIPTOR.services_by_name["BookingService"],
@@ -80,6 +82,7 @@ class ClientOptions:
     retry: RetryPolicy = RetryPolicy()
 
     def __post_init__(self) -> None:
+        check_token(self.token)
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError("timeout must be positive (or None for no deadline)")
 

@@ -1,4 +1,6 @@
-"""`BlockingOrFlowClient`: the blocking twin of `OrFlowClient`, for scripts and threads without asyncio."""
+# Generated from aio.py by clients/python/tools/async_to_sync.py. DO NOT EDIT:
+# change aio.py (or the tool's replacement table) and run `.venv/bin/python clients/python/tools/async_to_sync.py`.
+"""`BlockingOrFlowClient`: the blocking client, one typed method per RPC of the three services."""
 
 from __future__ import annotations
 
