@@ -1,4 +1,5 @@
-"""The committed stubs in clients/python/src/orflow are exactly what the protos generate, and the protos lint clean."""
+"""What scripts/generate-protos makes from the protos is what is committed (the stubs in clients/python/src/orflow and
+server/orflow_server/domain/reasons.py), and the protos lint clean and break no released client."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 COMMITTED = REPO_ROOT / "clients" / "python" / "src" / "orflow"
+DOMAIN_REASONS = REPO_ROOT / "server" / "orflow_server" / "domain" / "reasons.py"
 BUF = REPO_ROOT / "node_modules" / ".bin" / "buf"
 
 
@@ -24,7 +26,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("generated").resolve()
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "generate-protos"), str(out)],
+        [str(REPO_ROOT / "scripts" / "generate-protos"), str(out), str(out / "domain")],
         env=env,
         capture_output=True,
         text=True,
@@ -49,6 +51,12 @@ def test_committed_stubs_match_the_protos(generated: Path) -> None:
     assert sorted(map(str, committed - made)) == [], "committed but no longer generated: delete them"
     stale = sorted(str(rel) for rel in made if (generated / rel).read_bytes() != (COMMITTED / rel).read_bytes())
     assert stale == [], f"stale stubs (run scripts/generate-protos): {stale}"
+
+
+def test_committed_domain_reasons_match_the_proto(generated: Path) -> None:
+    made = (generated.parent / "domain" / "reasons.py").read_text()
+    assert made.startswith('"""') and "DO NOT EDIT" in made
+    assert DOMAIN_REASONS.read_text() == made, "domain/reasons.py is stale: run scripts/generate-protos"
 
 
 def test_buf_lint() -> None:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
+from orflow.v1 import error_reason_pb2
 from orflow_client import (
     BookingConflict,
     BookingNotActive,
@@ -23,6 +24,9 @@ from orflow_client import (
     SlotTaken,
     SurgeonBusy,
 )
+from orflow_client.errors import BY_REASON, parse_reason
+from orflow_server.domain import errors as server_errors
+from orflow_server.domain.reasons import ErrorReason
 
 from ..factories import future, insert_doctor, insert_equipment, insert_room, insert_slot
 
@@ -33,6 +37,7 @@ async def test_slot_taken(client: OrFlowClient, db: asyncpg.Connection) -> None:
     with pytest.raises(SlotTaken) as caught:
         await client.create_booking(slot_id=slot_id, patient_id="p-2")
     assert isinstance(caught.value, BookingConflict) and caught.value.reason == "SLOT_TAKEN"
+    assert caught.value.error_reason == error_reason_pb2.ERROR_REASON_SLOT_TAKEN
     assert caught.value.code.name == "ABORTED"
 
 
@@ -123,3 +128,23 @@ async def test_every_typed_error_is_an_orflow_error(client: OrFlowClient, db: as
         await client.get_slot(-1)
     assert type(caught.value) is InvalidArgument
     assert [v.field for v in caught.value.field_violations] == ["slot_id"]
+
+
+@pytest.mark.parametrize("reason", list(ErrorReason), ids=str)
+def test_the_client_reads_every_reason_the_server_can_send(reason: ErrorReason) -> None:
+    """The client's prefix rule and the server's generated enum name the same values."""
+    value = parse_reason(reason.value)
+    assert error_reason_pb2.ErrorReason.Name(value) == f"ERROR_REASON_{reason.value}"
+
+
+def test_a_reason_newer_than_the_client_reads_unspecified() -> None:
+    assert parse_reason("SOMETHING_NEW") == parse_reason("") == error_reason_pb2.ERROR_REASON_UNSPECIFIED
+
+
+@pytest.mark.parametrize("value", list(BY_REASON), ids=error_reason_pb2.ErrorReason.Name)
+def test_each_typed_reason_is_raised_by_a_server_error_of_the_same_kind(value: int) -> None:
+    """BY_REASON is keyed by the generated enum, and each key is the reason of a server error class."""
+    wire = error_reason_pb2.ErrorReason.Name(value).removeprefix("ERROR_REASON_")
+    classes = [c for c in vars(server_errors).values() if isinstance(c, type) and getattr(c, "reason", None) == wire]
+    assert len(classes) == 1, wire
+    assert BY_REASON[value].__name__ == classes[0].__name__.removesuffix("Error")

@@ -2,13 +2,17 @@
 
 Callers: no token, an expired token, a token with a bad signature, an `alg: none`
 token, the patient who owns the booking, another patient, a service and an admin.
-Each case sets up its own data (a free slot, and a booking of the owner's) so a
-call that changes state never leaks into the next case.
+What each caller should get is derived from the protos' `(orflow.v1.access)`
+option on the method (read here from the descriptors, independently of
+rpc/auth.py), plus the ownership rule no option can state (another patient's
+booking). Each case sets up its own data (a free slot, and a booking of the
+owner's) so a call that changes state never leaks into the next case.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,8 +21,10 @@ from typing import Any
 
 import asyncpg
 import grpc
+import orflow.v1
 import pytest
 from orflow.v1 import (
+    access_pb2,
     admin_service_pb2,
     admin_service_pb2_grpc,
     booking_service_pb2,
@@ -27,10 +33,11 @@ from orflow.v1 import (
     slot_service_pb2_grpc,
 )
 from orflow_server.domain.access import Role
-from orflow_server.rpc.auth import METHOD_ROLES
+from orflow_server.rpc.auth import METHOD_ROLES, roles_for
 from orflow_server.security.tokens import issue_token
 
 from ..auth import TEST_SECRET, bearer, token_for
+from ..conftest import REPO_ROOT
 from ..factories import error_details, future, insert_doctor, insert_equipment, insert_room, insert_slot
 
 OWNER, OTHER = "p-owner", "p-other"
@@ -75,20 +82,54 @@ CALLERS: dict[str, str | None] = {
     "service": token_for(Role.SERVICE, "ehr"),
     "admin": token_for(Role.ADMIN, "test-admin"),
 }
-INVALID = {"expired": UNAUTH, "bad signature": UNAUTH, "alg none": UNAUTH}
+INVALID = {"expired", "bad signature", "alg none"}
+CALLER_ROLES = {
+    "no token": access_pb2.ROLE_ANONYMOUS,
+    "patient": access_pb2.ROLE_PATIENT,
+    "other patient": access_pb2.ROLE_PATIENT,
+    "service": access_pb2.ROLE_SERVICE,
+    "admin": access_pb2.ROLE_ADMIN,
+}
+
+# Ownership, which no role option can say: another patient must not learn the owner's booking exists
+# (NOT_FOUND), nor act for the owner (PERMISSION_DENIED).
+OTHER_PATIENT = {
+    "/orflow.v1.BookingService/CreateBooking": DENIED,
+    "/orflow.v1.BookingService/GetBooking": NOT_FOUND,
+    "/orflow.v1.BookingService/ConfirmBooking": NOT_FOUND,
+    "/orflow.v1.BookingService/CancelBooking": NOT_FOUND,
+    "/orflow.v1.BookingService/ListPatientBookings": DENIED,
+}
 
 
-def _public() -> dict[str, grpc.StatusCode]:
-    return {"no token": OK, **INVALID, "patient": OK, "other patient": OK, "service": OK, "admin": OK}
+def _declared_methods() -> dict[str, Any]:
+    """Every RPC of every *_service.proto in protos/orflow/v1, by path, with its method descriptor."""
+    methods: dict[str, Any] = {}
+    for proto in sorted((REPO_ROOT / "protos" / "orflow" / "v1").glob("*_service.proto")):
+        module = importlib.import_module(f"{orflow.v1.__name__}.{proto.stem}_pb2")
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                methods[f"/{service.full_name}/{method.name}"] = method
+    return methods
 
 
-def _own_booking(other: grpc.StatusCode) -> dict[str, grpc.StatusCode]:
-    """A call on the owner's booking: another patient must not learn it exists."""
-    return {"no token": UNAUTH, **INVALID, "patient": OK, "other patient": other, "service": OK, "admin": OK}
+DECLARED = _declared_methods()
 
 
-def _admin_only() -> dict[str, grpc.StatusCode]:
-    return {"no token": UNAUTH, **INVALID, "patient": DENIED, "other patient": DENIED, "service": DENIED, "admin": OK}
+def _declared_roles(method: str) -> set[int]:
+    options = DECLARED[method].GetOptions()
+    return set(options.Extensions[access_pb2.access].roles) if options.HasExtension(access_pb2.access) else set()
+
+
+def expected_code(method: str, caller: str) -> grpc.StatusCode:
+    """What the protos say `caller` gets from `method` (a token that is sent must be valid, even for public methods)."""
+    if caller in INVALID:
+        return UNAUTH
+    if CALLER_ROLES[caller] not in _declared_roles(method):
+        return UNAUTH if CALLER_ROLES[caller] == access_pb2.ROLE_ANONYMOUS else DENIED
+    if caller == "other patient":
+        return OTHER_PATIENT.get(method, OK)
+    return OK
 
 
 @dataclass(frozen=True)
@@ -113,88 +154,61 @@ async def _first_message(stubs: Stubs, f: Fixture, md: tuple[tuple[str, str], ..
 
 
 S, B, A = slot_service_pb2, booking_service_pb2, admin_service_pb2
-CASES: dict[str, tuple[Call, dict[str, grpc.StatusCode]]] = {
-    "/orflow.v1.SlotService/ListSlots": (
-        lambda st, f, md: st["slots"].ListSlots(S.ListSlotsRequest(), metadata=md),
-        _public(),
+CASES: dict[str, Call] = {
+    "/orflow.v1.SlotService/ListSlots": lambda st, f, md: st["slots"].ListSlots(S.ListSlotsRequest(), metadata=md),
+    "/orflow.v1.SlotService/GetSlot": lambda st, f, md: st["slots"].GetSlot(
+        S.GetSlotRequest(slot_id=f.slot_id), metadata=md
     ),
-    "/orflow.v1.SlotService/GetSlot": (
-        lambda st, f, md: st["slots"].GetSlot(S.GetSlotRequest(slot_id=f.slot_id), metadata=md),
-        _public(),
+    "/orflow.v1.SlotService/ListDoctors": lambda st, f, md: st["slots"].ListDoctors(
+        S.ListDoctorsRequest(), metadata=md
     ),
-    "/orflow.v1.SlotService/ListDoctors": (
-        lambda st, f, md: st["slots"].ListDoctors(S.ListDoctorsRequest(), metadata=md),
-        _public(),
+    "/orflow.v1.SlotService/WatchSlots": _first_message,
+    "/orflow.v1.BookingService/CreateBooking": lambda st, f, md: st["bookings"].CreateBooking(
+        B.CreateBookingRequest(slot_id=f.slot_id, patient_id=OWNER), metadata=md
     ),
-    "/orflow.v1.SlotService/WatchSlots": (_first_message, _public()),
-    "/orflow.v1.BookingService/CreateBooking": (
-        lambda st, f, md: st["bookings"].CreateBooking(
-            B.CreateBookingRequest(slot_id=f.slot_id, patient_id=OWNER), metadata=md
+    "/orflow.v1.BookingService/GetBooking": lambda st, f, md: st["bookings"].GetBooking(
+        B.GetBookingRequest(booking_id=f.booking_id), metadata=md
+    ),
+    "/orflow.v1.BookingService/ConfirmBooking": lambda st, f, md: st["bookings"].ConfirmBooking(
+        B.ConfirmBookingRequest(booking_id=f.booking_id), metadata=md
+    ),
+    "/orflow.v1.BookingService/CancelBooking": lambda st, f, md: st["bookings"].CancelBooking(
+        B.CancelBookingRequest(booking_id=f.booking_id), metadata=md
+    ),
+    "/orflow.v1.BookingService/ListPatientBookings": lambda st, f, md: st["bookings"].ListPatientBookings(
+        B.ListPatientBookingsRequest(patient_id=OWNER), metadata=md
+    ),
+    "/orflow.v1.AdminService/SeedDatabase": lambda st, f, md: st["admin"].SeedDatabase(
+        A.SeedDatabaseRequest(), metadata=md
+    ),
+    "/orflow.v1.AdminService/ListBookings": lambda st, f, md: st["admin"].ListBookings(
+        A.ListBookingsRequest(), metadata=md
+    ),
+    "/orflow.v1.AdminService/CreateSlot": lambda st, f, md: st["admin"].CreateSlot(
+        A.CreateSlotRequest(
+            doctor_id=f.doctor_id,
+            room_id=f.room_id,
+            procedure_type="Matrix",
+            start_time=_ts(future(200)),
+            end_time=_ts(future(202)),
         ),
-        _own_booking(DENIED),
+        metadata=md,
     ),
-    "/orflow.v1.BookingService/GetBooking": (
-        lambda st, f, md: st["bookings"].GetBooking(B.GetBookingRequest(booking_id=f.booking_id), metadata=md),
-        _own_booking(NOT_FOUND),
+    "/orflow.v1.AdminService/CreateRoom": lambda st, f, md: st["admin"].CreateRoom(
+        A.CreateRoomRequest(name="OR matrix"), metadata=md
     ),
-    "/orflow.v1.BookingService/ConfirmBooking": (
-        lambda st, f, md: st["bookings"].ConfirmBooking(B.ConfirmBookingRequest(booking_id=f.booking_id), metadata=md),
-        _own_booking(NOT_FOUND),
+    "/orflow.v1.AdminService/ListRooms": lambda st, f, md: st["admin"].ListRooms(A.ListRoomsRequest(), metadata=md),
+    "/orflow.v1.AdminService/CreateDoctor": lambda st, f, md: st["admin"].CreateDoctor(
+        A.CreateDoctorRequest(name="Dr. M", specialty="X"), metadata=md
     ),
-    "/orflow.v1.BookingService/CancelBooking": (
-        lambda st, f, md: st["bookings"].CancelBooking(B.CancelBookingRequest(booking_id=f.booking_id), metadata=md),
-        _own_booking(NOT_FOUND),
+    "/orflow.v1.AdminService/CreateEquipment": lambda st, f, md: st["admin"].CreateEquipment(
+        A.CreateEquipmentRequest(name="Matrix", quantity=1), metadata=md
     ),
-    "/orflow.v1.BookingService/ListPatientBookings": (
-        lambda st, f, md: st["bookings"].ListPatientBookings(
-            B.ListPatientBookingsRequest(patient_id=OWNER), metadata=md
-        ),
-        _own_booking(DENIED),
+    "/orflow.v1.AdminService/ListEquipment": lambda st, f, md: st["admin"].ListEquipment(
+        A.ListEquipmentRequest(), metadata=md
     ),
-    "/orflow.v1.AdminService/SeedDatabase": (
-        lambda st, f, md: st["admin"].SeedDatabase(A.SeedDatabaseRequest(), metadata=md),
-        _admin_only(),
-    ),
-    "/orflow.v1.AdminService/ListBookings": (
-        lambda st, f, md: st["admin"].ListBookings(A.ListBookingsRequest(), metadata=md),
-        _admin_only(),
-    ),
-    "/orflow.v1.AdminService/CreateSlot": (
-        lambda st, f, md: st["admin"].CreateSlot(
-            A.CreateSlotRequest(
-                doctor_id=f.doctor_id,
-                room_id=f.room_id,
-                procedure_type="Matrix",
-                start_time=_ts(future(200)),
-                end_time=_ts(future(202)),
-            ),
-            metadata=md,
-        ),
-        _admin_only(),
-    ),
-    "/orflow.v1.AdminService/CreateRoom": (
-        lambda st, f, md: st["admin"].CreateRoom(A.CreateRoomRequest(name="OR matrix"), metadata=md),
-        _admin_only(),
-    ),
-    "/orflow.v1.AdminService/ListRooms": (
-        lambda st, f, md: st["admin"].ListRooms(A.ListRoomsRequest(), metadata=md),
-        _admin_only(),
-    ),
-    "/orflow.v1.AdminService/CreateDoctor": (
-        lambda st, f, md: st["admin"].CreateDoctor(A.CreateDoctorRequest(name="Dr. M", specialty="X"), metadata=md),
-        _admin_only(),
-    ),
-    "/orflow.v1.AdminService/CreateEquipment": (
-        lambda st, f, md: st["admin"].CreateEquipment(A.CreateEquipmentRequest(name="Matrix", quantity=1), metadata=md),
-        _admin_only(),
-    ),
-    "/orflow.v1.AdminService/ListEquipment": (
-        lambda st, f, md: st["admin"].ListEquipment(A.ListEquipmentRequest(), metadata=md),
-        _admin_only(),
-    ),
-    "/orflow.v1.AdminService/ListAuditEvents": (
-        lambda st, f, md: st["admin"].ListAuditEvents(A.ListAuditEventsRequest(), metadata=md),
-        _admin_only(),
+    "/orflow.v1.AdminService/ListAuditEvents": lambda st, f, md: st["admin"].ListAuditEvents(
+        A.ListAuditEventsRequest(), metadata=md
     ),
 }
 
@@ -208,9 +222,50 @@ def _ts(moment: datetime) -> Any:
 
 
 def test_the_matrix_covers_every_method_of_every_service() -> None:
-    assert set(CASES) == set(METHOD_ROLES)
-    for _, expected in CASES.values():
-        assert set(expected) == set(CALLERS)
+    assert len(DECLARED) >= 18
+    assert sorted(CASES) == sorted(DECLARED) == sorted(METHOD_ROLES)
+    assert set(CALLER_ROLES) | INVALID == set(CALLERS)
+    assert set(OTHER_PATIENT) <= set(DECLARED)
+
+
+def test_every_rpc_declares_who_may_call_it() -> None:
+    """A new RPC without `option (orflow.v1.access)` fails here, by name (and the server refuses it to everyone)."""
+    missing = [method for method in DECLARED if not _declared_roles(method) - {access_pb2.ROLE_UNSPECIFIED}]
+    assert missing == [], f"add option (orflow.v1.access) = {{roles: [...]}} to: {missing}"
+
+
+def test_the_server_table_is_the_descriptors() -> None:
+    for method, roles in METHOD_ROLES.items():
+        declared = {Role[access_pb2.Role.Name(r).removeprefix("ROLE_")] for r in _declared_roles(method)}
+        assert roles == declared, method
+
+
+def test_a_method_without_the_option_is_refused_to_everyone() -> None:
+    """Fail closed: health has no access option, so roles_for gives no role at all."""
+    from grpc_health.v1 import health_pb2
+
+    check = health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"]
+    assert not check.GetOptions().HasExtension(access_pb2.access)
+    assert roles_for(check) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("service", "roles"),
+    [
+        (
+            "SlotService",
+            {access_pb2.ROLE_ANONYMOUS, access_pb2.ROLE_PATIENT, access_pb2.ROLE_SERVICE, access_pb2.ROLE_ADMIN},
+        ),
+        ("BookingService", {access_pb2.ROLE_PATIENT, access_pb2.ROLE_SERVICE, access_pb2.ROLE_ADMIN}),
+        ("AdminService", {access_pb2.ROLE_ADMIN}),
+    ],
+)
+def test_each_service_keeps_the_promise_of_its_comment(service: str, roles: set[int]) -> None:
+    """The service comments say: browsing needs no token, booking needs one, admin needs the admin role."""
+    methods = [m for m in DECLARED if m.startswith(f"/orflow.v1.{service}/")]
+    assert methods
+    for method in methods:
+        assert _declared_roles(method) == roles, method
 
 
 @pytest.mark.parametrize("caller", list(CALLERS))
@@ -232,7 +287,7 @@ async def test_who_may_call_what(
             "bookings": booking_service_pb2_grpc.BookingServiceStub(plain),
             "admin": admin_service_pb2_grpc.AdminServiceStub(plain),
         }
-        call, expected = CASES[method]
+        call = CASES[method]
         token = CALLERS[caller]
         try:
             await call(stubs, Fixture(free, hold.booking.id, room, doctor, equipment), bearer(token) if token else ())
@@ -241,7 +296,7 @@ async def test_who_may_call_what(
             code = error.code()
             info, _ = error_details(error)
             assert info is not None and info.reason, "every refusal carries an ErrorInfo reason"
-    assert code == expected[caller], f"{caller} calling {method}"
+    assert code == expected_code(method, caller), f"{caller} calling {method}"
 
 
 def _field_names(descriptor: Any, seen: set[str] | None = None) -> set[str]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+import typing
+from pathlib import Path
 
 import grpc
+import orflow_server
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from orflow.v1 import error_reason_pb2
 from orflow_server.domain import errors
-from orflow_server.rpc.errors import CODES, ERROR_DOMAIN, code_for, status_for
+from orflow_server.domain.reasons import ErrorReason
+from orflow_server.rpc.errors import CODES, ERROR_DOMAIN, WIRE_REASONS, code_for, status_for, wire_reason
 
 # Every error class a caller can see, and the code it must map to. A class added to
 # domain/errors.py without an entry here fails test_every_error_class_has_an_expectation.
@@ -64,7 +70,9 @@ def make_error(cls: type[errors.OrFlowError]) -> errors.OrFlowError:
     if issubclass(cls, errors.NotFoundError):
         return cls("slot", 7)
     if issubclass(cls, errors.UnauthenticatedError):
-        return cls("the token has expired", reason="TOKEN_EXPIRED")
+        return cls("the token has expired", reason=ErrorReason.TOKEN_EXPIRED)
+    if issubclass(cls, errors.PermissionDeniedError):
+        return cls("admins only", reason=ErrorReason.ROLE_FORBIDDEN, metadata={"slot_id": "7"})
     if issubclass(cls, errors.RateLimitedError):
         return cls("too many bookings", retry_after_seconds=1.5)
     return cls("something went wrong", metadata={"slot_id": "7"})
@@ -159,10 +167,10 @@ def test_not_found_reason_and_metadata_name_the_resource() -> None:
 
 def test_a_new_subclass_inherits_its_parents_code() -> None:
     class NewBusyError(errors.RoomBusyError):
-        reason = "NEW_BUSY"
+        reason = ErrorReason.SLOT_TAKEN
 
     class NewStateError(errors.HoldExpiredError):
-        reason = "NEW_STATE"
+        reason = ErrorReason.SLOT_STARTED
 
     assert code_for(NewBusyError("x")) is grpc.StatusCode.ABORTED
     assert code_for(NewStateError("x")) is grpc.StatusCode.FAILED_PRECONDITION
@@ -189,3 +197,132 @@ def test_rate_limited_carries_retry_info() -> None:
     retry = error_details_pb2.RetryInfo()
     infos[0].Unpack(retry)
     assert retry.retry_delay.ToTimedelta().total_seconds() == 1.5
+
+
+# --- Reasons come from orflow.v1.ErrorReason (protos/orflow/v1/error_reason.proto), nowhere else.
+
+SERVER_SOURCES = sorted(Path(orflow_server.__file__).parent.rglob("*.py"))
+
+
+def test_the_domain_enum_is_the_proto_enum() -> None:
+    """domain/reasons.py (generated) has exactly the proto's values, by the prefix rule the proto states."""
+    proto = [v.name for v in error_reason_pb2.ErrorReason.DESCRIPTOR.values]
+    assert [f"ERROR_REASON_{r.name}" for r in ErrorReason] == proto
+    assert all(r.value == r.name for r in ErrorReason)
+    assert {r.value for r in ErrorReason} == WIRE_REASONS
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_every_error_class_carries_an_enum_reason(cls: type[errors.OrFlowError]) -> None:
+    assert isinstance(cls.reason, ErrorReason)
+    exc = make_error(cls)
+    assert isinstance(exc.reason, ErrorReason)
+    assert (exc.reason is ErrorReason.UNSPECIFIED) == (cls in ABSTRACT)
+
+
+def test_not_found_names_every_resource() -> None:
+    """NotFoundError's reasons are listed (no f-string): one per resource the Literal allows."""
+    resources = typing.get_args(errors.Resource)
+    assert set(errors.NOT_FOUND_REASONS) == set(resources)
+    for resource in resources:
+        exc = errors.NotFoundError(resource, 1)
+        assert exc.reason == f"{resource.upper()}_NOT_FOUND" and exc.reason in WIRE_REASONS
+
+
+def _reason_sites(sources: dict[str, str] | None = None) -> list[tuple[str, ast.expr]]:
+    """Every expression our server code sets an error's reason from: `reason=` given to a `...Error(...)`,
+    `reason = ...` in a class body, and `self.reason = ...`."""
+    sites: list[tuple[str, ast.expr]] = []
+    for where, text in (sources or _server_sources()).items():
+        tree = ast.parse(text, where)
+        for node in ast.walk(tree):
+            callee = getattr(node, "func", None)
+            if isinstance(node, ast.Call) and getattr(callee, "id", getattr(callee, "attr", "")).endswith("Error"):
+                sites += [(where, kw.value) for kw in node.keywords if kw.arg == "reason"]
+            elif isinstance(node, ast.ClassDef):
+                sites += [
+                    (where, s.value) for s in node.body if _assigns(s, lambda t: getattr(t, "id", "") == "reason")
+                ]
+            elif isinstance(node, ast.FunctionDef):
+                sites += [
+                    (where, s.value) for s in ast.walk(node) if _assigns(s, lambda t: ast.unparse(t) == "self.reason")
+                ]
+    return sites
+
+
+def _assigns(statement: ast.AST, is_target: typing.Callable[[ast.expr], bool]) -> typing.TypeGuard[ast.Assign]:
+    if isinstance(statement, ast.AnnAssign) and statement.value is not None and is_target(statement.target):
+        return True
+    return isinstance(statement, ast.Assign) and any(is_target(target) for target in statement.targets)
+
+
+def _not_found_resources() -> list[tuple[str, ast.expr]]:
+    found: list[tuple[str, ast.expr]] = []
+    for path in SERVER_SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "NotFoundError" and node.args:
+                found.append((path.name, node.args[0]))
+    return found
+
+
+def _server_sources() -> dict[str, str]:
+    root = Path(orflow_server.__file__).parent
+    return {str(path.relative_to(root)): path.read_text() for path in SERVER_SOURCES}
+
+
+def _not_enum_members(sites: list[tuple[str, ast.expr]]) -> list[str]:
+    allowed_names = {"reason", "NOT_FOUND_REASONS[resource]"}  # a parameter passed on; the listed not-found table
+    bad = []
+    for where, value in sites:
+        text = ast.unparse(value)
+        member = text.removeprefix("ErrorReason.")
+        if text not in allowed_names and (not text.startswith("ErrorReason.") or member not in ErrorReason.__members__):
+            bad.append(f"{where}: {text}")
+    return bad
+
+
+def test_every_reason_the_server_sets_is_an_enum_member() -> None:
+    """No reason is spelled as a string anywhere: each is ErrorReason.<MEMBER> (or a value NotFoundError looks up)."""
+    sites = _reason_sites()
+    assert len(sites) >= 25, "the walk lost the raise sites"
+    assert _not_enum_members(sites) == []
+
+
+def test_the_reason_walk_catches_strings_and_unknown_members() -> None:
+    planted = {
+        "planted.py": (
+            "class GoneError(OrFlowError):\n    reason = 'SLOT_GONE'\n"
+            "def f():\n    raise UnauthenticatedError('x', reason='TOKEN_GONE')\n"
+            "def g(self):\n    self.reason = ErrorReason.NOT_A_MEMBER\n"
+        )
+    }
+    assert sorted(_not_enum_members(_reason_sites(planted))) == [
+        "planted.py: 'SLOT_GONE'",
+        "planted.py: 'TOKEN_GONE'",
+        "planted.py: ErrorReason.NOT_A_MEMBER",
+    ]
+
+
+def test_every_not_found_names_a_listed_resource() -> None:
+    calls = _not_found_resources()
+    assert len(calls) >= 6
+    for where, arg in calls:
+        assert isinstance(arg, ast.Constant) and arg.value in errors.NOT_FOUND_REASONS, f"{where}: {ast.unparse(arg)}"
+
+
+def test_every_reason_of_the_enum_is_raised_somewhere() -> None:
+    """The proto documents no reason that nothing sends (UNSPECIFIED aside)."""
+    used = {ast.unparse(value).removeprefix("ErrorReason.") for _, value in _reason_sites()}
+    used |= {reason.name for reason in errors.NOT_FOUND_REASONS.values()}
+    assert set(ErrorReason.__members__) - used - {"UNSPECIFIED"} == set()
+
+
+def test_a_reason_the_enum_lacks_is_refused_at_the_mapping() -> None:
+    """The one mapping checks each reason against the proto; the interceptor then answers INTERNAL."""
+    exc = errors.SlotTakenError("taken")
+    exc.reason = "SLOT_GONE"  # type: ignore[assignment]  # what a hand-typed string would do
+    assert exc.reason not in WIRE_REASONS
+    with pytest.raises(ValueError, match="SLOT_GONE"):
+        wire_reason(exc)
+    with pytest.raises(ValueError, match="SLOT_GONE"):
+        status_for(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,3 +30,20 @@ def test_generated_typescript_matches_the_protos(tmp_path: Path) -> None:
     fresh = _files(tmp_path / GEN)
     assert "orflow/v1/booking_service_pb.ts" in fresh and "google/rpc/error_details_pb.ts" in fresh
     assert _files(REPO_ROOT / GEN) == fresh, "run `npx buf generate` and commit web-proxy/portal/src/gen"
+
+
+def test_the_portal_names_reasons_by_the_generated_enum() -> None:
+    """errors.ts and the pages key reasons by ErrorReason (from protoc-gen-es), never by a typed string."""
+    from orflow_server.domain.reasons import ErrorReason
+
+    sources = [p for p in (REPO_ROOT / "web-proxy" / "portal" / "src").rglob("*.ts*") if GEN.name not in p.parts]
+    assert any(p.name == "errors.ts" for p in sources)
+    quoted = re.compile(r"""["'`]([A-Z][A-Z_]+)["'`]|^\s*([A-Z][A-Z_]+):""", re.M)
+    typed = sorted(
+        f"{p.name}: {name}"
+        for p in sources
+        for match in quoted.finditer(p.read_text())
+        if (name := match.group(1) or match.group(2)) in ErrorReason.__members__
+    )
+    assert typed == []
+    assert "[ErrorReason.SLOT_TAKEN]" in (REPO_ROOT / "web-proxy" / "portal" / "src" / "errors.ts").read_text()

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from .errors import PermissionDeniedError
 from .models import Booking
+from .reasons import ErrorReason
 
 
 class Role(StrEnum):
@@ -43,7 +44,9 @@ class Actor:
             return requested
         if requested and requested != scope:
             raise PermissionDeniedError(
-                "a patient may only act for itself", reason="NOT_YOUR_PATIENT_ID", metadata={"patient_id": requested}
+                "a patient may only act for itself",
+                reason=ErrorReason.NOT_YOUR_PATIENT_ID,
+                metadata={"patient_id": requested},
             )
         return scope
 

@@ -1,19 +1,35 @@
 """Domain errors: what went wrong in the language of the hospital, not of gRPC or SQL.
 
-Each error carries a stable `reason` (the ErrorInfo reason on the wire) and
-`metadata` that tells a caller which resource was involved.
+Each error carries a stable `reason` (the ErrorInfo reason on the wire), a
+member of ErrorReason, which is generated from protos/orflow/v1/error_reason.proto
+(so a reason the proto does not document cannot be raised), and `metadata` that
+tells a caller which resource was involved (the proto lists the keys per reason).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+from .reasons import ErrorReason
+
+Resource = Literal["slot", "booking", "doctor", "room", "equipment"]
+"""What NotFoundError can name: the API's resource names (the Doctor message is a surgeon)."""
+
+NOT_FOUND_REASONS: Mapping[Resource, ErrorReason] = {
+    "slot": ErrorReason.SLOT_NOT_FOUND,
+    "booking": ErrorReason.BOOKING_NOT_FOUND,
+    "doctor": ErrorReason.DOCTOR_NOT_FOUND,
+    "room": ErrorReason.ROOM_NOT_FOUND,
+    "equipment": ErrorReason.EQUIPMENT_NOT_FOUND,
+}
 
 
 class OrFlowError(Exception):
-    """Base of every error OR Flow reports to a caller."""
+    """Base of every error OR Flow reports to a caller; abstract categories keep the UNSPECIFIED reason."""
 
-    reason = "ORFLOW_ERROR"
+    reason: ErrorReason = ErrorReason.UNSPECIFIED
 
     def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
@@ -30,7 +46,7 @@ class FieldViolation:
 class InvalidArgumentError(OrFlowError):
     """The request itself is wrong; retrying it unchanged can never succeed."""
 
-    reason = "INVALID_ARGUMENT"
+    reason = ErrorReason.INVALID_ARGUMENT
 
     def __init__(self, violations: Sequence[FieldViolation]) -> None:
         self.violations = tuple(violations)
@@ -39,19 +55,19 @@ class InvalidArgumentError(OrFlowError):
 
 
 class NotFoundError(OrFlowError):
-    reason = "NOT_FOUND"
+    """No such resource; the reason names which kind (NOT_FOUND_REASONS)."""
 
-    def __init__(self, resource: str, resource_id: object) -> None:
+    def __init__(self, resource: Resource, resource_id: object) -> None:
         self.resource = resource
         super().__init__(
             f"{resource} {resource_id} does not exist",
             metadata={"resource": resource, "id": str(resource_id)},
         )
-        self.reason = f"{resource.upper()}_NOT_FOUND"
+        self.reason = NOT_FOUND_REASONS[resource]
 
 
 class AlreadyExistsError(OrFlowError):
-    reason = "ALREADY_EXISTS"
+    reason = ErrorReason.ALREADY_EXISTS
 
 
 class ConflictError(OrFlowError):
@@ -59,23 +75,23 @@ class ConflictError(OrFlowError):
 
 
 class SlotTakenError(ConflictError):
-    reason = "SLOT_TAKEN"
+    reason = ErrorReason.SLOT_TAKEN
 
 
 class RoomBusyError(ConflictError):
-    reason = "ROOM_BUSY"
+    reason = ErrorReason.ROOM_BUSY
 
 
 class SurgeonBusyError(ConflictError):
-    reason = "SURGEON_BUSY"
+    reason = ErrorReason.SURGEON_BUSY
 
 
 class PatientBusyError(ConflictError):
-    reason = "PATIENT_BUSY"
+    reason = ErrorReason.PATIENT_BUSY
 
 
 class EquipmentUnavailableError(ConflictError):
-    reason = "EQUIPMENT_UNAVAILABLE"
+    reason = ErrorReason.EQUIPMENT_UNAVAILABLE
 
 
 class FailedPreconditionError(OrFlowError):
@@ -83,39 +99,37 @@ class FailedPreconditionError(OrFlowError):
 
 
 class SlotStartedError(FailedPreconditionError):
-    reason = "SLOT_STARTED"
+    reason = ErrorReason.SLOT_STARTED
 
 
 class HoldExpiredError(FailedPreconditionError):
-    reason = "HOLD_EXPIRED"
+    reason = ErrorReason.HOLD_EXPIRED
 
 
 class BookingNotPendingError(FailedPreconditionError):
-    reason = "BOOKING_NOT_PENDING"
+    reason = ErrorReason.BOOKING_NOT_PENDING
 
 
 class BookingNotActiveError(FailedPreconditionError):
-    reason = "BOOKING_NOT_ACTIVE"
+    reason = ErrorReason.BOOKING_NOT_ACTIVE
 
 
 class RequestIdReusedError(InvalidArgumentError):
     """The same idempotency key was sent before with a different request."""
 
-    reason = "REQUEST_ID_REUSED"
+    reason = ErrorReason.REQUEST_ID_REUSED
 
 
 class UnavailableError(OrFlowError):
     """The server cannot serve this now (shutting down, or a feature is not configured); retry later."""
 
-    reason = "UNAVAILABLE"
+    reason = ErrorReason.UNAVAILABLE
 
 
 class UnauthenticatedError(OrFlowError):
     """No valid credentials: the token is missing, expired, malformed or wrongly signed."""
 
-    reason = "UNAUTHENTICATED"
-
-    def __init__(self, message: str, *, reason: str = "UNAUTHENTICATED") -> None:
+    def __init__(self, message: str, *, reason: ErrorReason) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -123,11 +137,7 @@ class UnauthenticatedError(OrFlowError):
 class PermissionDeniedError(OrFlowError):
     """The caller is known, but its role may not do this."""
 
-    reason = "PERMISSION_DENIED"
-
-    def __init__(
-        self, message: str, *, reason: str = "PERMISSION_DENIED", metadata: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, message: str, *, reason: ErrorReason, metadata: Mapping[str, str] | None = None) -> None:
         super().__init__(message, metadata=metadata)
         self.reason = reason
 
@@ -135,7 +145,7 @@ class PermissionDeniedError(OrFlowError):
 class RateLimitedError(OrFlowError):
     """Too many requests from one caller; `retry_after_seconds` says when the next one is allowed."""
 
-    reason = "RATE_LIMITED"
+    reason = ErrorReason.RATE_LIMITED
 
     def __init__(self, message: str, *, retry_after_seconds: float) -> None:
         super().__init__(message, metadata={"retry_after_seconds": f"{retry_after_seconds:.3f}"})
@@ -145,4 +155,4 @@ class RateLimitedError(OrFlowError):
 class ResetDisabledError(FailedPreconditionError):
     """This deployment does not allow wiping its data (ORFLOW_ALLOW_RESET is off)."""
 
-    reason = "RESET_DISABLED"
+    reason = ErrorReason.RESET_DISABLED

@@ -2,48 +2,61 @@
 
 The verified Actor is handed to the servicer through a context variable
 (`current_actor()`), set for exactly the task that serves the call. Browsing
-slots and doctors needs no token; a token that is sent must be valid.
-Unknown OR Flow methods are refused: the table fails closed.
+slots and doctors needs no token; a token that is sent must be valid. Who
+may call what is declared in the protos (`option (orflow.v1.access)` on every
+RPC, protos/orflow/v1/access.proto) and read from the descriptors here.
+Unknown OR Flow methods, and methods without the option, are refused: the
+table fails closed.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
 import grpc
+import orflow.v1
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from orflow.v1 import access_pb2
 
 from ..domain.access import ANONYMOUS, Actor, Role
 from ..domain.errors import PermissionDeniedError, UnauthenticatedError
+from ..domain.reasons import ErrorReason
 from ..security.tokens import TokenVerifier
 from .handlers import Streaming, Unary, is_orflow_method, rewrap
 
-PUBLIC = frozenset({Role.ANONYMOUS, Role.PATIENT, Role.SERVICE, Role.ADMIN})
-BOOKERS = frozenset({Role.PATIENT, Role.SERVICE, Role.ADMIN})
-ADMINS = frozenset({Role.ADMIN})
+
+def roles_for(method: MethodDescriptor) -> frozenset[Role]:
+    """The roles its orflow.v1.access option allows; none (so everyone is refused) without the option."""
+    options = method.GetOptions()
+    if not options.HasExtension(access_pb2.access):
+        return frozenset()
+    allowed = options.Extensions[access_pb2.access].roles
+    return frozenset(
+        Role[access_pb2.Role.Name(r).removeprefix("ROLE_")] for r in allowed if r != access_pb2.ROLE_UNSPECIFIED
+    )
+
+
+def orflow_services() -> list[ServiceDescriptor]:
+    """Every service in the generated orflow.v1 stubs (so a new service file is covered too)."""
+    modules = [
+        importlib.import_module(f"{orflow.v1.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(orflow.v1.__path__)
+        if info.name.endswith("_pb2")
+    ]
+    return [service for module in modules for service in module.DESCRIPTOR.services_by_name.values()]
+
 
 METHOD_ROLES: dict[str, frozenset[Role]] = {
-    "/orflow.v1.SlotService/ListSlots": PUBLIC,
-    "/orflow.v1.SlotService/GetSlot": PUBLIC,
-    "/orflow.v1.SlotService/ListDoctors": PUBLIC,
-    "/orflow.v1.SlotService/WatchSlots": PUBLIC,
-    "/orflow.v1.BookingService/CreateBooking": BOOKERS,
-    "/orflow.v1.BookingService/GetBooking": BOOKERS,
-    "/orflow.v1.BookingService/ConfirmBooking": BOOKERS,
-    "/orflow.v1.BookingService/CancelBooking": BOOKERS,
-    "/orflow.v1.BookingService/ListPatientBookings": BOOKERS,
-    "/orflow.v1.AdminService/SeedDatabase": ADMINS,
-    "/orflow.v1.AdminService/ListBookings": ADMINS,
-    "/orflow.v1.AdminService/CreateSlot": ADMINS,
-    "/orflow.v1.AdminService/CreateRoom": ADMINS,
-    "/orflow.v1.AdminService/ListRooms": ADMINS,
-    "/orflow.v1.AdminService/CreateDoctor": ADMINS,
-    "/orflow.v1.AdminService/CreateEquipment": ADMINS,
-    "/orflow.v1.AdminService/ListEquipment": ADMINS,
-    "/orflow.v1.AdminService/ListAuditEvents": ADMINS,
+    f"/{service.full_name}/{method.name}": roles_for(method)
+    for service in orflow_services()
+    for method in service.methods
 }
-"""The roles allowed to call each OR Flow method (health and reflection are open to all)."""
+"""The roles allowed to call each OR Flow method, from the protos' access options (health and reflection are open
+to all). Built once at import; a method missing here, or with no roles, is refused to everyone."""
 
 _current_actor: ContextVar[Actor] = ContextVar("orflow_actor")
 
@@ -58,7 +71,7 @@ def _bearer_token(metadata: Any) -> str | None:
         if key == "authorization":
             scheme, _, token = str(value).partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise UnauthenticatedError("authorization must be 'Bearer <token>'", reason="TOKEN_MALFORMED")
+                raise UnauthenticatedError("authorization must be 'Bearer <token>'", reason=ErrorReason.TOKEN_MALFORMED)
             return token.strip()
     return None
 
@@ -71,9 +84,9 @@ def authorize(verifier: TokenVerifier, method: str, metadata: Any) -> Actor:
     if actor.role in allowed:
         return actor
     if actor.role is Role.ANONYMOUS:
-        raise UnauthenticatedError("this method needs a bearer token", reason="TOKEN_MISSING")
+        raise UnauthenticatedError("this method needs a bearer token", reason=ErrorReason.TOKEN_MISSING)
     raise PermissionDeniedError(
-        f"the {actor.role} role may not call {method.rsplit('/', 1)[-1]}", reason="ROLE_FORBIDDEN"
+        f"the {actor.role} role may not call {method.rsplit('/', 1)[-1]}", reason=ErrorReason.ROLE_FORBIDDEN
     )
 
 

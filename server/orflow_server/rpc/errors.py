@@ -3,7 +3,9 @@
 Servicers raise domain errors; this module turns each into a status code plus
 a google.rpc.Status carrying ErrorInfo (reason, domain, metadata) and, for bad
 fields, BadRequest field violations. Anything unexpected is logged with its
-traceback and answered INTERNAL with a generic message, never str(exc).
+traceback and answered INTERNAL with a generic message, never str(exc). An
+error whose reason orflow.v1.ErrorReason lacks counts as unexpected: the proto
+documents every reason a client can see.
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from orflow.v1 import error_reason_pb2
 
 from ..domain import errors
 from .handlers import Streaming, Unary, is_orflow_method, rewrap
 
 ERROR_DOMAIN = "orflow"
+REASON_PREFIX = "ERROR_REASON_"
+WIRE_REASONS = frozenset(
+    value.name.removeprefix(REASON_PREFIX) for value in error_reason_pb2.ErrorReason.DESCRIPTOR.values
+)
+"""Every ErrorInfo reason the proto defines, as sent: the value's name without its prefix."""
 _log = logging.getLogger(__name__)
 
 CODES: dict[type[errors.OrFlowError], grpc.StatusCode] = {
@@ -51,9 +59,18 @@ def _pack(message: Any) -> any_pb2.Any:
     return packed
 
 
+def wire_reason(exc: errors.OrFlowError) -> str:
+    """The ErrorInfo reason of an error; ValueError if orflow.v1.ErrorReason lacks it."""
+    reason = str(exc.reason)
+    if reason not in WIRE_REASONS:
+        raise ValueError(f"{type(exc).__name__} has reason {reason!r}, which orflow.v1.ErrorReason lacks")
+    return reason
+
+
 def status_for(exc: errors.OrFlowError) -> tuple[grpc.StatusCode, status_pb2.Status]:
     code = code_for(exc)
-    details = [_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata))]
+    info = error_details_pb2.ErrorInfo(reason=wire_reason(exc), domain=ERROR_DOMAIN, metadata=exc.metadata)
+    details = [_pack(info)]
     if isinstance(exc, errors.InvalidArgumentError):
         violations = [
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
@@ -69,7 +86,7 @@ def status_for(exc: errors.OrFlowError) -> tuple[grpc.StatusCode, status_pb2.Sta
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str) -> None:
-    if isinstance(exc, errors.OrFlowError):
+    if isinstance(exc, errors.OrFlowError) and exc.reason in WIRE_REASONS:
         code, status = status_for(exc)
         metadata = (("grpc-status-details-bin", status.SerializeToString()),)
         await context.abort(code, status.message, metadata)

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from ..domain.access import Actor, Role
 from ..domain.errors import UnauthenticatedError
+from ..domain.reasons import ErrorReason
 from ..settings import MIN_SECRET_LENGTH
 
 TOKEN_ROLES = (Role.ADMIN, Role.SERVICE, Role.PATIENT)
@@ -88,11 +89,11 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Actor:
         if len(token) > MAX_TOKEN_LENGTH:
-            raise UnauthenticatedError("the token is too long", reason="TOKEN_MALFORMED")
+            raise UnauthenticatedError("the token is too long", reason=ErrorReason.TOKEN_MALFORMED)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
-            raise UnauthenticatedError("the token is not a JWT", reason="TOKEN_MALFORMED") from None
+            raise UnauthenticatedError("the token is not a JWT", reason=ErrorReason.TOKEN_MALFORMED) from None
         claims = self._decode(token, header)
         try:
             role = Role(str(claims.get("role")))
@@ -100,7 +101,7 @@ class TokenVerifier:
             role = Role.ANONYMOUS
         subject = claims.get("sub")
         if role not in TOKEN_ROLES or not isinstance(subject, str) or not 1 <= len(subject) <= 64:
-            raise UnauthenticatedError("the token has no valid role and subject", reason="TOKEN_INVALID")
+            raise UnauthenticatedError("the token has no valid role and subject", reason=ErrorReason.TOKEN_INVALID)
         return Actor(subject, role)
 
     def _decode(self, token: str, header: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,7 +112,9 @@ class TokenVerifier:
         elif algorithm == "RS256":
             key = self.public_keys.get(header.get("kid")) or self.public_keys.get(None)
         if key is None:
-            raise UnauthenticatedError(f"tokens signed with {algorithm!r} are not accepted", reason="TOKEN_ALGORITHM")
+            raise UnauthenticatedError(
+                f"tokens signed with {algorithm!r} are not accepted", reason=ErrorReason.TOKEN_ALGORITHM
+            )
         try:
             return jwt.decode(
                 token,
@@ -123,8 +126,10 @@ class TokenVerifier:
                 options={"require": ["exp", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
-            raise UnauthenticatedError("the token has expired", reason="TOKEN_EXPIRED") from None
+            raise UnauthenticatedError("the token has expired", reason=ErrorReason.TOKEN_EXPIRED) from None
         except jwt.InvalidSignatureError:
-            raise UnauthenticatedError("the token's signature is not valid", reason="TOKEN_BAD_SIGNATURE") from None
+            raise UnauthenticatedError(
+                "the token's signature is not valid", reason=ErrorReason.TOKEN_BAD_SIGNATURE
+            ) from None
         except jwt.InvalidTokenError as exc:
-            raise UnauthenticatedError(f"the token is not valid: {exc}", reason="TOKEN_INVALID") from None
+            raise UnauthenticatedError(f"the token is not valid: {exc}", reason=ErrorReason.TOKEN_INVALID) from None

@@ -1,30 +1,40 @@
 // Server errors in words a person understands: by the constraint an ErrorInfo names, its reason, then the status code.
+// Reasons are orflow.v1.ErrorReason (protos/orflow/v1/error_reason.proto): the wire string is the value's name
+// without "ERROR_REASON_", which is also the TypeScript member protoc-gen-es generates (ErrorReason.SLOT_TAKEN).
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb";
+import { ErrorReason, ErrorReasonSchema } from "./gen/orflow/v1/error_reason_pb";
 
-const BY_REASON: Record<string, string> = {
-  SLOT_TAKEN: "That slot was just taken — pick another.",
-  ROOM_BUSY: "That operating room is already in use at that time — pick another slot.",
-  SURGEON_BUSY: "That surgeon is already operating at that time — pick another slot.",
-  PATIENT_BUSY: "This patient already has a surgery booked at an overlapping time.",
-  EQUIPMENT_UNAVAILABLE: "Some required equipment is already in use at that time — pick another slot.",
-  HOLD_EXPIRED: "Your hold ran out before it was confirmed. The slot is free again — book it once more if it is still listed.",
-  BOOKING_NOT_PENDING: "This booking can no longer be confirmed: it is not on hold any more.",
-  BOOKING_NOT_ACTIVE: "This booking is already cancelled or ended.",
-  SLOT_STARTED: "That slot has already started and can no longer be booked.",
-  SLOT_NOT_FOUND: "That slot no longer exists.",
-  BOOKING_NOT_FOUND: "We could not find that booking.",
-  DOCTOR_NOT_FOUND: "That surgeon is not on the list.",
-  ROOM_NOT_FOUND: "That operating room is not on the list.",
-  EQUIPMENT_NOT_FOUND: "That equipment type is not on the list.",
-  REQUEST_ID_REUSED: "This request was already used for a different booking. Please try again.",
-  ALREADY_EXISTS: "Something with that name already exists.",
-  INVALID_ARGUMENT: "Some details need fixing — see the highlighted fields.",
-  UNAVAILABLE: "Live updates paused while the service restarts — reconnecting.",
-  ROLE_FORBIDDEN: "Your sign-in does not allow this: it is for hospital administrators only.",
-  NOT_YOUR_PATIENT_ID: "You can only book and see bookings for yourself.",
-  TOKEN_MISSING: "Please sign in first.",
-  TOKEN_EXPIRED: "Your session has expired — please sign in again.",
+const REASON_PREFIX = "ERROR_REASON_";
+
+/** The ErrorReason an ErrorInfo reason string names; UNSPECIFIED for none, or one newer than this portal. */
+export function parseReason(wire: string): ErrorReason {
+  return ErrorReasonSchema.values.find((v) => v.name === REASON_PREFIX + wire)?.number ?? ErrorReason.UNSPECIFIED;
+}
+
+const BY_REASON: Partial<Record<ErrorReason, string>> = {
+  [ErrorReason.SLOT_TAKEN]: "That slot was just taken — pick another.",
+  [ErrorReason.ROOM_BUSY]: "That operating room is already in use at that time — pick another slot.",
+  [ErrorReason.SURGEON_BUSY]: "That surgeon is already operating at that time — pick another slot.",
+  [ErrorReason.PATIENT_BUSY]: "This patient already has a surgery booked at an overlapping time.",
+  [ErrorReason.EQUIPMENT_UNAVAILABLE]: "Some required equipment is already in use at that time — pick another slot.",
+  [ErrorReason.HOLD_EXPIRED]: "Your hold ran out before it was confirmed. The slot is free again — book it once more if it is still listed.",
+  [ErrorReason.BOOKING_NOT_PENDING]: "This booking can no longer be confirmed: it is not on hold any more.",
+  [ErrorReason.BOOKING_NOT_ACTIVE]: "This booking is already cancelled or ended.",
+  [ErrorReason.SLOT_STARTED]: "That slot has already started and can no longer be booked.",
+  [ErrorReason.SLOT_NOT_FOUND]: "That slot no longer exists.",
+  [ErrorReason.BOOKING_NOT_FOUND]: "We could not find that booking.",
+  [ErrorReason.DOCTOR_NOT_FOUND]: "That surgeon is not on the list.",
+  [ErrorReason.ROOM_NOT_FOUND]: "That operating room is not on the list.",
+  [ErrorReason.EQUIPMENT_NOT_FOUND]: "That equipment type is not on the list.",
+  [ErrorReason.REQUEST_ID_REUSED]: "This request was already used for a different booking. Please try again.",
+  [ErrorReason.ALREADY_EXISTS]: "Something with that name already exists.",
+  [ErrorReason.INVALID_ARGUMENT]: "Some details need fixing — see the highlighted fields.",
+  [ErrorReason.UNAVAILABLE]: "Live updates paused while the service restarts — reconnecting.",
+  [ErrorReason.ROLE_FORBIDDEN]: "Your sign-in does not allow this: it is for hospital administrators only.",
+  [ErrorReason.NOT_YOUR_PATIENT_ID]: "You can only book and see bookings for yourself.",
+  [ErrorReason.TOKEN_MISSING]: "Please sign in first.",
+  [ErrorReason.TOKEN_EXPIRED]: "Your session has expired — please sign in again.",
 };
 
 // ALREADY_EXISTS says which unique name clashed: ErrorInfo metadata "constraint" (server/orflow_server/db/errors.py).
@@ -47,7 +57,8 @@ const BY_CODE: Partial<Record<Code, string>> = {
 
 export interface FriendlyError {
   message: string;
-  reason: string;
+  /** The ErrorInfo reason (ErrorReason.UNSPECIFIED when the server sent none). */
+  reason: ErrorReason;
   /** Field path (e.g. "start_time") → what is wrong with it, from google.rpc.BadRequest. */
   fields: Record<string, string>;
 }
@@ -59,7 +70,7 @@ export function friendlyError(err: unknown): FriendlyError {
   for (const bad of error.findDetails(BadRequestSchema)) {
     for (const v of bad.fieldViolations) fields[v.field] = v.description;
   }
-  const reason = info?.reason ?? "";
+  const reason = parseReason(info?.reason ?? "");
   const message =
     BY_CONSTRAINT[info?.metadata.constraint ?? ""] ?? BY_REASON[reason] ?? BY_CODE[error.code] ?? "Something went wrong on our side. Please try again.";
   return { message, reason, fields };

@@ -4,7 +4,9 @@ The server sends a google.rpc.Status in `grpc-status-details-bin` with an
 ErrorInfo (a stable `reason` such as SLOT_TAKEN) and, for bad requests, a
 BadRequest listing the offending fields. `from_rpc_error` turns that into one
 exception class per reason, so callers write `except SlotTaken:` instead of
-comparing codes and strings.
+comparing codes and strings. Reasons are the values of orflow.v1.ErrorReason
+(protos/orflow/v1/error_reason.proto, which documents each one); on the wire
+a reason is the value's name without its "ERROR_REASON_" prefix.
 """
 
 from __future__ import annotations
@@ -15,9 +17,20 @@ from datetime import timedelta
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+from orflow.v1 import error_reason_pb2
+from orflow.v1.error_reason_pb2 import ErrorReason
 
 ERROR_DOMAIN = "orflow"
+REASON_PREFIX = "ERROR_REASON_"
 _DETAILS_KEY = "grpc-status-details-bin"
+
+
+def parse_reason(reason: str) -> ErrorReason.ValueType:
+    """The ErrorReason an ErrorInfo reason string names; UNSPECIFIED for none, or one newer than this client."""
+    try:
+        return ErrorReason.Value(REASON_PREFIX + reason)
+    except ValueError:
+        return error_reason_pb2.ERROR_REASON_UNSPECIFIED
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,11 @@ class OrFlowError(Exception):
         self.metadata: dict[str, str] = dict(metadata or {})
         self.field_violations = tuple(field_violations)
         self.retry_delay = retry_delay
+
+    @property
+    def error_reason(self) -> ErrorReason.ValueType:
+        """`reason` as an orflow.v1.ErrorReason value (ERROR_REASON_UNSPECIFIED when the server sent none)."""
+        return parse_reason(self.reason)
 
 
 class InvalidArgument(OrFlowError):
@@ -138,17 +156,17 @@ class Internal(OrFlowError):
     pass
 
 
-BY_REASON: dict[str, type[OrFlowError]] = {
-    "SLOT_TAKEN": SlotTaken,
-    "ROOM_BUSY": RoomBusy,
-    "SURGEON_BUSY": SurgeonBusy,
-    "PATIENT_BUSY": PatientBusy,
-    "EQUIPMENT_UNAVAILABLE": EquipmentUnavailable,
-    "HOLD_EXPIRED": HoldExpired,
-    "SLOT_STARTED": SlotStarted,
-    "BOOKING_NOT_PENDING": BookingNotPending,
-    "BOOKING_NOT_ACTIVE": BookingNotActive,
-    "REQUEST_ID_REUSED": RequestIdReused,
+BY_REASON: dict[ErrorReason.ValueType, type[OrFlowError]] = {
+    error_reason_pb2.ERROR_REASON_SLOT_TAKEN: SlotTaken,
+    error_reason_pb2.ERROR_REASON_ROOM_BUSY: RoomBusy,
+    error_reason_pb2.ERROR_REASON_SURGEON_BUSY: SurgeonBusy,
+    error_reason_pb2.ERROR_REASON_PATIENT_BUSY: PatientBusy,
+    error_reason_pb2.ERROR_REASON_EQUIPMENT_UNAVAILABLE: EquipmentUnavailable,
+    error_reason_pb2.ERROR_REASON_HOLD_EXPIRED: HoldExpired,
+    error_reason_pb2.ERROR_REASON_SLOT_STARTED: SlotStarted,
+    error_reason_pb2.ERROR_REASON_BOOKING_NOT_PENDING: BookingNotPending,
+    error_reason_pb2.ERROR_REASON_BOOKING_NOT_ACTIVE: BookingNotActive,
+    error_reason_pb2.ERROR_REASON_REQUEST_ID_REUSED: RequestIdReused,
 }
 """ErrorInfo reasons (domain "orflow") that have a class of their own."""
 
@@ -197,5 +215,5 @@ def from_rpc_error(error: grpc.RpcError) -> OrFlowError:
             retry = error_details_pb2.RetryInfo()
             packed.Unpack(retry)
             retry_delay = retry.retry_delay.ToTimedelta()
-    cls = BY_REASON.get(reason) or BY_CODE.get(code, OrFlowError)
+    cls = BY_REASON.get(parse_reason(reason)) or BY_CODE.get(code, OrFlowError)
     return cls(code, message, reason=reason, metadata=metadata, field_violations=violations, retry_delay=retry_delay)

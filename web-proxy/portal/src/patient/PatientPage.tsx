@@ -3,6 +3,7 @@ import { bookingClient } from "../api";
 import { friendlyError } from "../errors";
 import { dayWindow } from "../format";
 import { BookingStatus, type Booking } from "../gen/orflow/v1/booking_pb";
+import { ErrorReason } from "../gen/orflow/v1/error_reason_pb";
 import type { Doctor, Slot } from "../gen/orflow/v1/resources_pb";
 import { askToSignIn, useAuth } from "../session";
 import { useLiveSlots } from "../useLiveSlots";
@@ -52,7 +53,7 @@ export function PatientPage() {
     } catch (err) {
       const friendly = friendlyError(err);
       setError(friendly.message);
-      if (friendly.reason === "SLOT_TAKEN" || friendly.reason === "SLOT_NOT_FOUND") live.drop(slot.id);
+      if (friendly.reason === ErrorReason.SLOT_TAKEN || friendly.reason === ErrorReason.SLOT_NOT_FOUND) live.drop(slot.id);
     } finally {
       setBusySlot(null);
     }

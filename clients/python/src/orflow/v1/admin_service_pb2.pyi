@@ -141,7 +141,7 @@ Global___ListBookingsResponse: _TypeAlias = ListBookingsResponse  # noqa: Y015
 
 @_typing.final
 class CreateSlotRequest(_message.Message):
-    """Request for CreateSlot, as the seed's POST /api/admin/slots plus equipment."""
+    """Request for CreateSlot."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -22,40 +22,47 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from orflow.v1 import access_pb2 as orflow_dot_v1_dot_access__pb2
 from orflow.v1 import booking_pb2 as orflow_dot_v1_dot_booking__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1forflow/v1/booking_service.proto\x12\torflow.v1\x1a\x17orflow/v1/booking.proto\"O\n\x14\x43reateBookingRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x15\x43reateBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"\'\n\x11GetBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"9\n\x12GetBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"+\n\x15\x43onfirmBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"=\n\x16\x43onfirmBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"*\n\x14\x43\x61ncelBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"<\n\x15\x43\x61ncelBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"\x81\x01\n\x1aListPatientBookingsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.orflow.v1.BookingStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\\\n\x1bListPatientBookingsResponse\x12$\n\x08\x62ookings\x18\x01 \x03(\x0b\x32\x12.orflow.v1.Booking\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xca\x03\n\x0e\x42ookingService\x12R\n\rCreateBooking\x12\x1f.orflow.v1.CreateBookingRequest\x1a .orflow.v1.CreateBookingResponse\x12N\n\nGetBooking\x12\x1c.orflow.v1.GetBookingRequest\x1a\x1d.orflow.v1.GetBookingResponse\"\x03\x90\x02\x01\x12U\n\x0e\x43onfirmBooking\x12 .orflow.v1.ConfirmBookingRequest\x1a!.orflow.v1.ConfirmBookingResponse\x12R\n\rCancelBooking\x12\x1f.orflow.v1.CancelBookingRequest\x1a .orflow.v1.CancelBookingResponse\x12i\n\x13ListPatientBookings\x12%.orflow.v1.ListPatientBookingsRequest\x1a&.orflow.v1.ListPatientBookingsResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1forflow/v1/booking_service.proto\x12\torflow.v1\x1a\x16orflow/v1/access.proto\x1a\x17orflow/v1/booking.proto\"O\n\x14\x43reateBookingRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x15\x43reateBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"\'\n\x11GetBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"9\n\x12GetBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"+\n\x15\x43onfirmBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"=\n\x16\x43onfirmBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"*\n\x14\x43\x61ncelBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"<\n\x15\x43\x61ncelBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"\x81\x01\n\x1aListPatientBookingsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.orflow.v1.BookingStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\\\n\x1bListPatientBookingsResponse\x12$\n\x08\x62ookings\x18\x01 \x03(\x0b\x32\x12.orflow.v1.Booking\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xfd\x03\n\x0e\x42ookingService\x12]\n\rCreateBooking\x12\x1f.orflow.v1.CreateBookingRequest\x1a .orflow.v1.CreateBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12W\n\nGetBooking\x12\x1c.orflow.v1.GetBookingRequest\x1a\x1d.orflow.v1.GetBookingResponse\"\x0c\x90\x02\x01\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12`\n\x0e\x43onfirmBooking\x12 .orflow.v1.ConfirmBookingRequest\x1a!.orflow.v1.ConfirmBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12]\n\rCancelBooking\x12\x1f.orflow.v1.CancelBookingRequest\x1a .orflow.v1.CancelBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12r\n\x13ListPatientBookings\x12%.orflow.v1.ListPatientBookingsRequest\x1a&.orflow.v1.ListPatientBookingsResponse\"\x0c\x90\x02\x01\xea\xf9\x18\x05\n\x03\x02\x03\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orflow.v1.booking_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_BOOKINGSERVICE'].methods_by_name['CreateBooking']._loaded_options = None
+  _globals['_BOOKINGSERVICE'].methods_by_name['CreateBooking']._serialized_options = b'\352\371\030\005\n\003\002\003\004'
   _globals['_BOOKINGSERVICE'].methods_by_name['GetBooking']._loaded_options = None
-  _globals['_BOOKINGSERVICE'].methods_by_name['GetBooking']._serialized_options = b'\220\002\001'
+  _globals['_BOOKINGSERVICE'].methods_by_name['GetBooking']._serialized_options = b'\220\002\001\352\371\030\005\n\003\002\003\004'
+  _globals['_BOOKINGSERVICE'].methods_by_name['ConfirmBooking']._loaded_options = None
+  _globals['_BOOKINGSERVICE'].methods_by_name['ConfirmBooking']._serialized_options = b'\352\371\030\005\n\003\002\003\004'
+  _globals['_BOOKINGSERVICE'].methods_by_name['CancelBooking']._loaded_options = None
+  _globals['_BOOKINGSERVICE'].methods_by_name['CancelBooking']._serialized_options = b'\352\371\030\005\n\003\002\003\004'
   _globals['_BOOKINGSERVICE'].methods_by_name['ListPatientBookings']._loaded_options = None
-  _globals['_BOOKINGSERVICE'].methods_by_name['ListPatientBookings']._serialized_options = b'\220\002\001'
-  _globals['_CREATEBOOKINGREQUEST']._serialized_start=71
-  _globals['_CREATEBOOKINGREQUEST']._serialized_end=150
-  _globals['_CREATEBOOKINGRESPONSE']._serialized_start=152
-  _globals['_CREATEBOOKINGRESPONSE']._serialized_end=212
-  _globals['_GETBOOKINGREQUEST']._serialized_start=214
-  _globals['_GETBOOKINGREQUEST']._serialized_end=253
-  _globals['_GETBOOKINGRESPONSE']._serialized_start=255
-  _globals['_GETBOOKINGRESPONSE']._serialized_end=312
-  _globals['_CONFIRMBOOKINGREQUEST']._serialized_start=314
-  _globals['_CONFIRMBOOKINGREQUEST']._serialized_end=357
-  _globals['_CONFIRMBOOKINGRESPONSE']._serialized_start=359
-  _globals['_CONFIRMBOOKINGRESPONSE']._serialized_end=420
-  _globals['_CANCELBOOKINGREQUEST']._serialized_start=422
-  _globals['_CANCELBOOKINGREQUEST']._serialized_end=464
-  _globals['_CANCELBOOKINGRESPONSE']._serialized_start=466
-  _globals['_CANCELBOOKINGRESPONSE']._serialized_end=526
-  _globals['_LISTPATIENTBOOKINGSREQUEST']._serialized_start=529
-  _globals['_LISTPATIENTBOOKINGSREQUEST']._serialized_end=658
-  _globals['_LISTPATIENTBOOKINGSRESPONSE']._serialized_start=660
-  _globals['_LISTPATIENTBOOKINGSRESPONSE']._serialized_end=752
-  _globals['_BOOKINGSERVICE']._serialized_start=755
-  _globals['_BOOKINGSERVICE']._serialized_end=1213
+  _globals['_BOOKINGSERVICE'].methods_by_name['ListPatientBookings']._serialized_options = b'\220\002\001\352\371\030\005\n\003\002\003\004'
+  _globals['_CREATEBOOKINGREQUEST']._serialized_start=95
+  _globals['_CREATEBOOKINGREQUEST']._serialized_end=174
+  _globals['_CREATEBOOKINGRESPONSE']._serialized_start=176
+  _globals['_CREATEBOOKINGRESPONSE']._serialized_end=236
+  _globals['_GETBOOKINGREQUEST']._serialized_start=238
+  _globals['_GETBOOKINGREQUEST']._serialized_end=277
+  _globals['_GETBOOKINGRESPONSE']._serialized_start=279
+  _globals['_GETBOOKINGRESPONSE']._serialized_end=336
+  _globals['_CONFIRMBOOKINGREQUEST']._serialized_start=338
+  _globals['_CONFIRMBOOKINGREQUEST']._serialized_end=381
+  _globals['_CONFIRMBOOKINGRESPONSE']._serialized_start=383
+  _globals['_CONFIRMBOOKINGRESPONSE']._serialized_end=444
+  _globals['_CANCELBOOKINGREQUEST']._serialized_start=446
+  _globals['_CANCELBOOKINGREQUEST']._serialized_end=488
+  _globals['_CANCELBOOKINGRESPONSE']._serialized_start=490
+  _globals['_CANCELBOOKINGRESPONSE']._serialized_end=550
+  _globals['_LISTPATIENTBOOKINGSREQUEST']._serialized_start=553
+  _globals['_LISTPATIENTBOOKINGSREQUEST']._serialized_end=682
+  _globals['_LISTPATIENTBOOKINGSRESPONSE']._serialized_start=684
+  _globals['_LISTPATIENTBOOKINGSRESPONSE']._serialized_end=776
+  _globals['_BOOKINGSERVICE']._serialized_start=779
+  _globals['_BOOKINGSERVICE']._serialized_end=1288
 # @@protoc_insertion_point(module_scope)
