@@ -10,12 +10,16 @@ import re
 import unicodedata
 
 import grpc
+from orflow.v1 import error_reason_pb2
 
-from .errors import Unauthenticated
+from .errors import REASON_PREFIX, Unauthenticated
 
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _TOKEN_CHAR = re.compile(r"[A-Za-z0-9\-._~+/]")
+# The wire string of the generated reason, never typed by hand.
+_TOKEN_MALFORMED = error_reason_pb2.ErrorReason.Name(error_reason_pb2.ERROR_REASON_TOKEN_MALFORMED)
+_TOKEN_MALFORMED = _TOKEN_MALFORMED.removeprefix(REASON_PREFIX)
 _WHAT_TO_DO = (
     "pass the token itself (what your identity provider or `orflow token --role patient --patient ID` issued, "
     "without 'Bearer '), or token=None to call without one"
@@ -26,7 +30,7 @@ class InvalidToken(Unauthenticated, ValueError):
     """The token given to a client cannot be a bearer token; raised when the client is built, before any call."""
 
     def __init__(self, problem: str) -> None:
-        super().__init__(grpc.StatusCode.UNAUTHENTICATED, f"{problem}: {_WHAT_TO_DO}", reason="TOKEN_MALFORMED")
+        super().__init__(grpc.StatusCode.UNAUTHENTICATED, f"{problem}: {_WHAT_TO_DO}", reason=_TOKEN_MALFORMED)
 
 
 def _describe(char: str) -> str:
