@@ -24,8 +24,8 @@ from orflow.v1 import admin_service_pb2_grpc, booking_service_pb2_grpc, slot_ser
 from orflow_server import embedded
 from orflow_server.app import OrFlowServer, build_server
 from orflow_server.db.migrate import apply_migrations
+from orflow_server.jobs import BufferedExpiryScheduler, SaqExpiryScheduler
 from orflow_server.settings import Settings
-from orflow_server.worker.queue import SaqExpiryScheduler
 from saq import Queue
 
 from .auth import TEST_SECRET, authorized_channel
@@ -138,12 +138,14 @@ ServerFactory = Callable[..., Any]
 async def start_server(pool: asyncpg.Pool, saq_queue: Queue, database_url: str) -> AsyncIterator[ServerFactory]:
     """Starts a real aio server on port 0 with settings overrides; returns its target."""
     servers: list[OrFlowServer] = []
+    schedulers: list[BufferedExpiryScheduler] = []
 
     async def start(**overrides: Any) -> str:
+        schedulers.append(BufferedExpiryScheduler(SaqExpiryScheduler(saq_queue)))  # as `orflow server` runs it
         server = build_server(
             replace(TEST_SETTINGS, **overrides),
             pool=pool,
-            expiry=SaqExpiryScheduler(saq_queue),
+            expiry=schedulers[-1],
             listen_dsn=database_url,
         )
         await server.start()
@@ -153,6 +155,8 @@ async def start_server(pool: asyncpg.Pool, saq_queue: Queue, database_url: str) 
     yield start
     for server in servers:
         await server.stop(grace=None)
+    for scheduler in schedulers:
+        await scheduler.flush()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

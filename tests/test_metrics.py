@@ -8,7 +8,7 @@ import urllib.request
 from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc
 from orflow_server.app import build_server
 from orflow_server.metrics import Metrics, serve_metrics, stop_metrics
-from orflow_server.worker.queue import NoQueueExpiryScheduler
+from orflow_server.ops.scheduling import NoQueueExpiryScheduler
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.auth import authorized_channel

@@ -23,7 +23,7 @@ from orflow.v1 import (
 )
 from saq import Queue
 
-from .jobs import SaqExpiryScheduler
+from .jobs import BufferedExpiryScheduler, SaqExpiryScheduler
 from .live import SlotChangeHub
 from .metrics import Metrics, serve_metrics, stop_metrics
 from .ops.context import OpsContext
@@ -153,11 +153,12 @@ async def serve(settings: Settings, *, database_url: str) -> None:
     """Runs the server until SIGINT/SIGTERM, then drains: NOT_SERVING, stop(grace), close pool."""
     pool = await create_pool(settings, database_url)
     queue = Queue.from_url(settings.redis_url, name=settings.queue_name) if settings.redis_url else None
-    expiry: ExpiryScheduler = SaqExpiryScheduler(queue) if queue else NoQueueExpiryScheduler()
+    metrics = Metrics()
+    buffered = BufferedExpiryScheduler(SaqExpiryScheduler(queue), metrics=metrics) if queue else None
+    expiry: ExpiryScheduler = buffered or NoQueueExpiryScheduler()
     if queue is None:
         _log.warning("ORFLOW_REDIS_URL is not set: holds expire on time in reads, and a worker's sweep persists it")
     try:
-        metrics = Metrics()
         server = build_server(settings, pool=pool, expiry=expiry, metrics=metrics, listen_dsn=database_url)
         http, _, metrics_port = serve_metrics(metrics, settings.metrics_addr)
         _log.info("metrics on http://%s:%d/metrics", settings.metrics_addr.rpartition(":")[0], metrics_port)
@@ -171,6 +172,8 @@ async def serve(settings: Settings, *, database_url: str) -> None:
         await server.stop(grace=5)
         stop_metrics(http)
     finally:
+        if buffered is not None:
+            await buffered.flush()  # the last bookings' jobs reach the queue before it disconnects
         if queue is not None:
             await queue.disconnect()
         await pool.close()

@@ -1,4 +1,4 @@
-"""The hold-expiry job on SAQ: its task name and key, and the ExpiryScheduler that enqueues it.
+"""The hold-expiry job on SAQ: its task name and key, the ExpiryScheduler that enqueues it, and its buffer.
 
 Both processes import this one contract: the server (app.py) enqueues the
 job, the worker (worker/main.py) runs it. It sits beside the layers, not in
@@ -7,12 +7,15 @@ worker/, so the server never imports the worker package.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 
 from saq import Queue
 
 from .domain.models import Booking
+from .metrics import Metrics
+from .ops.scheduling import ExpiryScheduler
 
 _log = logging.getLogger(__name__)
 
@@ -56,3 +59,66 @@ class SaqExpiryScheduler:
                 await self._queue.abort(job, "hold no longer pending")
         except Exception:  # noqa: BLE001 - an unaborted job only finds nothing to do
             _log.warning("could not abort the expiry job of booking %d", booking.id, exc_info=True)
+
+
+class BufferedExpiryScheduler:
+    """Answers a booking without waiting for Redis: schedule() only buffers the job, a background task enqueues it.
+
+    The sweep stays the guarantee, as it is for a Redis failure: a job that
+    never reaches the queue only makes its hold's FAILED row wait for the
+    next sweep (reads show it FAILED on time anyway). The buffer is bounded:
+    when full, a job is dropped to the sweep with a log line and a metric.
+    One drain task runs while the buffer is not empty; it takes up to
+    `batch_size` jobs at a time and enqueues them concurrently, so under load
+    many bookings share Redis's round trips. flush() waits for the buffer to
+    empty (a server calls it on shutdown).
+    """
+
+    def __init__(
+        self, inner: ExpiryScheduler, *, capacity: int = 10_000, batch_size: int = 100, metrics: Metrics | None = None
+    ) -> None:
+        self._inner = inner
+        self._capacity = capacity
+        self._batch_size = batch_size
+        self._metrics = metrics or Metrics()
+        self._pending: dict[str, Booking] = {}  # by job key, in arrival order
+        self._in_flight: dict[str, Booking] = {}
+        self._batch_done = asyncio.Event()
+        self._drain: asyncio.Task[None] | None = None
+
+    async def schedule(self, booking: Booking) -> None:
+        key = expiry_job_key(booking)
+        if key in self._pending or key in self._in_flight:
+            return  # a replay: the same job
+        if len(self._pending) >= self._capacity:
+            self._metrics.expiry_jobs_dropped.inc()
+            _log.warning("expiry buffer full: booking %d's hold is left to the sweep", booking.id)
+            return
+        self._pending[key] = booking
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.create_task(self._drain_pending(), name="orflow-expiry-enqueue")
+
+    async def cancel(self, booking: Booking) -> None:
+        key = expiry_job_key(booking)
+        if self._pending.pop(key, None) is not None:
+            return  # never reached the queue: nothing to abort
+        while key in self._in_flight:  # let its enqueue land first, or the abort would miss it
+            await self._batch_done.wait()
+        await self._inner.cancel(booking)
+
+    async def flush(self) -> None:
+        """Waits until every buffered job has been handed to the queue (or failed to be)."""
+        while self._drain is not None and not self._drain.done():
+            await asyncio.shield(self._drain)
+
+    async def _drain_pending(self) -> None:
+        while self._pending:
+            keys = list(self._pending)[: self._batch_size]
+            self._in_flight = {key: self._pending.pop(key) for key in keys}
+            self._batch_done.clear()
+            try:
+                # Each schedule() swallows and logs its own failure (the sweep covers it).
+                await asyncio.gather(*(self._inner.schedule(b) for b in self._in_flight.values()))
+            finally:
+                self._in_flight = {}
+                self._batch_done.set()

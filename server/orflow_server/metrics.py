@@ -32,6 +32,9 @@ class Metrics:
             registry=reg,
         )
         self.queue_depth = Gauge("orflow_expiry_queue_depth", "Expiry jobs not yet finished", registry=reg)
+        self.expiry_jobs_dropped = Counter(
+            "orflow_expiry_jobs_dropped", "Expiry jobs left to the sweep: the enqueue buffer was full", registry=reg
+        )
 
     def record_expired(self, lags: list[float], *, trigger: str) -> None:
         if lags:

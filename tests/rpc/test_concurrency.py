@@ -335,7 +335,7 @@ async def test_request_id_race_made_deterministic(
                 for s in (first, second)
             ]
             async with asyncio.timeout(10):
-                while await db.fetchval(WAITING_ON_DOCTOR_SQL) < 2:  # noqa: ASYNC110 - polling PostgreSQL
+                while await db.fetchval(WAITING_ON_LOCKER_SQL, locker.get_server_pid()) < 2:  # noqa: ASYNC110 - polling PostgreSQL
                     await asyncio.sleep(0.01)
         finally:
             await lock.rollback()
@@ -348,10 +348,14 @@ async def test_request_id_race_made_deterministic(
     assert await db.fetchval("SELECT count(*) FROM bookings") == 1
 
 
-WAITING_ON_DOCTOR_SQL = """
+# Backends waiting behind the locker (which holds only the doctor's row lock): directly, or queued behind
+# the first waiter on the same row (the second waiter for a row waits on the first one's tuple lock). By
+# blocker, not by query text: the booking transaction is one function call whose text names no table.
+WAITING_ON_LOCKER_SQL = """
+WITH direct AS (SELECT pid FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid)))
 SELECT count(*) FROM pg_stat_activity
-WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM doctors WHERE id%FOR UPDATE%'
-  AND pid <> pg_backend_pid()
+WHERE datname = current_database() AND wait_event_type = 'Lock'
+  AND (pid IN (SELECT pid FROM direct) OR pg_blocking_pids(pid) && ARRAY(SELECT pid FROM direct))
 """
 
 

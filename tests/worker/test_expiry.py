@@ -23,7 +23,7 @@ from orflow_server.jobs import SaqExpiryScheduler, expiry_job_key
 from orflow_server.ops.context import OpsContext
 from orflow_server.ops.expiry import expire_booking
 from orflow_server.ops.scheduling import NoQueueExpiryScheduler
-from saq import Queue, Status
+from saq import Job, Queue, Status
 
 from tests.auth import authorized_channel
 from tests.conftest import TEST_SETTINGS, ServerFactory
@@ -126,6 +126,14 @@ async def wait_until_stored(db: asyncpg.Connection, booking_ids: list[int], stat
     raise AssertionError(f"bookings {booking_ids} did not all become {status} within {within} s")
 
 
+async def wait_for_job(queue: Queue, key: str, within: float = 5.0) -> Job | None:
+    """The job once it is in the queue (None if it never came)."""
+    deadline = time.monotonic() + within
+    while (job := await queue.job(key)) is None and time.monotonic() < deadline:  # noqa: ASYNC110 - polling Redis
+        await asyncio.sleep(0.01)
+    return job
+
+
 async def test_hold_expires_within_ttl_plus_one_second(db, short_holds, start_worker) -> None:  # type: ignore[no-untyped-def]
     metrics_port = free_port()
     await start_worker(metrics_addr=f"127.0.0.1:{metrics_port}")
@@ -193,7 +201,7 @@ async def test_cancel_frees_the_slot_at_once_and_aborts_the_job(db, short_holds,
     slot_id = await insert_slot(db)
     booking = (await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-1"))).booking
     key = expiry_job_key(booking_from_proto(booking))
-    job = await saq_queue.job(key)
+    job = await wait_for_job(saq_queue, key)  # enqueued off the booking's critical path, moments later
     assert job is not None and job.status == Status.QUEUED
     await short_holds.CancelBooking(booking_service_pb2.CancelBookingRequest(booking_id=booking.id))
     next_patient = await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-2"))

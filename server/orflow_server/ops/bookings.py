@@ -8,9 +8,10 @@ own bookings (another patient's reads NOT_FOUND).
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
 from ..db import bookings as db
-from ..db.audit import set_actor
 from ..db.clock import current_time
 from ..db.connection import Conn
 from ..domain.access import Actor
@@ -21,6 +22,7 @@ from ..domain.errors import (
     FieldViolation,
     HoldExpiredError,
     NotFoundError,
+    OrFlowError,
     PatientBusyError,
     RequestIdReusedError,
     RoomBusyError,
@@ -31,7 +33,7 @@ from ..domain.errors import (
 from ..domain.filters import BookingFilters
 from ..domain.models import Booking, BookingStatus, FailureReason
 from ..domain.paging import decode_page_token, encode_page_token
-from ..domain.rules import effective_booking, peak_usage
+from ..domain.rules import effective_booking
 from .context import OpsContext
 
 
@@ -49,67 +51,60 @@ async def create_booking(ctx: OpsContext, actor: Actor, *, slot_id: int, patient
 async def _hold_slot(
     ctx: OpsContext, actor: Actor, *, slot_id: int, patient_id: str, request_id: str
 ) -> tuple[Booking, bool]:
-    """The booking transaction (see db/bookings.py for the lock order); True when it made a new booking."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        slot = await db.lock_slot(conn, slot_id)
-        if slot is None:
-            raise NotFoundError("slot", slot_id)
-        if request_id:
-            # Read under the slot lock, so a concurrent retry of the same
-            # request waits for the first and then finds its booking.
-            earlier = await db.find_by_request_id(conn, patient_id, request_id)
-            if earlier is not None:
-                return effective_booking(_replay(earlier, slot_id), await current_time(conn)), False
-        inventory = await db.lock_resources(conn, slot, patient_id=patient_id, actor=actor)  # names the actor too
-        now = await db.expire_overdue_holds(conn, slot, turnover=ctx.turnover)
-        if slot.start_time <= now:
-            raise SlotStartedError(f"slot {slot_id} started at {slot.start_time.isoformat()}")
-        conflicts = await db.find_conflicts(conn, slot, patient_id=patient_id, turnover=ctx.turnover)
-        _raise_for_conflicts(conflicts, slot_id)
-        usage = await db.equipment_usage(conn, slot)
-        for need in slot.needs:
-            name, owned = inventory[need.equipment_id]
-            in_use = peak_usage(usage[need.equipment_id], slot.start_time, slot.end_time)
-            if in_use + need.quantity > owned:
-                raise EquipmentUnavailableError(
-                    f"{name}: {need.quantity} needed, {owned - in_use} of {owned} free at the busiest moment",
-                    metadata={
-                        "equipment_id": str(need.equipment_id),
-                        "equipment": name,
-                        "needed": str(need.quantity),
-                        "available": str(max(owned - in_use, 0)),
-                    },
-                )
-        booking = await db.insert_booking(
+    """The booking transaction, one statement (db/bookings.py has the lock order); True when it made a new booking."""
+    async with ctx.pool.acquire() as conn:  # no explicit transaction: the one statement is its own
+        held = await db.hold_slot(
             conn,
-            slot,
+            slot_id=slot_id,
             patient_id=patient_id,
             request_id=request_id,
-            now=now,
-            hold_ttl=ctx.hold_ttl,
+            actor=actor,
             turnover=ctx.turnover,
+            hold_ttl=ctx.hold_ttl,
         )
-        return booking, True
+    if isinstance(held, db.Refusal):
+        raise _refusal_error(held, slot_id)
+    return effective_booking(held.booking, held.clock), held.is_new
 
 
-def _replay(earlier: Booking, slot_id: int) -> Booking:
-    if earlier.slot_id != slot_id:
-        raise RequestIdReusedError(
-            [FieldViolation("request_id", f"was already used for slot {earlier.slot_id}; use a new request_id")]
-        )
-    return earlier
-
-
-def _raise_for_conflicts(conflicts: db.Conflicts, slot_id: int) -> None:
+def _refusal_error(refusal: db.Refusal, slot_id: int) -> OrFlowError:
+    """The domain error for each refusal code of orflow_book() (migration 0006)."""
     meta = {"slot_id": str(slot_id)}
-    if conflicts.is_slot_taken:
-        raise SlotTakenError(f"slot {slot_id} is already held by another booking", metadata=meta)
-    if conflicts.is_room_busy:
-        raise RoomBusyError("the room is booked at an overlapping time", metadata=meta)
-    if conflicts.is_surgeon_busy:
-        raise SurgeonBusyError("the surgeon is booked at an overlapping time", metadata=meta)
-    if conflicts.is_patient_busy:
-        raise PatientBusyError("the patient already has a booking at an overlapping time", metadata=meta)
+    details = refusal.details
+    match refusal.code:
+        case "SLOT_NOT_FOUND":
+            return NotFoundError("slot", slot_id)
+        case "REQUEST_ID_REUSED":
+            return RequestIdReusedError(
+                [FieldViolation("request_id", f"was already used for slot {details['slot_id']}; use a new request_id")]
+            )
+        case "SLOT_STARTED":
+            start = datetime.fromisoformat(details["start_time"]).replace(tzinfo=UTC)
+            return SlotStartedError(f"slot {slot_id} started at {start.isoformat()}")
+        case "SLOT_TAKEN":
+            return SlotTakenError(f"slot {slot_id} is already held by another booking", metadata=meta)
+        case "ROOM_BUSY":
+            return RoomBusyError("the room is booked at an overlapping time", metadata=meta)
+        case "SURGEON_BUSY":
+            return SurgeonBusyError("the surgeon is booked at an overlapping time", metadata=meta)
+        case "PATIENT_BUSY":
+            return PatientBusyError("the patient already has a booking at an overlapping time", metadata=meta)
+        case "EQUIPMENT_UNAVAILABLE":
+            return _equipment_error(details)
+    raise AssertionError(f"orflow_book() refused with an unknown code {refusal.code!r}")
+
+
+def _equipment_error(details: dict[str, Any]) -> EquipmentUnavailableError:
+    name, needed, owned, in_use = details["equipment"], details["needed"], details["owned"], details["in_use"]
+    return EquipmentUnavailableError(
+        f"{name}: {needed} needed, {owned - in_use} of {owned} free at the busiest moment",
+        metadata={
+            "equipment_id": str(details["equipment_id"]),
+            "equipment": name,
+            "needed": str(needed),
+            "available": str(max(owned - in_use, 0)),
+        },
+    )
 
 
 async def _read_booking(conn: Conn, actor: Actor, booking_id: int) -> Booking:
@@ -127,9 +122,8 @@ async def get_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Booking
 
 async def confirm_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Booking:
     """Confirms a live hold; on failure it writes nothing and says why."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await set_actor(conn, actor)
-        confirmed = await db.confirm_pending(conn, booking_id, patient_scope=actor.patient_scope)
+    async with ctx.pool.acquire() as conn:  # one statement, its own transaction
+        confirmed = await db.confirm_pending(conn, booking_id, actor=actor)  # names the actor in the same statement
         if confirmed is None:
             current = await _read_booking(conn, actor, booking_id)
             meta = {"booking_id": str(booking_id), "status": current.status.value}
@@ -145,9 +139,8 @@ async def confirm_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Boo
 
 async def cancel_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Booking:
     """Cancels a live hold or a confirmed booking; its slot is free the moment this commits."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await set_actor(conn, actor)
-        cancelled = await db.cancel_active(conn, booking_id, patient_scope=actor.patient_scope)
+    async with ctx.pool.acquire() as conn:  # one statement, its own transaction
+        cancelled = await db.cancel_active(conn, booking_id, actor=actor)  # names the actor in the same statement
         if cancelled is None:
             current = await _read_booking(conn, actor, booking_id)
             raise BookingNotActiveError(
