@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from orflow_server.db import bookings as db_bookings
 from orflow_server.db.active import ACTIVE_STATUS_LIST, is_active
 from orflow_server.domain.models import ACTIVE_STATUSES
 
@@ -23,22 +22,6 @@ ACTIVE_INDEXES = {
     "bookings_patient_no_overlap",
     "bookings_active_during_idx",
 }
-
-
-class RecordingConn:
-    """Passes calls through to a real connection and keeps every statement with its arguments."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-        self.statements: list[tuple[str, tuple[Any, ...]]] = []
-
-    async def fetchrow(self, sql: str, *args: Any) -> Any:
-        self.statements.append((sql, args))
-        return await self.conn.fetchrow(sql, *args)
-
-    async def fetch(self, sql: str, *args: Any) -> Any:
-        self.statements.append((sql, args))
-        return await self.conn.fetch(sql, *args)
 
 
 def index_names(plan: Any) -> Iterator[str]:
@@ -73,20 +56,48 @@ async def test_every_active_partial_index_has_the_same_statuses(db: asyncpg.Conn
 
 
 async def test_the_booking_checks_read_through_the_active_partial_indexes(db: asyncpg.Connection) -> None:
-    """With sequential scans priced out, each check must still find an index whose predicate its WHERE implies."""
+    """With sequential scans priced out, each check inside orflow_book() must still find an active partial index.
+
+    The checks run inside the PL/pgSQL function (migration 0006), so their
+    plans are captured with auto_explain's nested-statement logging, sent to
+    this connection as LOG notices.
+    """
     equipment = await insert_equipment(db, quantity=3)
     slot_id = await insert_slot(db, equipment=[(equipment, 1)])
-    recording = RecordingConn(db)
-    async with db.transaction():
-        slot = await db_bookings.lock_slot(db, slot_id)
-        assert slot is not None
-        await db_bookings.find_conflicts(recording, slot, patient_id="p-1", turnover=timedelta(minutes=15))  # type: ignore[arg-type]
-        await db_bookings.equipment_usage(recording, slot)  # type: ignore[arg-type]
-        await db.execute("SET LOCAL enable_seqscan = off")
-        used = set()
-        for sql, args in recording.statements:
-            [plan] = json.loads(await db.fetchval("EXPLAIN (FORMAT JSON, COSTS OFF) " + sql, *args))
-            used |= set(index_names(plan))
+    plans: list[Any] = []
+
+    def on_log(_conn: object, message: asyncpg.PostgresLogMessage) -> None:
+        text = str(message.message)
+        if text.startswith("duration:") and "{" in text:
+            plans.append(json.loads(text[text.index("{") :]))
+
+    db.add_log_listener(on_log)
+    try:
+        async with db.transaction():
+            await db.execute("LOAD 'auto_explain'")
+            for setting, value in (
+                ("auto_explain.log_min_duration", "0"),
+                ("auto_explain.log_nested_statements", "on"),
+                ("auto_explain.log_format", "json"),
+                ("client_min_messages", "log"),
+                ("enable_seqscan", "off"),
+            ):
+                await db.execute("SELECT set_config($1, $2, true)", setting, value)
+            await db.fetchrow(
+                "SELECT * FROM orflow_book($1, 'p-1', NULL, 'test', 'ADMIN', $2, $3)",
+                slot_id,
+                timedelta(minutes=15),
+                timedelta(minutes=2),
+            )
+            await db.execute("SET LOCAL client_min_messages = notice")
+    finally:
+        db.remove_log_listener(on_log)
+    used = set(index_names(plans))
     bookings_indexes = {name for name in used if name.startswith("bookings_")}
+    assert plans, "auto_explain reported no plans"
     assert bookings_indexes <= ACTIVE_INDEXES, f"a check read bookings through a non-active index: {used}"
-    assert {"bookings_one_active_per_slot", "bookings_room_no_overlap"} <= bookings_indexes
+    assert {
+        "bookings_one_active_per_slot",
+        "bookings_room_no_overlap",
+        "bookings_surgeon_no_overlap",
+    } <= bookings_indexes
