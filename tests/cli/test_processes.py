@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +22,9 @@ from orflow.v1 import (
     slot_service_pb2,
     slot_service_pb2_grpc,
 )
+from orflow_tools.testkit.ports import free_port
 
 from tests.auth import ADMIN_TOKEN, TEST_SECRET, bearer
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_serving(target: str, timeout: float = 60.0) -> None:
@@ -88,7 +82,7 @@ def _pids_of(pattern: str) -> set[int]:
 
 
 def test_up_runs_everything_embedded_and_ctrl_c_stops_it_all(tmp_path: Path) -> None:
-    port, web_port = _free_port(), _free_port()
+    port, web_port = free_port(), free_port()
     data_dir = tmp_path / "data"
     env = _base_env(
         ORFLOW_DATA_DIR=str(data_dir), ORFLOW_GRPC_ADDR=f"127.0.0.1:{port}", ORFLOW_WEB_ADDR=f"127.0.0.1:{web_port}"
@@ -147,7 +141,7 @@ def test_server_drains_on_sigterm_and_a_confirmed_booking_survives_a_kill(databa
             await conn.close()
 
     slot_id = asyncio.run(make_slot())
-    port = _free_port()
+    port = free_port()
     env = _base_env(
         ORFLOW_DATABASE_URL=database_url, ORFLOW_GRPC_ADDR=f"127.0.0.1:{port}", ORFLOW_AUTH_SECRET=TEST_SECRET
     )
