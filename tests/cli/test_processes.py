@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,12 +58,14 @@ def _wait_http_json(url: str, timeout: float = 30.0) -> object:
 
 
 def _orflow(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """`orflow ARGS` in a process group of its own, as a terminal runs a foreground command."""
     return subprocess.Popen(
         [sys.executable, "-m", "orflow_server", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        process_group=0,
     )
 
 
@@ -115,9 +118,13 @@ def test_up_runs_everything_embedded_and_ctrl_c_stops_it_all(tmp_path: Path) -> 
         assert seeded.slot_count == len(reply.slots)
         assert oct((data_dir / "auth-secret").stat().st_mode & 0o777) == "0o600"
     finally:
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: SIGINT to the whole foreground process group
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
+    assert "Traceback" not in output, output
+    # The banner's grpcurl command works when pasted where `up` ran: on PATH, or a path that exists.
+    [tried] = [line.split()[1] for line in output.splitlines() if line.strip().startswith("try:")]
+    assert tried.endswith("grpcurl") and (shutil.which(tried) or Path(tried).is_file()), tried
     assert "admin token: ey" in output
     assert "demo data loaded" in output
     assert "stopped cleanly" in output
