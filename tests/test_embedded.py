@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis
-from orflow_server.embedded import (
+from orflow_tools.embedded import (
     _alive,
     start_postgres,
     start_redis,

@@ -1,6 +1,14 @@
-"""The `orflow` command: up, server, worker, proxy, migrate, seed, token, bench.
+"""The `orflow` command: server, worker, migrate, seed, token, and the commands other packages add.
 
-Only this module reads os.environ; everything else takes a Settings.
+The server package runs what a deployment runs. Other installed packages add
+subcommands through the `orflow.commands` entry-point group (orflow-tools adds
+`up` and `bench`, orflow-web adds `proxy`), found with importlib.metadata, so
+this package never imports them. The embedded PostgreSQL that `server`,
+`worker`, `migrate` and `seed` use without ORFLOW_DATABASE_URL comes the same
+way (group `orflow.embedded`, from orflow-tools).
+
+In this package only this module reads os.environ; everything else takes a
+Settings. An added command gets the environment as a mapping from here.
 """
 
 from __future__ import annotations
@@ -9,53 +17,65 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 
-from . import embedded
-from .app import SERVICE_NAMES, create_pool, serve
-from .bench import command as bench_command
-from .children import wait_for_port
+from .app import create_pool, serve
 from .db.migrate import apply_migrations
 from .domain.access import OPERATOR, Role
 from .ops.context import OpsContext
+from .ops.scheduling import NoQueueExpiryScheduler
 from .ops.seed import seed_database
-from .security.tokens import TOKEN_ROLES, issue_token, new_secret
+from .security.tokens import TOKEN_ROLES, issue_token
 from .settings import Settings, SettingsError
 from .worker.main import run_worker
-from .worker.queue import NoQueueExpiryScheduler
+
+COMMAND_GROUP = "orflow.commands"  # name = subcommand, value = an object like AddedCommand below
+EMBEDDED_GROUP = "orflow.embedded"  # "postgres" = a function(data_dir) -> URL of a running embedded PostgreSQL
 
 
-def _step(message: str) -> None:
+class AddedCommand(Protocol):
+    """What an `orflow.commands` entry point names: a subcommand another package adds."""
+
+    help: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace, environ: Mapping[str, str]) -> int: ...
+
+
+class CommandError(Exception):
+    """Stops a command with one line for the user (exit status 1)."""
+
+
+def step(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
 
 
-@contextmanager
-def _database(settings: Settings, *, is_owner: bool) -> Iterator[str]:
-    """The configured database URL, or the embedded PostgreSQL's (started if needed).
-
-    When `is_owner`, an embedded PostgreSQL started here is stopped on exit.
-    """
+def database_url(settings: Settings) -> str:
+    """ORFLOW_DATABASE_URL, or the embedded PostgreSQL's URL (started if needed and left running)."""
     if settings.database_url:
-        yield settings.database_url
-        return
-    pg = embedded.start_postgres(settings.data_dir.resolve() / "postgres")
+        return settings.database_url
+    hooks = entry_points(group=EMBEDDED_GROUP, name="postgres")
+    if not hooks:
+        raise CommandError(
+            "ORFLOW_DATABASE_URL is not set, and the embedded PostgreSQL is not installed"
+            " (it comes with orflow-tools: pip install 'orflow-tools[embedded]')"
+        )
+    start_postgres = next(iter(hooks)).load()
     try:
-        yield pg.url
-    finally:
-        if is_owner:
-            embedded.stop_postgres(pg)
+        return str(start_postgres(settings.data_dir.resolve() / "postgres"))
+    except RuntimeError as exc:  # the embedded service's own error says why and what to do
+        raise CommandError(str(exc)) from None
 
 
-async def _migrate(url: str) -> list[str]:
+async def migrate(url: str) -> list[str]:
     conn = await asyncpg.connect(url)
     try:
         return await apply_migrations(conn)
@@ -63,7 +83,7 @@ async def _migrate(url: str) -> list[str]:
         await conn.close()
 
 
-async def _seed(settings: Settings, url: str, *, only_if_empty: bool) -> tuple[int, int, int, int] | None:
+async def seed(settings: Settings, url: str, *, only_if_empty: bool) -> tuple[int, int, int, int] | None:
     pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
     assert pool is not None
     try:
@@ -81,27 +101,17 @@ async def _seed(settings: Settings, url: str, *, only_if_empty: bool) -> tuple[i
         await pool.close()
 
 
-def _print_seed(counts: tuple[int, int, int, int] | None) -> None:
+def print_seed(counts: tuple[int, int, int, int] | None) -> None:
     if counts is None:
-        _step("demo data: already present, left as it is (`orflow seed` resets it)")
+        step("demo data: already present, left as it is (`orflow seed` resets it)")
     else:
         rooms, doctors, equipment, slots = counts
-        _step(f"demo data loaded: {rooms} rooms, {doctors} surgeons, {equipment} equipment types, {slots} slots")
+        step(f"demo data loaded: {rooms} rooms, {doctors} surgeons, {equipment} equipment types, {slots} slots")
 
 
-def _secret_file(settings: Settings) -> Path:
+def secret_file(settings: Settings) -> Path:
+    """Where `orflow up` keeps the HS256 secret it makes (and `orflow token` finds it)."""
     return settings.data_dir.resolve() / "auth-secret"
-
-
-def _dev_secret(settings: Settings) -> str:
-    """The HS256 secret `orflow up` signs with when none is configured: made once, kept in the data folder."""
-    path = _secret_file(settings)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(new_secret())
-    return path.read_text().strip()
 
 
 def _parse_ttl(text: str) -> timedelta:
@@ -119,7 +129,7 @@ def _parse_ttl(text: str) -> timedelta:
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     """Prints a signed token (stdout only, so `TOKEN=$(orflow token …)` works)."""
     secret = settings.auth_secret or (
-        _secret_file(settings).read_text().strip() if _secret_file(settings).exists() else None
+        secret_file(settings).read_text().strip() if secret_file(settings).exists() else None
     )
     if secret is None:
         print("orflow: no ORFLOW_AUTH_SECRET is set and `orflow up` has not made one yet", file=sys.stderr)
@@ -137,16 +147,15 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings) -> int:
-    with _database(settings, is_owner=False) as url:
-        applied = asyncio.run(_migrate(url))
-    _step(f"migrations applied: {', '.join(applied)}" if applied else "migrations: already up to date")
+    applied = asyncio.run(migrate(database_url(settings)))
+    step(f"migrations applied: {', '.join(applied)}" if applied else "migrations: already up to date")
     return 0
 
 
 def cmd_seed(settings: Settings) -> int:
-    with _database(settings, is_owner=False) as url:
-        asyncio.run(_migrate(url))
-        _print_seed(asyncio.run(_seed(settings, url, only_if_empty=False)))
+    url = database_url(settings)
+    asyncio.run(migrate(url))
+    print_seed(asyncio.run(seed(settings, url, only_if_empty=False)))
     return 0
 
 
@@ -158,9 +167,9 @@ def cmd_server(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    url = database_url(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with _database(settings, is_owner=False) as url:
-        asyncio.run(serve(settings, database_url=url))
+    asyncio.run(serve(settings, database_url=url))
     return 0
 
 
@@ -169,20 +178,7 @@ def cmd_worker(settings: Settings) -> int:
     if not settings.redis_url:
         print("orflow: the worker needs ORFLOW_REDIS_URL (`orflow up` sets it for you)", file=sys.stderr)
         return 2
-    with _database(settings, is_owner=False) as url:
-        asyncio.run(_work(settings, url, settings.redis_url))
-    return 0
-
-
-def cmd_proxy(settings: Settings) -> int:
-    """The gRPC-web proxy (and portal) in front of ORFLOW_GRPC_ADDR; lives in the orflow_web package."""
-    from orflow_web.app import run_proxy  # the proxy's own package; only this command needs aiohttp
-
-    if settings.web_dev_sign_in and not settings.auth_secret:
-        print("orflow: ORFLOW_WEB_DEV_SIGN_IN needs ORFLOW_AUTH_SECRET to sign the tokens it issues", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_proxy(settings))
+    asyncio.run(_work(settings, database_url(settings), settings.redis_url))
     return 0
 
 
@@ -203,117 +199,29 @@ async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
         await pool.close()
 
 
-def cmd_up(settings: Settings) -> int:
-    """Everything in the foreground; Ctrl-C stops the children, then the embedded services."""
-    started = time.monotonic()
-    _step("[1/4] PostgreSQL: " + ("using ORFLOW_DATABASE_URL" if settings.database_url else "embedded"))
-    with _database(settings, is_owner=True) as url:
-        redis = None
-        _step("[2/4] Redis: " + ("using ORFLOW_REDIS_URL" if settings.redis_url else "embedded"))
-        if not settings.redis_url:
-            redis = embedded.start_redis(settings.data_dir.resolve() / "redis")
-        try:
-            _step("[3/4] migrations and demo data")
-            asyncio.run(_migrate(url))
-            _print_seed(asyncio.run(_seed(settings, url, only_if_empty=True)))
-            env = {
-                **os.environ,
-                "ORFLOW_DATABASE_URL": url,
-                "ORFLOW_REDIS_URL": settings.redis_url or (redis.url if redis else ""),
-            }
-            if not settings.has_auth:
-                env["ORFLOW_AUTH_SECRET"] = _dev_secret(settings)
-            if not settings.database_url and not os.environ.get("ORFLOW_ALLOW_RESET"):
-                env["ORFLOW_ALLOW_RESET"] = "1"  # the embedded database is a demo: resetting it is the point
-            is_demo = not settings.database_url and bool(env.get("ORFLOW_AUTH_SECRET"))
-            if is_demo and not os.environ.get("ORFLOW_WEB_DEV_SIGN_IN"):
-                env["ORFLOW_WEB_DEV_SIGN_IN"] = "1"  # demo patients sign in by id; never on for a real database
-            _step("[4/4] starting the gRPC server, the expiry worker and the gRPC-web proxy")
-            children = [
-                subprocess.Popen([sys.executable, "-m", "orflow_server", command], env=env)
-                for command in ("server", "worker", "proxy")
-            ]
-            if wait_for_port(settings.grpc_addr, children):
-                _print_ready(settings, time.monotonic() - started, secret=env.get("ORFLOW_AUTH_SECRET"))
-            return _supervise(children)
-        finally:
-            if redis is not None:
-                embedded.stop_redis(redis)
-
-
-def _print_ready(settings: Settings, seconds: float, *, secret: str | None) -> None:
-    addr = settings.grpc_addr
-    admin = (
-        issue_token(
-            secret,
-            subject="admin-console",
-            role=Role.ADMIN,
-            ttl=timedelta(hours=12),
-            issuer=settings.auth_issuer,
-            audience=settings.auth_audience,
-        )
-        if secret
-        else "(tokens come from your identity provider)"
-    )
-    print(
-        f"\nOR Flow is up in {seconds:.1f} s.\n"
-        f"  gRPC:        {addr}  (services: {', '.join(SERVICE_NAMES)})\n"
-        f"  portal:      http://{settings.web_addr}/  (gRPC-web proxy, health at /healthz)\n"
-        f"  try:         grpcurl -plaintext {addr} list\n"
-        f"  admin token: {admin}\n"
-        "               (valid 12 h; more with `.venv/bin/orflow token --role admin|service|patient`)\n"
-        f"  data:        {settings.data_dir.resolve()}\n"
-        "  stop:        Ctrl-C\n",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def _supervise(children: Sequence[subprocess.Popen[bytes]]) -> int:
-    """Waits until a child exits or a signal comes, then stops every child."""
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.2)
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
-    _step("stopped" + (f"; a child exited with {failed[0].returncode}" if failed else " cleanly"))
-    return 1 if failed and not stopping else 0
-
-
 COMMANDS = {
-    "up": cmd_up,
     "server": cmd_server,
     "worker": cmd_worker,
-    "proxy": cmd_proxy,
     "migrate": cmd_migrate,
     "seed": cmd_seed,
 }
 
 
+def added_commands() -> dict[str, AddedCommand]:
+    """The subcommands installed packages add (orflow-tools: up, bench; orflow-web: proxy)."""
+    added: dict[str, AddedCommand] = {}
+    for entry in entry_points(group=COMMAND_GROUP):
+        if entry.name not in COMMANDS and entry.name != "token":
+            added.setdefault(entry.name, entry.load())
+    return added
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    added = added_commands()
     parser = argparse.ArgumentParser(prog="orflow", description="OR Flow surgical booking backend")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start everything (embedded PostgreSQL/Redis unless URLs are set)")
     sub.add_parser("server", help="run the gRPC server")
     sub.add_parser("worker", help="run the SAQ worker that expires holds (needs ORFLOW_REDIS_URL)")
-    sub.add_parser("proxy", help="run the gRPC-web proxy that also serves the portal (ORFLOW_WEB_ADDR)")
     sub.add_parser("migrate", help="apply database migrations (idempotent)")
     sub.add_parser("seed", help="reset the database to the demo data set")
     token = sub.add_parser("token", help="print a signed bearer token (with ORFLOW_AUTH_SECRET or `up`'s secret)")
@@ -321,20 +229,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--patient", default="", help="the patient id (patient tokens)")
     token.add_argument("--subject", default="", help="who the token names (service/admin tokens)")
     token.add_argument("--ttl", type=_parse_ttl, default=timedelta(hours=1), help="lifetime, e.g. 30m, 12h, 7d")
-    bench_command.add_arguments(sub.add_parser("bench", help="load test OR Flow against the database's own ceiling"))
+    for name, command in sorted(added.items()):
+        command.add_arguments(sub.add_parser(name, help=command.help))
     args = parser.parse_args(argv)
     try:
+        if args.command in added:
+            return added[args.command].run(args, os.environ)
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:
         print(f"orflow: bad setting: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     try:
         if args.command == "token":
             return cmd_token(settings, args)
-        if args.command == "bench":
-            return bench_command.cmd_bench(settings, args)
         return COMMANDS[args.command](settings)
-    except embedded.EmbeddedServiceError as exc:
+    except CommandError as exc:
         print(f"orflow: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

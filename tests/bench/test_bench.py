@@ -1,4 +1,6 @@
-"""The bench harness cannot rot: a tiny run of every scenario on a real stack, and invariant checks that can fail.
+"""The bench harness cannot rot: a tiny run of every scenario on a real stack.
+
+Its invariant checks are the test kit's; tests/tools/test_invariants.py shows they can fail.
 
 Only that it runs and that the invariants hold are asserted, never timings:
 speed targets live in `orflow bench`, not in the test suite.
@@ -7,16 +9,12 @@ speed targets live in `orflow bench`, not in the test suite.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
-from orflow_server.bench import sql
-from orflow_server.bench.config import SMOKE
-from orflow_server.bench.runner import run_bench
 from orflow_server.settings import Settings
-
-from tests.factories import future
+from orflow_tools.bench.config import SMOKE
+from orflow_tools.bench.runner import run_bench
 
 
 async def test_smoke_run_covers_every_scenario_with_no_violation(
@@ -49,49 +47,3 @@ async def test_smoke_run_covers_every_scenario_with_no_violation(
     finally:
         await admin.close()
     assert left == 0
-
-
-async def _insert_clashing_pair(conn: asyncpg.Connection) -> None:
-    """Two active holds of one ventilator slot for one patient: every rule broken at once, if nothing stops it."""
-    await sql.reset(conn, rooms=1)
-    ids = await sql.load_ventilator_slots(conn, count=1, start=future())
-    block = sql.SlotBlock(ids[0], ids[0])
-    for _ in range(2):
-        await sql.insert_holds(conn, block, expire_time=future() + timedelta(hours=1))
-
-
-GUARDS = (
-    "DROP INDEX bookings_one_active_per_slot",
-    "ALTER TABLE bookings DROP CONSTRAINT bookings_room_no_overlap",
-    "ALTER TABLE bookings DROP CONSTRAINT bookings_surgeon_no_overlap",
-    "ALTER TABLE bookings DROP CONSTRAINT bookings_patient_no_overlap",
-    "DROP TRIGGER bookings_equipment_within_inventory ON bookings",
-)
-
-
-async def test_invariant_checks_find_what_the_database_guards_would_have_refused(db: asyncpg.Connection) -> None:
-    """With every guard dropped (in a transaction rolled back after), the bench's own SQL reports each breach."""
-    tx = db.transaction()
-    await tx.start()
-    try:
-        for guard in GUARDS:
-            await db.execute(guard)
-        await _insert_clashing_pair(db)
-        found = await sql.invariant_violations(db)
-    finally:
-        await tx.rollback()
-    assert found == {
-        "slot_double_booked": 1,
-        "room_overlap": 1,
-        "surgeon_overlap": 1,
-        "patient_overlap": 1,
-        "equipment_over_use": 1,
-    }
-
-
-async def test_invariant_checks_pass_on_sound_data(db: asyncpg.Connection) -> None:
-    await sql.reset(db, rooms=3)
-    block = await sql.load_slots(db, count=30, rooms=3, start=future())
-    await sql.insert_holds(db, block, expire_time=future() + timedelta(hours=1))
-    await sql.load_ventilator_slots(db, count=3, start=future(48))
-    assert set((await sql.invariant_violations(db)).values()) == {0}

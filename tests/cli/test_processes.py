@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +23,9 @@ from orflow.v1 import (
     slot_service_pb2,
     slot_service_pb2_grpc,
 )
+from orflow_tools.testkit.ports import free_port
 
 from tests.auth import ADMIN_TOKEN, TEST_SECRET, bearer
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_serving(target: str, timeout: float = 60.0) -> None:
@@ -63,12 +58,14 @@ def _wait_http_json(url: str, timeout: float = 30.0) -> object:
 
 
 def _orflow(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """`orflow ARGS` in a process group of its own, as a terminal runs a foreground command."""
     return subprocess.Popen(
         [sys.executable, "-m", "orflow_server", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        process_group=0,
     )
 
 
@@ -88,7 +85,7 @@ def _pids_of(pattern: str) -> set[int]:
 
 
 def test_up_runs_everything_embedded_and_ctrl_c_stops_it_all(tmp_path: Path) -> None:
-    port, web_port = _free_port(), _free_port()
+    port, web_port = free_port(), free_port()
     data_dir = tmp_path / "data"
     env = _base_env(
         ORFLOW_DATA_DIR=str(data_dir), ORFLOW_GRPC_ADDR=f"127.0.0.1:{port}", ORFLOW_WEB_ADDR=f"127.0.0.1:{web_port}"
@@ -121,9 +118,13 @@ def test_up_runs_everything_embedded_and_ctrl_c_stops_it_all(tmp_path: Path) -> 
         assert seeded.slot_count == len(reply.slots)
         assert oct((data_dir / "auth-secret").stat().st_mode & 0o777) == "0o600"
     finally:
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: SIGINT to the whole foreground process group
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
+    assert "Traceback" not in output, output
+    # The banner's grpcurl command works when pasted where `up` ran: on PATH, or a path that exists.
+    [tried] = [line.split()[1] for line in output.splitlines() if line.strip().startswith("try:")]
+    assert tried.endswith("grpcurl") and (shutil.which(tried) or Path(tried).is_file()), tried
     assert "admin token: ey" in output
     assert "demo data loaded" in output
     assert "stopped cleanly" in output
@@ -147,7 +148,7 @@ def test_server_drains_on_sigterm_and_a_confirmed_booking_survives_a_kill(databa
             await conn.close()
 
     slot_id = asyncio.run(make_slot())
-    port = _free_port()
+    port = free_port()
     env = _base_env(
         ORFLOW_DATABASE_URL=database_url, ORFLOW_GRPC_ADDR=f"127.0.0.1:{port}", ORFLOW_AUTH_SECRET=TEST_SECRET
     )

@@ -6,9 +6,10 @@ test server (which lives in this process's event loop, so the loop keeps
 running while they fire), reports ready, and waits; when all are ready the
 test releases them together and each fires its share of the calls at once.
 The outcomes are checked call by call, and SQL then checks the invariants in
-the database itself: no two active bookings on one slot, or overlapping in
-one room, for one surgeon or for one patient, and no equipment type ever
-used beyond its quantity at any instant.
+the database itself (orflow_tools.testkit.invariants, whose planted-violation
+test is tests/tools/test_invariants.py): no two active bookings on one slot, or
+overlapping in one room, for one surgeon or for one patient, and no equipment
+type ever used beyond its quantity at any instant.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import grpc
 from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc
+from orflow_tools.testkit import invariants
 
 from tests.conftest import REPO_ROOT
 from tests.factories import error_details, future, insert_doctor, insert_equipment, insert_room, insert_slot
@@ -33,7 +35,6 @@ from tests.factories import error_details, future, insert_doctor, insert_equipme
 WORKERS = 4
 CALLS = 200
 SCENARIO_TIMEOUT_SECONDS = 60.0
-ACTIVE = "('PENDING', 'CONFIRMED')"
 
 Outcome = dict[str, Any]
 
@@ -104,74 +105,17 @@ def successes(outcomes: Sequence[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if o["ok"]]
 
 
-# --- invariants, checked in SQL --------------------------------------------------------------------
-
-# Every pair of active bookings that clash. The facts come from the slots
-# table (the source of truth), not only from the columns bookings copy.
-OVERLAPS_SQL = f"""
-WITH active AS (
-    SELECT b.id, b.slot_id, b.patient_id, s.room_id, s.doctor_id,
-           tstzrange(s.start_time, s.end_time, '[)') AS during,
-           tstzrange(s.start_time, greatest(s.end_time, b.room_free_time), '[)') AS room_during
-    FROM bookings b JOIN slots s ON s.id = b.slot_id
-    WHERE b.status IN {ACTIVE}
-)
-SELECT kind, a_id, b_id FROM (
-    SELECT 'slot' AS kind, a.id AS a_id, b.id AS b_id FROM active a JOIN active b
-      ON a.id < b.id AND a.slot_id = b.slot_id
-    UNION ALL
-    SELECT 'room', a.id, b.id FROM active a JOIN active b
-      ON a.id < b.id AND a.room_id = b.room_id AND a.room_during && b.room_during
-    UNION ALL
-    SELECT 'surgeon', a.id, b.id FROM active a JOIN active b
-      ON a.id < b.id AND a.doctor_id = b.doctor_id AND a.during && b.during
-    UNION ALL
-    SELECT 'patient', a.id, b.id FROM active a JOIN active b
-      ON a.id < b.id AND a.patient_id = b.patient_id AND a.during && b.during
-) clashes
-ORDER BY kind, a_id, b_id
-"""
-
-# Peak concurrent use of each equipment type by active bookings. Use only
-# rises at some booking's start, so the peak is the largest sum over the
-# bookings in progress at one of those start points (half-open intervals).
-PEAK_USE_SQL = f"""
-WITH use AS (
-    SELECT se.equipment_id, s.start_time, s.end_time, se.quantity
-    FROM bookings b
-    JOIN slots s ON s.id = b.slot_id
-    JOIN slot_equipment se ON se.slot_id = b.slot_id
-    WHERE b.status IN {ACTIVE}
-),
-at_starts AS (
-    SELECT p.equipment_id, p.start_time AS instant, sum(u.quantity) AS in_use
-    FROM (SELECT DISTINCT equipment_id, start_time FROM use) p
-    JOIN use u ON u.equipment_id = p.equipment_id
-              AND u.start_time <= p.start_time AND p.start_time < u.end_time
-    GROUP BY p.equipment_id, p.start_time
-)
-SELECT e.id, e.quantity, coalesce(max(a.in_use), 0)::int AS peak
-FROM equipment e LEFT JOIN at_starts a ON a.equipment_id = e.id
-GROUP BY e.id, e.quantity
-ORDER BY e.id
-"""
-
-
-async def clashes(conn: asyncpg.Connection) -> list[tuple[str, int, int]]:
-    return [(r["kind"], r["a_id"], r["b_id"]) for r in await conn.fetch(OVERLAPS_SQL)]
-
-
-async def peak_use(conn: asyncpg.Connection) -> dict[int, tuple[int, int]]:
-    """equipment id → (peak units in use at one instant, quantity owned)."""
-    return {r["id"]: (r["peak"], r["quantity"]) for r in await conn.fetch(PEAK_USE_SQL)}
+# --- invariants, checked in SQL (the test kit's one set of checks) ------------------------------------
 
 
 async def assert_invariants(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
     """No clash, no over-use, and the active bookings are exactly the calls that succeeded."""
-    assert await clashes(conn) == []
-    over = {e: pq for e, pq in (await peak_use(conn)).items() if pq[0] > pq[1]}
+    assert await invariants.violations(conn) == invariants.NO_VIOLATIONS
+    over = {e: pq for e, pq in (await invariants.peak_use(conn)).items() if pq[0] > pq[1]}
     assert over == {}
-    active = await conn.fetch(f"SELECT id, slot_id, patient_id FROM bookings WHERE status IN {ACTIVE}")
+    active = await conn.fetch(
+        "SELECT id, slot_id, patient_id FROM bookings WHERE status = ANY($1::text[])", list(invariants.ACTIVE_STATUSES)
+    )
     assert sorted((r["id"], r["slot_id"], r["patient_id"]) for r in active) == sorted(
         (o["booking_id"], o["slot_id"], o["patient_id"]) for o in successes(outcomes)
     )
@@ -211,7 +155,7 @@ async def test_scarce_equipment_across_rooms_exactly_stock_wins(db: asyncpg.Conn
     assert len(successes(outcomes)) == 2
     assert failures(outcomes) == {("ABORTED", "EQUIPMENT_UNAVAILABLE"): CALLS - 2}
     await assert_invariants(db, outcomes)
-    assert (await peak_use(db))[item] == (2, 2)
+    assert (await invariants.peak_use(db))[item] == (2, 2)
 
 
 async def test_one_room_overlapping_slots_exactly_one_wins(db: asyncpg.Connection, target: str) -> None:
@@ -357,80 +301,3 @@ SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND wait_event_type = 'Lock'
   AND (pid IN (SELECT pid FROM direct) OR pg_blocking_pids(pid) && ARRAY(SELECT pid FROM direct))
 """
-
-
-# --- the SQL checks themselves catch what they look for ---------------------------------------------
-
-
-async def _insert_booking_sql(conn: asyncpg.Connection, slot_id: int, patient_id: str) -> int:
-    """An active booking inserted directly, bypassing the application's checks."""
-    return int(
-        await conn.fetchval(
-            """
-            INSERT INTO bookings (slot_id, room_id, doctor_id, start_time, end_time, room_free_time,
-                                  patient_id, status, create_time, expire_time, update_time)
-            SELECT id, room_id, doctor_id, start_time, end_time, end_time,
-                   $2, 'CONFIRMED', now(), now() + interval '2 minutes', now()
-            FROM slots WHERE id = $1
-            RETURNING id
-            """,
-            slot_id,
-            patient_id,
-        )
-    )
-
-
-class _RollBack(Exception):
-    pass
-
-
-async def test_sql_checks_detect_planted_clashes_and_over_use(db: asyncpg.Connection) -> None:
-    """Plant every kind of violation with the database's own defences dropped, then roll it all back."""
-    item = await insert_equipment(db, quantity=2)
-    room, doctor = await insert_room(db), await insert_doctor(db)
-    start: datetime = future(200)
-    # Three overlapping uses of the two-unit item, each slot in its own room: peak 3 at c's start.
-    a = await insert_slot(db, start=start, hours=2, equipment=[(item, 1)])
-    b = await insert_slot(db, start=start + timedelta(hours=1), hours=2, equipment=[(item, 1)])
-    c = await insert_slot(db, start=start + timedelta(hours=1, minutes=30), hours=2, equipment=[(item, 1)])
-    # Two uses of both units that only touch ([L, L+2h) and [L+2h, L+4h)) never add up.
-    later = start + timedelta(days=1)
-    d = await insert_slot(db, start=later, hours=2, equipment=[(item, 2)])
-    e = await insert_slot(db, start=later + timedelta(hours=2), hours=2, equipment=[(item, 2)])
-    in_room = await insert_slot(db, room_id=room, start=start + timedelta(days=2), hours=2)
-    in_room_2 = await insert_slot(db, room_id=room, start=start + timedelta(days=2, hours=1), hours=2)
-    by_doc = await insert_slot(db, doctor_id=doctor, start=start + timedelta(days=3), hours=2)
-    by_doc_2 = await insert_slot(db, doctor_id=doctor, start=start + timedelta(days=3, hours=1), hours=2)
-    own = await insert_slot(db, start=start + timedelta(days=4), hours=2)
-    own_2 = await insert_slot(db, start=start + timedelta(days=4, hours=1), hours=2)
-
-    try:
-        async with db.transaction():
-            for name in ("bookings_room_no_overlap", "bookings_surgeon_no_overlap", "bookings_patient_no_overlap"):
-                await db.execute(f"ALTER TABLE bookings DROP CONSTRAINT {name}")
-            await db.execute("DROP INDEX bookings_one_active_per_slot")
-            await db.execute("DROP TRIGGER bookings_equipment_within_inventory ON bookings")
-            for slot_id in (a, b, c, d, e, by_doc, by_doc_2):
-                await _insert_booking_sql(db, slot_id, f"p-{slot_id}")
-            twin = await _insert_booking_sql(db, in_room, "p-twin-1")
-            twin_2 = await _insert_booking_sql(db, in_room, "p-twin-2")  # the same slot twice
-            await _insert_booking_sql(db, in_room_2, "p-room")
-            await _insert_booking_sql(db, own, "p-twice")
-            await _insert_booking_sql(db, own_2, "p-twice")
-
-            found = await clashes(db)
-            # twin/twin_2 clash on slot, room and surgeon; in_room_2 clashes with both in the room;
-            # by_doc/by_doc_2 on the surgeon; own/own_2 on the patient.
-            assert Counter(kind for kind, _, _ in found) == {"slot": 1, "room": 3, "surgeon": 2, "patient": 1}
-            assert ("slot", twin, twin_2) in found
-            assert (await peak_use(db))[item] == (3, 2)
-
-            # Without b, a and c overlap (2) and d, e only touch (2): back within stock.
-            await db.execute("UPDATE bookings SET status = 'CANCELLED' WHERE slot_id = $1", b)
-            assert (await peak_use(db))[item] == (2, 2)
-            raise _RollBack
-    except _RollBack:
-        pass
-    assert await clashes(db) == []
-    assert await db.fetchval("SELECT count(*) FROM bookings") == 0
-    assert await db.fetchval("SELECT count(*) FROM pg_constraint WHERE conname LIKE 'bookings_%_no_overlap'") == 3

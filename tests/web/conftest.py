@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -11,18 +10,17 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest_asyncio
+from orflow_tools.testkit.ports import free_port
 from orflow_web.app import start_proxy as start_proxy_site
+from orflow_web.settings import ProxySettings
 
-from tests.conftest import TEST_SETTINGS
+from tests.auth import TEST_SECRET
 
 ProxyFactory = Callable[..., Awaitable[str]]
+__all__ = ["ProxyFactory", "free_port"]  # test_proxy.py takes free_port from here
 
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# What the test server expects: tokens dev sign-in mints are signed with the test secret.
+PROXY_TEST_SETTINGS = ProxySettings(auth_secret=TEST_SECRET)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -31,7 +29,7 @@ async def start_proxy() -> AsyncIterator[ProxyFactory]:
     cleanups: list[Callable[[], Awaitable[Any]]] = []
 
     async def start(upstream: str, **overrides: Any) -> str:
-        settings = replace(TEST_SETTINGS, grpc_addr=upstream, **overrides)
+        settings = replace(PROXY_TEST_SETTINGS, grpc_addr=upstream, **overrides)
         channel = grpc.aio.insecure_channel(upstream)
         runner = await start_proxy_site(replace(settings, web_addr="127.0.0.1:0"), channel=channel)
         cleanups.extend([runner.cleanup, channel.close])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import time
 import uuid
@@ -23,6 +22,7 @@ from orflow_server.jobs import SaqExpiryScheduler, expiry_job_key
 from orflow_server.ops.context import OpsContext
 from orflow_server.ops.expiry import expire_booking
 from orflow_server.ops.scheduling import NoQueueExpiryScheduler
+from orflow_tools.testkit.ports import free_port
 from saq import Job, Queue, Status
 
 from tests.auth import authorized_channel
@@ -103,12 +103,6 @@ async def short_holds(start_server: ServerFactory) -> booking_service_pb2_grpc.B
 def booking_from_proto(booking: booking_pb2.Booking) -> Booking:
     """Only the fields the job key uses."""
     return make_booking(id=booking.id, create_time=booking.create_time.ToDatetime(tzinfo=UTC))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def stored_status(db: asyncpg.Connection, booking_id: int) -> str:

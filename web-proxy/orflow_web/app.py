@@ -10,11 +10,11 @@ import grpc
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from orflow_server.settings import Settings
 
 from .dev_sign_in import DevSignIn
 from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, status_pairs
 from .portal import Portal, default_portal_dir
+from .settings import ProxySettings
 
 _log = logging.getLogger(__name__)
 HEALTH_PATH = "/healthz"
@@ -23,7 +23,7 @@ _ALLOWED_REQUEST_HEADERS = (
 )
 
 
-def build_app(settings: Settings, *, channel: grpc.aio.Channel) -> web.Application:
+def build_app(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.Application:
     """The proxy: gRPC-web on POST /package.Service/Method, the portal on GET, health on /healthz,
     and the development-only /dev/sign-in (off unless settings.web_dev_sign_in)."""
     app = web.Application(middlewares=[_errors], client_max_size=settings.web_max_body_bytes + 1024)
@@ -92,7 +92,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.Response(status=500, text="internal error")
 
 
-async def start_proxy(settings: Settings, *, channel: grpc.aio.Channel) -> web.AppRunner:
+async def start_proxy(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.AppRunner:
     """Listens on ORFLOW_WEB_ADDR (port 0: any free port; `runner.addresses` says which)."""
     # WatchSlots streams never finish on their own: on shutdown they get 2 s, then are cancelled
     # (which cancels the upstream call); browsers reconnect.
@@ -105,7 +105,7 @@ async def start_proxy(settings: Settings, *, channel: grpc.aio.Channel) -> web.A
     return runner
 
 
-async def run_proxy(settings: Settings) -> None:
+async def run_proxy(settings: ProxySettings) -> None:
     """Serves until SIGINT/SIGTERM."""
     async with grpc.aio.insecure_channel(settings.grpc_addr) as channel:
         runner = await start_proxy(settings, channel=channel)

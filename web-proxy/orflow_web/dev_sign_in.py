@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from orflow_server.domain.access import Role
-from orflow_server.security.tokens import issue_token
-from orflow_server.settings import Settings
+
+from .settings import ProxySettings
+from .tokens import mint_patient_token
 
 DEV_SIGN_IN_PATH = "/dev/sign-in"
 TOKEN_TTL = timedelta(hours=4)
@@ -26,7 +26,7 @@ _MAX_BODY_BYTES = 4096
 class DevSignIn:
     """`GET` says whether sign-in by patient id is available; `POST {"patient_id"}` issues the token."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ProxySettings) -> None:
         self._secret = settings.auth_secret if settings.web_dev_sign_in else None
         self._issuer = settings.auth_issuer
         self._audience = settings.auth_audience
@@ -53,10 +53,9 @@ class DevSignIn:
         if patient_id is None:
             return _error(400, problem)
         now = datetime.now(UTC)
-        token = issue_token(
+        token = mint_patient_token(  # never admin or service: this endpoint checks no credentials
             self._secret,
-            subject=patient_id,
-            role=Role.PATIENT,  # never admin or service: this endpoint checks no credentials
+            patient_id=patient_id,
             ttl=TOKEN_TTL,
             issuer=self._issuer,
             audience=self._audience,

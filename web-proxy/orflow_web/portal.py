@@ -15,9 +15,16 @@ NOT_BUILT = (
 )
 
 
+PACKAGED_DIR = "portal_dist"  # where the wheel carries the built portal, inside this package
+
+
 def default_portal_dir() -> Path:
-    """web-proxy/portal/dist, beside this package in the source tree."""
-    return Path(__file__).resolve().parents[1] / "portal" / "dist"
+    """The portal the wheel carries (orflow_web/portal_dist), else web-proxy/portal/dist in a checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / PACKAGED_DIR
+    if (packaged / "index.html").is_file():
+        return packaged
+    return here.parent / "portal" / "dist"
 
 
 class Portal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -13,6 +14,30 @@ from ..ops.context import OpsContext
 from ..ops.expiry import expire_booking, sweep_overdue_holds
 
 _log = logging.getLogger(__name__)
+
+JOB_GRACE_SECONDS = 5.0
+"""How long a stopping worker lets running jobs finish (a cancelled one is retried, and the sweep covers it)."""
+
+
+class _Worker(Worker[Any]):
+    """SAQ's Worker, stopping without a warning about its own idle loops.
+
+    SAQ's stop() waits `shutdown_grace_period_s` (0) for its dequeue and
+    upkeep loops, which never finish by themselves, so every stop logged
+    "Some tasks did not finish". Here running jobs get their grace, the
+    idle loops are cancelled and awaited, and then SAQ tidies up.
+    """
+
+    async def stop(self) -> None:
+        self.event.set()
+        jobs = [context["task"] for context in self.job_task_contexts.values()]
+        if jobs:
+            await asyncio.wait(jobs, timeout=JOB_GRACE_SECONDS)
+        loops = list(self.tasks)
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await super().stop()
 
 
 def build_worker(ops: OpsContext, queue: Queue, *, sweep_seconds: int) -> Worker[Any]:
@@ -32,7 +57,7 @@ def build_worker(ops: OpsContext, queue: Queue, *, sweep_seconds: int) -> Worker
             _log.info("sweep failed %d overdue holds (max lag %.1f s)", len(lags), max(lags))
         return len(lags)
 
-    return Worker(
+    return _Worker(
         queue,
         functions=[(EXPIRE_TASK, expire)],
         cron_jobs=[CronJob(sweep, cron=f"* * * * * */{sweep_seconds}")],

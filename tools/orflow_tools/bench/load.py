@@ -1,4 +1,4 @@
-"""One load-generating client process: `python -m orflow_server.bench.load`.
+"""One load-generating client process: `python -m orflow_tools.bench.load`.
 
 One Python process cannot saturate a server, so the bench starts several of
 these. Protocol (one JSON document or word per line):

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+from orflow_server.settings import Settings
 
-from ..settings import Settings
 from . import report, scenarios, sql
 from .config import BenchConfig
 from .results import ScenarioResult
@@ -94,13 +95,22 @@ async def run_bench(
     target: str | None = None,
     server_processes: int = 1,
     only: frozenset[str] = frozenset(),
+    environ: Mapping[str, str] | None = None,
 ) -> BenchRun:
-    """Runs every scenario (or those whose number is in `only`) and writes bench-results.json and the chart."""
+    """Runs every scenario (or those whose number is in `only`) and writes bench-results.json and the chart.
+
+    `environ` is what the stack's child processes inherit (default: this process's environment).
+    """
     started = time.monotonic()
     say = _progress(started)
     run = BenchRun()
     say("starting the stack" if target is None else f"targeting {target}")
-    async with bench_stack(settings, target=target, server_processes=server_processes) as stack:
+    async with bench_stack(
+        settings,
+        target=target,
+        server_processes=server_processes,
+        environ=os.environ if environ is None else environ,
+    ) as stack:
         say(f"stack: gRPC {stack.target}, {server_processes} server process(es), {config.processes} client processes")
         conn = await asyncpg.connect(stack.database_url)
         try:

@@ -10,27 +10,21 @@ drives a stack someone else runs, on the database ORFLOW_DATABASE_URL names
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+from orflow_server.domain.access import Role
+from orflow_server.security.tokens import issue_token, new_secret
+from orflow_server.settings import Settings
 
 from .. import embedded
-from ..children import wait_for_port
-from ..db.migrate import apply_migrations
-from ..domain.access import Role
-from ..security.tokens import issue_token, new_secret
-from ..settings import Settings
+from ..testkit.databases import fresh_database
+from ..testkit.ports import free_port
+from ..testkit.processes import ChildStack
 
 
 @dataclass(frozen=True)
@@ -57,17 +51,6 @@ def _service_token(settings: Settings, secret: str) -> str:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
 @contextmanager
 def _services(settings: Settings, data_dir: Path) -> Iterator[tuple[str, str]]:
     """(PostgreSQL server URL, Redis URL): the configured ones, or embedded ones stopped on exit."""
@@ -82,76 +65,28 @@ def _services(settings: Settings, data_dir: Path) -> Iterator[tuple[str, str]]:
             embedded.stop_postgres(pg)
 
 
-@asynccontextmanager
-async def _fresh_database(server_url: str) -> AsyncIterator[str]:
-    name = f"orflow_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _with_database(server_url, name)
-    try:
-        conn = await asyncpg.connect(url)
-        try:
-            await apply_migrations(conn)
-        finally:
-            await conn.close()
-        yield url
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 def _start_children(
-    url: str, redis_url: str, queue: str, *, secret: str, server_processes: int
-) -> tuple[str, list[subprocess.Popen[bytes]]]:
-    port = _free_port()
+    url: str, redis_url: str, queue: str, *, environ: Mapping[str, str], secret: str, server_processes: int
+) -> tuple[str, ChildStack]:
+    addr = f"127.0.0.1:{free_port()}"
     env = {
-        **os.environ,
+        **environ,
         "ORFLOW_DATABASE_URL": url,
         "ORFLOW_REDIS_URL": redis_url,
         "ORFLOW_QUEUE_NAME": queue,
-        "ORFLOW_GRPC_ADDR": f"127.0.0.1:{port}",
+        "ORFLOW_GRPC_ADDR": addr,
         "ORFLOW_AUTH_SECRET": secret,
+        "ORFLOW_METRICS_ADDR": "127.0.0.1:0",
+        "ORFLOW_WORKER_METRICS_ADDR": "127.0.0.1:0",
     }
-    children = []
     # Several server processes share the port through SO_REUSEPORT (gRPC sets it on Linux).
-    for _ in range(server_processes):
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "orflow_server", "server"],
-                env={**env, "ORFLOW_METRICS_ADDR": "127.0.0.1:0"},
-                stderr=subprocess.DEVNULL,
-            )
-        )
-    children.append(
-        subprocess.Popen(
-            [sys.executable, "-m", "orflow_server", "worker"],
-            env={**env, "ORFLOW_WORKER_METRICS_ADDR": "127.0.0.1:0"},
-            stderr=subprocess.DEVNULL,
-        )
-    )
-    return f"127.0.0.1:{port}", children
-
-
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    return addr, ChildStack.start(["server"] * server_processes + ["worker"], env, quiet=True)
 
 
 @asynccontextmanager
-async def bench_stack(settings: Settings, *, target: str | None, server_processes: int) -> AsyncIterator[Stack]:
+async def bench_stack(
+    settings: Settings, *, target: str | None, server_processes: int, environ: Mapping[str, str]
+) -> AsyncIterator[Stack]:
     """The stack to load: started here (and fully removed afterwards), or an existing one at `target`."""
     if target is not None:
         if not settings.database_url or not settings.redis_url or not settings.auth_secret:
@@ -163,15 +98,17 @@ async def bench_stack(settings: Settings, *, target: str | None, server_processe
         return
     secret = new_secret()  # this run's own server trusts tokens signed with it
     with _services(settings, settings.data_dir.resolve()) as (server_url, redis_url):
-        async with _fresh_database(server_url) as url:
+        async with fresh_database(server_url, prefix="orflow_bench") as url:
             queue = f"orflow-bench-{uuid.uuid4().hex[:10]}"
-            addr, children = _start_children(url, redis_url, queue, secret=secret, server_processes=server_processes)
+            addr, children = _start_children(
+                url, redis_url, queue, environ=environ, secret=secret, server_processes=server_processes
+            )
             try:
-                if not wait_for_port(addr, children, timeout=60):
+                if not children.wait_for(addr, timeout=60):
                     raise RuntimeError(f"the server or the worker did not come up on {addr} within 60 s")
                 yield Stack(addr, url, redis_url, queue, _service_token(settings, secret))
             finally:
-                _stop(children)
+                children.stop()
                 with contextlib.suppress(Exception):
                     await _clear_queue(redis_url, queue)
 

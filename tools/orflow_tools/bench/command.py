@@ -1,14 +1,17 @@
-"""`orflow bench`: parses nothing itself; runs the bench and prints the table and the verdict."""
+"""`orflow bench` (an `orflow.commands` entry point): runs the bench and prints the table and the verdict."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from ..settings import Settings
+from orflow_server.settings import Settings
+
+from .. import embedded
 from . import report
 from .config import PRESETS
 from .runner import run_bench
@@ -29,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default="", help="scenario numbers to run, e.g. 16 (default: all seven)")
 
 
-def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_bench(settings: Settings, args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = PRESETS[args.size or "full"]
     if args.processes:
         config = replace(config, processes=args.processes)
@@ -41,6 +44,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
             target=args.target,
             server_processes=args.server_processes,
             only=frozenset(args.only),
+            environ=environ,
         )
     )
     results = sorted(run.results, key=lambda r: r.scenario[:1])
@@ -55,3 +59,20 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     )
     sys.stdout.flush()
     return 0 if verdict == "PASS" else 1
+
+
+class BenchCommand:
+    help = "load test OR Flow against the database's own ceiling"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_arguments(parser)
+
+    def run(self, args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+        try:
+            return cmd_bench(Settings.from_env(environ), args, environ)
+        except embedded.EmbeddedServiceError as exc:
+            print(f"orflow: {exc}", file=sys.stderr)
+            return 1
+
+
+COMMAND = BenchCommand()

@@ -1,0 +1,94 @@
+"""The proxy's own typed settings, from the same ORFLOW_* variables the server documents.
+
+The proxy is deployed on its own, so it reads only what it uses and imports
+nothing from the server package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+MIN_SECRET_LENGTH = 32  # HS256 wants a key at least as long as its 256-bit output
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names the variable."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxySettings:
+    grpc_addr: str = "127.0.0.1:50051"  # the gRPC server the proxy forwards to
+    web_addr: str = "127.0.0.1:8080"
+    web_max_body_bytes: int = 1024 * 1024
+    web_cors_origins: tuple[str, ...] = ("*",)
+    web_portal_dir: Path | None = None  # None: the portal shipped in the wheel, or web-proxy/portal/dist
+    # POST /dev/sign-in hands a patient token to anyone who names a patient id: development only.
+    web_dev_sign_in: bool = False
+    # What dev sign-in signs its tokens with, for the server to verify (HS256).
+    auth_secret: str | None = None
+    auth_issuer: str = "orflow"
+    auth_audience: str = "orflow"
+
+    def __post_init__(self) -> None:
+        if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
+            raise SettingsError(f"ORFLOW_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ProxySettings:
+        """Reads the proxy's ORFLOW_* variables; fails naming the first bad one."""
+        portal = environ.get("ORFLOW_WEB_PORTAL_DIR", "").strip()
+        return cls(
+            grpc_addr=_addr(environ, "ORFLOW_GRPC_ADDR", "127.0.0.1:50051"),
+            web_addr=_addr(environ, "ORFLOW_WEB_ADDR", "127.0.0.1:8080"),
+            web_max_body_bytes=_whole(environ, "ORFLOW_WEB_MAX_BODY_BYTES", 1024 * 1024, low=16, high=64 * 1024 * 1024),
+            web_cors_origins=_origins(environ, "ORFLOW_WEB_CORS_ORIGINS"),
+            web_portal_dir=Path(portal) if portal else None,
+            web_dev_sign_in=_flag(environ, "ORFLOW_WEB_DEV_SIGN_IN"),
+            auth_secret=environ.get("ORFLOW_AUTH_SECRET", "").strip() or None,
+            auth_issuer=environ.get("ORFLOW_AUTH_ISSUER", "").strip() or "orflow",
+            auth_audience=environ.get("ORFLOW_AUTH_AUDIENCE", "").strip() or "orflow",
+        )
+
+
+def _addr(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = environ.get(name, "").strip() or default
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SettingsError(f"{name}={value!r} is not host:port (e.g. 127.0.0.1:8080)")
+    return value
+
+
+def _whole(environ: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value != int(value) or not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r} must be a whole number between {low} and {high}")
+    return int(value)
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name}={raw!r} is not a yes/no value (1/0, true/false, yes/no, on/off)")
+
+
+def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """`*` or a comma-separated list of browser origins (scheme://host[:port]) allowed by CORS."""
+    raw = environ.get(name, "").strip() or "*"
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        parts = urlparse(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+            raise SettingsError(f"{name}={raw!r}: {origin!r} is not * or an origin like https://portal.example")
+    return origins
