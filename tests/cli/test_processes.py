@@ -122,6 +122,8 @@ def test_up_runs_everything_embedded_and_ctrl_c_stops_it_all(tmp_path: Path) -> 
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     assert "Traceback" not in output, output
+    # A plain Ctrl-C is a clean stop: no SAQ warning about unfinished tasks (worker/main.py's _Worker.stop).
+    assert "did not finish" not in output and "WARNING" not in output, output
     # The banner's grpcurl command works when pasted where `up` ran: on PATH, or a path that exists.
     [tried] = [line.split()[1] for line in output.splitlines() if line.strip().startswith("try:")]
     assert tried.endswith("grpcurl") and (shutil.which(tried) or Path(tried).is_file()), tried

@@ -16,7 +16,7 @@ import asyncpg
 import grpc
 import pytest
 from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc
-from orflow_server.db.bookings import _PATIENT_LOCK_SPACE
+from orflow_server.db.bookings import PATIENT_LOCK_SPACE
 from orflow_server.domain.models import Usage
 from orflow_server.domain.rules import peak_usage
 
@@ -155,7 +155,7 @@ async def test_the_function_takes_the_patient_advisory_lock_of_the_documented_na
         lock = locker.transaction()
         await lock.start()
         try:
-            await locker.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _PATIENT_LOCK_SPACE, "p-locked")
+            await locker.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", PATIENT_LOCK_SPACE, "p-locked")
             call = asyncio.ensure_future(
                 bookings.CreateBooking(booking_service_pb2.CreateBookingRequest(slot_id=slot, patient_id="p-locked"))
             )

@@ -24,7 +24,7 @@ from .errors import translate
 from .where import Where
 
 # Namespace of the patient advisory locks (the first key of the two-key form); orflow_book() uses it.
-_PATIENT_LOCK_SPACE = 7_406_115
+PATIENT_LOCK_SPACE = 7_406_115
 # The one-key advisory lock bulk expiry takes (one-key and two-key locks never collide).
 _OVERDUE_SWEEP_LOCK = 7_406_116
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
-from orflow_server.db.bookings import _PATIENT_LOCK_SPACE as PATIENT_LOCK_SPACE  # the server's own number
+from orflow_server.db.bookings import PATIENT_LOCK_SPACE  # the server's own number
 from orflow_server.db.connection import Conn
 
 VENTILATOR = "Bench ventilator"
