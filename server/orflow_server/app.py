@@ -23,6 +23,7 @@ from orflow.v1 import (
 )
 from saq import Queue
 
+from .db.errors import translate_transient
 from .jobs import BufferedExpiryScheduler, SaqExpiryScheduler
 from .live import SlotChangeHub
 from .metrics import Metrics, serve_metrics, stop_metrics
@@ -32,6 +33,7 @@ from .rpc.admin_service import AdminService
 from .rpc.auth import AuthInterceptor
 from .rpc.booking_service import BookingService
 from .rpc.errors import ErrorInterceptor
+from .rpc.shedding import InFlightLimit, SheddingInterceptor
 from .rpc.slot_service import SlotService
 from .security.rate_limit import BookingRateLimits, RateLimiter
 from .security.tokens import TokenVerifier, load_public_keys
@@ -65,11 +67,21 @@ def booking_rate_limits(settings: Settings) -> BookingRateLimits:
 
 
 async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
+    """The pool: every statement bounded twice (PostgreSQL's statement/lock timeouts, asyncpg's command timeout).
+
+    The timeouts ride on the connection's start-up packet: no extra round trip per call.
+    A connection PostgreSQL closed is dropped on release and reopened on the next acquire.
+    """
     pool = await asyncpg.create_pool(
         dsn,
         min_size=settings.db_pool_min,
         max_size=max(settings.db_pool_max, settings.db_pool_min),
-        server_settings={"application_name": "orflow"},
+        command_timeout=settings.db_command_timeout,
+        server_settings={
+            "application_name": "orflow",
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+            "lock_timeout": str(settings.db_lock_timeout_ms),
+        },
     )
     assert pool is not None
     return pool
@@ -99,6 +111,23 @@ class OrFlowServer:
         await self.server.stop(grace)
 
 
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Message limits, keepalive, and connection age (so balancers see connections recycled)."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_request_bytes),
+        ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
+        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),  # tolerate clients pinging every 10 s
+    ]
+    if settings.grpc_max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.grpc_max_connection_age_grace_seconds * 1000)),
+        ]
+    return options
+
+
 def build_server(
     settings: Settings,
     *,
@@ -113,12 +142,14 @@ def build_server(
     without it WatchSlots answers UNAVAILABLE.
     """
     server = grpc.aio.server(
-        # ErrorInterceptor is outermost: it answers the auth interceptor's refusals too.
-        interceptors=[ErrorInterceptor(), AuthInterceptor(token_verifier(settings))],
-        options=[
-            ("grpc.max_receive_message_length", settings.max_request_bytes),
-            ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
+        # ErrorInterceptor is outermost: it answers the shedder's and the auth interceptor's refusals too,
+        # and turns the database's passing faults into UNAVAILABLE (never INTERNAL).
+        interceptors=[
+            ErrorInterceptor(translate=translate_transient),
+            SheddingInterceptor(InFlightLimit(settings.max_inflight_calls)),
+            AuthInterceptor(token_verifier(settings)),
         ],
+        options=server_options(settings),
     )
     ctx = OpsContext(
         pool=pool,
@@ -169,7 +200,7 @@ async def serve(settings: Settings, *, database_url: str) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
-        await server.stop(grace=5)
+        await server.stop(grace=settings.shutdown_grace_seconds)
         stop_metrics(http)
     finally:
         if buffered is not None:

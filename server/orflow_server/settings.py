@@ -43,6 +43,15 @@ class Settings:
     booking_rate_per_minute: float = 30.0  # per patient token
     booking_burst: int = 10
     service_booking_rate_per_minute: float = 0.0  # per service/admin token; 0 = no limit
+    # Faults and load: every database call is bounded, streams are recycled, a stop drains.
+    db_command_timeout: float = 30.0  # seconds: asyncpg's client-side bound on any one statement
+    db_statement_timeout_ms: int = 10_000  # PostgreSQL's statement_timeout on every server connection
+    db_lock_timeout_ms: int = 3_000  # PostgreSQL's lock_timeout: a lock wait that runs out answers UNAVAILABLE
+    max_inflight_calls: int = 256  # unary calls running at once in one server; more are shed at once (UNAVAILABLE)
+    grpc_keepalive_seconds: float = 60.0  # HTTP/2 PING on idle connections, so dead peers are noticed
+    grpc_max_connection_age_seconds: float = 0.0  # 0 = never; else GOAWAY after this, so balancers rebalance
+    grpc_max_connection_age_grace_seconds: float = 30.0  # calls (and streams) left to finish after a GOAWAY
+    shutdown_grace_seconds: float = 10.0  # SIGTERM: in-flight calls get this long, then they are cancelled
 
     def __post_init__(self) -> None:
         if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
@@ -91,6 +100,18 @@ class Settings:
             service_booking_rate_per_minute=_number(
                 environ, "ORFLOW_SERVICE_BOOKING_RATE_PER_MINUTE", 0, low=0, high=1e7
             ),
+            db_command_timeout=_number(environ, "ORFLOW_DB_COMMAND_TIMEOUT_SECONDS", 30, low=0.1, high=3600),
+            db_statement_timeout_ms=_whole(environ, "ORFLOW_DB_STATEMENT_TIMEOUT_MS", 10_000, low=0, high=3_600_000),
+            db_lock_timeout_ms=_whole(environ, "ORFLOW_DB_LOCK_TIMEOUT_MS", 3_000, low=0, high=3_600_000),
+            max_inflight_calls=_whole(environ, "ORFLOW_MAX_INFLIGHT_CALLS", 256, low=1, high=100_000),
+            grpc_keepalive_seconds=_number(environ, "ORFLOW_GRPC_KEEPALIVE_SECONDS", 60, low=1, high=86_400),
+            grpc_max_connection_age_seconds=_number(
+                environ, "ORFLOW_GRPC_MAX_CONNECTION_AGE_SECONDS", 0, low=0, high=86_400 * 30
+            ),
+            grpc_max_connection_age_grace_seconds=_number(
+                environ, "ORFLOW_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS", 30, low=0, high=86_400
+            ),
+            shutdown_grace_seconds=_number(environ, "ORFLOW_SHUTDOWN_GRACE_SECONDS", 10, low=0, high=3600),
             web_addr=_addr(environ, "ORFLOW_WEB_ADDR", "127.0.0.1:8080"),
             web_max_body_bytes=_whole(environ, "ORFLOW_WEB_MAX_BODY_BYTES", 1024 * 1024, low=16, high=64 * 1024 * 1024),
             web_cors_origins=_origins(environ, "ORFLOW_WEB_CORS_ORIGINS"),

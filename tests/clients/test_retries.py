@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -95,3 +96,10 @@ def test_backoffs_grow_to_the_cap_with_jitter() -> None:
     assert all(0 <= p <= c for p, c in zip(pauses, ceilings, strict=True))
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)
+
+
+def test_a_retry_waits_at_least_the_servers_retry_info_delay() -> None:
+    policy = RetryPolicy(initial_backoff=0.01, max_backoff=0.05)
+    assert policy.pause(0.02, timedelta(seconds=0.5)) == 0.5  # the server said how long to stay away
+    assert policy.pause(0.02, timedelta(seconds=0.001)) == 0.02  # never sooner than our own backoff
+    assert policy.pause(0.02, None) == 0.02

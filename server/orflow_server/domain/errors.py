@@ -121,9 +121,20 @@ class RequestIdReusedError(InvalidArgumentError):
 
 
 class UnavailableError(OrFlowError):
-    """The server cannot serve this now (shutting down, or a feature is not configured); retry later."""
+    """The server cannot serve this now (shutting down, a feature is not configured, or a passing fault); retry later.
+
+    A passing fault (a lost database connection, a failover, a serialization failure,
+    overload) carries `retry_after_seconds`, sent as google.rpc.RetryInfo; nothing was
+    committed, or a retry with the same request_id finds what was.
+    """
 
     reason = ErrorReason.UNAVAILABLE
+
+    def __init__(
+        self, message: str, *, retry_after_seconds: float | None = None, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message, metadata=metadata)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class UnauthenticatedError(OrFlowError):

@@ -6,6 +6,11 @@ fields, BadRequest field violations. Anything unexpected is logged with its
 traceback and answered INTERNAL with a generic message, never str(exc). An
 error whose reason orflow.v1.ErrorReason lacks counts as unexpected: the proto
 documents every reason a client can see.
+
+Faults from the layers below that pass (a lost database connection, a
+failover, a serialization failure) reach this module already translated into
+UnavailableError with a retry delay by the translator the wiring hands the interceptor
+(db/errors.py's translate_transient): UNAVAILABLE with RetryInfo, never INTERNAL.
 """
 
 from __future__ import annotations
@@ -77,15 +82,34 @@ def status_for(exc: errors.OrFlowError) -> tuple[grpc.StatusCode, status_pb2.Sta
             for v in exc.violations
         ]
         details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
-    if isinstance(exc, errors.RateLimitedError):
+    retry_after = (
+        exc.retry_after_seconds if isinstance(exc, errors.RateLimitedError | errors.UnavailableError) else None
+    )
+    if retry_after is not None:
         delay = duration_pb2.Duration()
-        delay.FromTimedelta(timedelta(seconds=exc.retry_after_seconds))
+        delay.FromTimedelta(timedelta(seconds=retry_after))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     rpc_code = getattr(code_pb2, code.name)
     return code, status_pb2.Status(code=rpc_code, message=exc.message, details=details)
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str) -> None:
+Translate = Callable[[BaseException], errors.OrFlowError | None]
+"""Turns an exception from a layer below into a domain error, or None when it is not one it knows."""
+
+
+def _no_translation(_: BaseException) -> None:
+    return None
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str, translate: Translate
+) -> None:
+    if not isinstance(exc, errors.OrFlowError):
+        translated = translate(exc)
+        if translated is not None:
+            _log.warning("transient fault in %s: %s: %s", method, type(exc).__name__, exc)
+            translated.__cause__ = exc
+            exc = translated
     if isinstance(exc, errors.OrFlowError) and exc.reason in WIRE_REASONS:
         code, status = status_for(exc)
         metadata = (("grpc-status-details-bin", status.SerializeToString()),)
@@ -109,19 +133,21 @@ def _parse(deserializer: Deserializer | None, raw: Any) -> Any:
         ) from exc
 
 
-def _wrap_unary(behavior: Unary, method: str, deserializer: Deserializer | None) -> Unary:
+def _wrap_unary(behavior: Unary, method: str, deserializer: Deserializer | None, translate: Translate) -> Unary:
     async def guarded(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             return await behavior(_parse(deserializer, raw), context)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - the one place every error is answered
-            await _abort(context, exc, method)
+            await _abort(context, exc, method, translate)
 
     return guarded
 
 
-def _wrap_streaming(behavior: Streaming, method: str, deserializer: Deserializer | None) -> Streaming:
+def _wrap_streaming(
+    behavior: Streaming, method: str, deserializer: Deserializer | None, translate: Translate
+) -> Streaming:
     async def guarded(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         try:
             async for response in behavior(_parse(deserializer, raw), context):
@@ -129,13 +155,19 @@ def _wrap_streaming(behavior: Streaming, method: str, deserializer: Deserializer
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001
-            await _abort(context, exc, method)
+            await _abort(context, exc, method, translate)
 
     return guarded
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Answers every error a servicer raises with the status this module maps it to."""
+    """Answers every error a servicer raises with the status this module maps it to.
+
+    `translate` names the passing faults of the layers below (the wiring passes db's translate_transient).
+    """
+
+    def __init__(self, translate: Translate = _no_translation) -> None:
+        self._translate = translate
 
     async def intercept_service(
         self,
@@ -149,7 +181,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         deserializer = handler.request_deserializer
         return rewrap(  # type: ignore[no-any-return]
             handler,
-            unary=lambda behavior: _wrap_unary(behavior, method, deserializer),
-            streaming=lambda behavior: _wrap_streaming(behavior, method, deserializer),
+            unary=lambda behavior: _wrap_unary(behavior, method, deserializer, self._translate),
+            streaming=lambda behavior: _wrap_streaming(behavior, method, deserializer, self._translate),
             request_deserializer=None,  # _parse does it, so bad bytes get INVALID_ARGUMENT
         )

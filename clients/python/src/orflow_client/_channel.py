@@ -7,6 +7,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import grpc
 from google.protobuf import descriptor_pb2
@@ -51,6 +52,14 @@ class RetryPolicy:
         for _ in range(self.max_attempts - 1):
             yield random.uniform(0, ceiling)
             ceiling = min(ceiling * self.multiplier, self.max_backoff)
+
+    def pause(self, backoff: float, retry_delay: timedelta | None) -> float:
+        """The pause before a retry: the server's RetryInfo delay when it sent one (never less), else the backoff.
+
+        A server shedding load or waiting out a failover says how long to stay away;
+        retrying sooner only adds to what it is refusing.
+        """
+        return backoff if retry_delay is None else max(backoff, retry_delay.total_seconds())
 
     def service_config(self) -> str:
         """A gRPC service config retrying every NO_SIDE_EFFECTS method on UNAVAILABLE."""

@@ -193,7 +193,8 @@ class OrFlowClient:
         With a patient token `patient_id` may be left empty: the patient books as itself.
 
         Retries UNAVAILABLE and DEADLINE_EXCEEDED with the same `request_id`
-        (a new one is made when none is given), so a retry after a lost reply
+        (a new one is made when none is given), waiting at least the delay the
+        server's RetryInfo asks for, so a retry after a lost reply
         returns the booking the first attempt made, never a second booking.
         """
         request = booking_service_pb2.CreateBookingRequest(
@@ -204,10 +205,10 @@ class OrFlowClient:
             try:
                 reply = await self._call(self._bookings.CreateBooking, request, timeout)
             except OrFlowError as exc:
-                pause = next(backoffs, None) if exc.code in self._options.retry.retryable_codes else None
-                if pause is None:
+                backoff = next(backoffs, None) if exc.code in self._options.retry.retryable_codes else None
+                if backoff is None:
                     raise
-                await asyncio.sleep(pause)
+                await asyncio.sleep(self._options.retry.pause(backoff, exc.retry_delay))
             else:
                 return reply.booking
 
