@@ -183,12 +183,6 @@ async def test_redis_stopped_and_restarted(world: World, children: Children) -> 
         redis.stop()
 
 
-@pytest.mark.xfail(
-    reason="finding: after a worker SIGKILL, SAQ keeps the dead worker's cron sweep and expire jobs ACTIVE until its"
-    " upkeep sweep (every 60 s) finds them stuck, so holds stay PENDING past expiry + sweep interval (25 seen);"
-    " fix: run the overdue sweep as the worker's own loop, not a SAQ cron job",
-    strict=False,
-)
 async def test_worker_killed_then_restarted(world: World, redis_url: str, children: Children) -> None:
     env = _env(world, redis_url)
     server = children.add(harness.server(env).start())

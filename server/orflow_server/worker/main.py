@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
-from saq import CronJob, Queue, Worker
+from saq import Queue, Worker
 
 from ..jobs import EXPIRE_TASK
 from ..metrics import serve_metrics, stop_metrics
@@ -40,32 +41,40 @@ class _Worker(Worker[Any]):
         await super().stop()
 
 
-def build_worker(ops: OpsContext, queue: Queue, *, sweep_seconds: int) -> Worker[Any]:
-    """A SAQ worker whose tasks call the expiry use cases.
-
-    The sweep also runs at start-up, so a worker that was down for an hour
-    fails every hold that expired meanwhile before anything else.
-    """
+def build_worker(ops: OpsContext, queue: Queue) -> Worker[Any]:
+    """A SAQ worker whose one task calls the expiry use case (the sweep runs beside it: `sweep_forever`)."""
 
     async def expire(_: Any, *, booking_id: int) -> bool:
         return await expire_booking(ops, booking_id)
 
-    async def sweep(_: Any) -> int:
-        lags = await sweep_overdue_holds(ops)
-        ops.metrics.queue_depth.set(await queue.count("incomplete"))
-        if lags:
-            _log.info("sweep failed %d overdue holds (max lag %.1f s)", len(lags), max(lags))
-        return len(lags)
-
     return _Worker(
         queue,
         functions=[(EXPIRE_TASK, expire)],
-        cron_jobs=[CronJob(sweep, cron=f"* * * * * */{sweep_seconds}")],
-        startup=sweep,
         # Jobs mostly wait out a sub-second remainder, so more run at once than
         # CPU alone suggests; each holds a Redis connection (redis-py caps its pool).
         concurrency=50,
     )
+
+
+async def sweep_forever(ops: OpsContext, queue: Queue, *, every_seconds: float) -> None:
+    """Fails every overdue hold now, then every `every_seconds`: the guarantee behind the per-hold jobs.
+
+    It is the worker's own loop, not a SAQ cron job: a cron job of a SIGKILLed
+    worker stays ACTIVE in Redis until SAQ's stuck-job check (every 60 s), which
+    blocked the next worker's sweep that long (tests/chaos found it), and a
+    cron job cannot run while Redis is down. It runs at start-up first, so a
+    worker that was down for an hour fails every hold that expired meanwhile.
+    Two workers' sweeps take turns on an advisory lock (db/bookings.py).
+    """
+    while True:
+        try:
+            lags = await sweep_overdue_holds(ops)
+            if lags:
+                _log.info("sweep failed %d overdue holds (max lag %.1f s)", len(lags), max(lags))
+            ops.metrics.queue_depth.set(await queue.count("incomplete"))
+        except Exception:  # noqa: BLE001 - the next round retries; a dead loop would end the guarantee
+            _log.warning("the overdue-hold sweep failed; retrying in %.0f s", every_seconds, exc_info=True)
+        await asyncio.sleep(every_seconds)
 
 
 async def run_worker(
@@ -77,7 +86,13 @@ async def run_worker(
     http, _, port = serve_metrics(ops.metrics, metrics_addr)
     _log.info("worker metrics on http://%s:%d/metrics", metrics_addr.rpartition(":")[0], port)
     try:
-        await build_worker(ops, queue, sweep_seconds=sweep_seconds).start()
+        sweeper = asyncio.create_task(sweep_forever(ops, queue, every_seconds=sweep_seconds), name="orflow-sweep")
+        try:
+            await build_worker(ops, queue).start()
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
     finally:
         stop_metrics(http)
         await queue.disconnect()
