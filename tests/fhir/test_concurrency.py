@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 import asyncpg
+import pytest
 from orflow_tools.testkit import invariants
 
 from tests.auth import token_for
@@ -67,6 +68,7 @@ async def fire(base: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return outcomes
 
 
+@pytest.mark.slow  # 8-30 s on this shared 2-core machine (4 client processes, 100 HTTP calls)
 async def test_hundred_concurrent_holds_of_one_slot_make_exactly_one(db: asyncpg.Connection, fhir_base: str) -> None:
     ventilator = await insert_equipment(db, quantity=1)
     slot_id = await insert_slot(db, equipment=[(ventilator, 1)])
