@@ -10,8 +10,9 @@ The rules, by the fence's language tag:
 
 Each block runs on its own, after a reset to the demo data (what `scripts/up` serves), with
 ORFLOW_ADDRESS naming the session's test server, ORFLOW_TOKEN a patient token for MRN-1001 (the demo
-patient the READMEs use), ORFLOW_ADMIN_TOKEN an admin token and ORFLOW_AUTH_SECRET the test secret (so
-`orflow token` signs what the server accepts). Snippets read those variables; nothing is patched.
+patient the READMEs use), ORFLOW_ADMIN_TOKEN an admin token, ORFLOW_AUTH_SECRET the test secret (so
+`orflow token` signs what the server accepts) and ORFLOW_WEB_URL a proxy in front of that server (the FHIR
+section's curl examples). Snippets read those variables; nothing is patched.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
+import pytest_asyncio
 from orflow_client import OrFlowClient
+from orflow_web.app import start_proxy
+from orflow_web.settings import ProxySettings
 
 from .auth import ADMIN_TOKEN, TEST_SECRET, token_for
 from .conftest import REPO_ROOT
@@ -110,7 +115,18 @@ def test_the_readmes_are_found_and_their_snippets_collected() -> None:
     assert languages == {"python", "shell"}, "the main READMEs have both Python and shell snippets to run"
 
 
-def _environment(target: str, data_dir: Path) -> dict[str, str]:
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def web_url(target: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """The proxy (gRPC-web, portal, /fhir/r4) in front of the session's server, as `orflow up` runs it."""
+    portal = tmp_path_factory.mktemp("no-portal")
+    settings = ProxySettings(grpc_addr=target, web_addr="127.0.0.1:0", web_portal_dir=portal, auth_secret=TEST_SECRET)
+    async with grpc.aio.insecure_channel(target) as channel:
+        runner = await start_proxy(settings, channel=channel)
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        await runner.cleanup()
+
+
+def _environment(target: str, data_dir: Path, web_url: str) -> dict[str, str]:
     """The caller's environment without its ORFLOW_ settings, plus what the snippets read."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("ORFLOW_")}
     env.update(
@@ -119,6 +135,7 @@ def _environment(target: str, data_dir: Path) -> dict[str, str]:
         ORFLOW_ADMIN_TOKEN=ADMIN_TOKEN,
         ORFLOW_AUTH_SECRET=TEST_SECRET,
         ORFLOW_DATA_DIR=str(data_dir),  # never the checkout's own `.orflow-data` and its secret
+        ORFLOW_WEB_URL=web_url,
     )
     return env
 
@@ -132,14 +149,14 @@ def _command(block: Block, tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[block.where for block in RUNNABLE])
-async def test_the_snippet_runs(block: Block, target: str, tmp_path: Path) -> None:
+async def test_the_snippet_runs(block: Block, target: str, web_url: str, tmp_path: Path) -> None:
     async with OrFlowClient(target, token=ADMIN_TOKEN) as client:
         await client.seed_database()  # what `scripts/up` serves; also empties what earlier tests left
     # The server runs on this event loop: the snippet must run as a subprocess awaited here, never blocking it.
     proc = await asyncio.create_subprocess_exec(
         *_command(block, tmp_path),
         cwd=REPO_ROOT,
-        env=_environment(target, tmp_path / "data"),
+        env=_environment(target, tmp_path / "data", web_url),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

@@ -12,6 +12,8 @@ from aiohttp.typedefs import Handler
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .dev_sign_in import DevSignIn
+from .fhir import BASE_PATH as FHIR_BASE_PATH
+from .fhir import build_fhir_app
 from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, status_pairs
 from .portal import Portal, default_portal_dir
 from .settings import ProxySettings
@@ -49,6 +51,7 @@ def build_app(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.Appl
     app.router.add_route("OPTIONS", "/{tail:.*}", _preflight)
     app.router.add_get(HEALTH_PATH, health)
     DevSignIn(settings).add_routes(app.router)  # before the catch-all routes below
+    app.add_subapp(FHIR_BASE_PATH, build_fhir_app(channel))  # FHIR R4 scheduling (orflow_web/fhir), before them too
     app.router.add_post("/{tail:.*}", forwarder.handle)
     app.router.add_get("/{tail:.*}", portal.handle)
     return app
