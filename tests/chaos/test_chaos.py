@@ -228,11 +228,6 @@ async def test_server_killed_under_load_behind_round_robin(world: World, redis_u
     assert _failed(outcomes) == 0
 
 
-@pytest.mark.xfail(
-    reason="finding: a call reaching the draining server is answered CANCELLED (1 of 300 seen), which the client"
-    " does not retry; fix: retry CANCELLED that the caller did not cause (same request_id), or refuse UNAVAILABLE",
-    strict=False,
-)
 async def test_server_drained_by_sigterm_under_load(world: World, redis_url: str, children: Children) -> None:
     env = _env(world, redis_url)
     children.add(harness.worker(env).start())

@@ -29,7 +29,10 @@ class RetryPolicy:
     Reads are retried by gRPC itself (a service config built from the protos'
     NO_SIDE_EFFECTS methods). CreateBooking is retried by the client, always
     with the same request_id, so the server returns the first booking instead
-    of making a second one.
+    of making a second one. A CANCELLED that reaches the client as a status
+    came from the other side (a server draining on SIGTERM cancels a call it
+    cannot finish; this client's own cancellation raises asyncio's
+    CancelledError instead), so CreateBooking retries it too.
     """
 
     max_attempts: int = 4
@@ -37,7 +40,7 @@ class RetryPolicy:
     max_backoff: float = 2.0
     multiplier: float = 2.0
     retryable_codes: frozenset[grpc.StatusCode] = field(
-        default=frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+        default=frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
     )
 
     def __post_init__(self) -> None:

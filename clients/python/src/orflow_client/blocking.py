@@ -192,7 +192,7 @@ class BlockingOrFlowClient:
 
         With a patient token `patient_id` may be left empty: the patient books as itself.
 
-        Retries UNAVAILABLE and DEADLINE_EXCEEDED with the same `request_id`
+        Retries UNAVAILABLE, DEADLINE_EXCEEDED and a server's CANCELLED with the same `request_id`
         (a new one is made when none is given), waiting at least the delay the
         server's RetryInfo asks for, so a retry after a lost reply
         returns the booking the first attempt made, never a second booking.
