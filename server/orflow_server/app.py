@@ -34,6 +34,7 @@ from .rpc.booking_service import BookingService
 from .rpc.errors import ErrorInterceptor
 from .rpc.slot_service import SlotService
 from .security.rate_limit import BookingRateLimits, RateLimiter
+from .security.streams import StreamLimits
 from .security.tokens import TokenVerifier, load_public_keys
 from .settings import Settings
 
@@ -112,9 +113,10 @@ def build_server(
     `listen_dsn` is where the slot-change hub opens its own LISTEN connection;
     without it WatchSlots answers UNAVAILABLE.
     """
+    metrics = metrics or Metrics()
     server = grpc.aio.server(
         # ErrorInterceptor is outermost: it answers the auth interceptor's refusals too.
-        interceptors=[ErrorInterceptor(), AuthInterceptor(token_verifier(settings))],
+        interceptors=[ErrorInterceptor(), AuthInterceptor(token_verifier(settings), metrics=metrics)],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
@@ -125,11 +127,16 @@ def build_server(
         hold_ttl=settings.hold_ttl,
         turnover=settings.turnover,
         expiry=expiry,
-        metrics=metrics or Metrics(),
+        metrics=metrics,
         allow_reset=settings.allow_reset,
     )
     hub = SlotChangeHub(dsn=listen_dsn) if listen_dsn else None
-    slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx, hub=hub), server)
+    streams = StreamLimits(
+        per_caller=settings.watch_streams_per_caller,
+        per_connection=settings.watch_streams_per_connection,
+        total=settings.watch_streams_total,
+    )
+    slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx, hub=hub, streams=streams), server)
     booking_service_pb2_grpc.add_BookingServiceServicer_to_server(
         BookingService(ctx, limits=booking_rate_limits(settings)), server
     )

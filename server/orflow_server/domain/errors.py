@@ -66,6 +66,13 @@ class NotFoundError(OrFlowError):
         self.reason = NOT_FOUND_REASONS[resource]
 
 
+class HiddenBookingError(NotFoundError):
+    """Another patient's booking: answered exactly as a missing one, but recorded as a refused access."""
+
+    def __init__(self, booking_id: object) -> None:
+        super().__init__("booking", booking_id)
+
+
 class AlreadyExistsError(OrFlowError):
     reason = ErrorReason.ALREADY_EXISTS
 
@@ -150,6 +157,20 @@ class RateLimitedError(OrFlowError):
     def __init__(self, message: str, *, retry_after_seconds: float) -> None:
         super().__init__(message, metadata={"retry_after_seconds": f"{retry_after_seconds:.3f}"})
         self.retry_after_seconds = retry_after_seconds
+
+
+class StreamLimitError(RateLimitedError):
+    """Too many WatchSlots streams open: `limit` says which cap (per_caller, per_connection, total) was hit."""
+
+    reason = ErrorReason.STREAM_LIMIT
+
+    def __init__(self, limit: str, *, maximum: int, retry_after_seconds: float) -> None:
+        super().__init__(
+            f"too many open WatchSlots streams ({limit.replace('_', ' ')}: at most {maximum}); "
+            "close one or try again later",
+            retry_after_seconds=retry_after_seconds,
+        )
+        self.metadata.update(limit=limit, max=str(maximum))
 
 
 class ResetDisabledError(FailedPreconditionError):
