@@ -57,20 +57,15 @@ class InvalidArgumentError(OrFlowError):
 class NotFoundError(OrFlowError):
     """No such resource; the reason names which kind (NOT_FOUND_REASONS)."""
 
-    def __init__(self, resource: Resource, resource_id: object) -> None:
+    def __init__(self, resource: Resource, resource_id: object, *, is_denial: bool = False) -> None:
         self.resource = resource
+        self.is_denial = is_denial
+        """It exists but is not the caller's: answered as missing, recorded as a refused access."""
         super().__init__(
             f"{resource} {resource_id} does not exist",
             metadata={"resource": resource, "id": str(resource_id)},
         )
         self.reason = NOT_FOUND_REASONS[resource]
-
-
-class HiddenBookingError(NotFoundError):
-    """Another patient's booking: answered exactly as a missing one, but recorded as a refused access."""
-
-    def __init__(self, booking_id: object) -> None:
-        super().__init__("booking", booking_id)
 
 
 class AlreadyExistsError(OrFlowError):

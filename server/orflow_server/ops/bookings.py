@@ -20,7 +20,6 @@ from ..domain.errors import (
     BookingNotPendingError,
     EquipmentUnavailableError,
     FieldViolation,
-    HiddenBookingError,
     HoldExpiredError,
     NotFoundError,
     OrFlowError,
@@ -120,7 +119,7 @@ async def _read_booking(conn: Conn, actor: Actor, booking_id: int) -> Booking:
     if booking is None:
         raise NotFoundError("booking", booking_id)
     if not actor.may_see(booking):
-        raise HiddenBookingError(booking_id)  # the same answer; the auth interceptor records the attempt
+        raise NotFoundError("booking", booking_id, is_denial=True)  # the same answer; the attempt is recorded
     return effective_booking(booking, await current_time(conn))
 
 

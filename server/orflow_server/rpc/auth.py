@@ -35,7 +35,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from orflow.v1 import access_pb2
 
 from ..domain.access import ANONYMOUS, Actor, Role
-from ..domain.errors import HiddenBookingError, OrFlowError, PermissionDeniedError, UnauthenticatedError
+from ..domain.errors import NotFoundError, OrFlowError, PermissionDeniedError, UnauthenticatedError
 from ..domain.reasons import ErrorReason
 from ..metrics import Metrics
 from ..security.tokens import TokenVerifier
@@ -44,8 +44,9 @@ from .handlers import Streaming, Unary, is_orflow_method, rewrap
 
 _log = logging.getLogger(__name__)
 DENIAL_LOG_LINES_PER_MINUTE = 60
-DENIALS = (UnauthenticatedError, PermissionDeniedError, HiddenBookingError)
-"""Refusals that are recorded; a hidden booking is answered NOT_FOUND but recorded as OTHER_PATIENTS_BOOKING."""
+DENIALS = (UnauthenticatedError, PermissionDeniedError, NotFoundError)
+"""Errors that may be refusals (a NotFoundError only with is_denial: another patient's booking, answered NOT_FOUND
+but recorded as OTHER_PATIENTS_BOOKING)."""
 
 
 def roles_for(method: MethodDescriptor) -> frozenset[Role]:
@@ -127,7 +128,9 @@ class DeniedCalls:
         self._left_out = 0
 
     def record(self, method: str, subject: str, exc: OrFlowError, peer: str) -> None:
-        reason = "OTHER_PATIENTS_BOOKING" if isinstance(exc, HiddenBookingError) else str(exc.reason)
+        if isinstance(exc, NotFoundError) and not exc.is_denial:
+            return  # a plain missing resource is no refusal
+        reason = "OTHER_PATIENTS_BOOKING" if isinstance(exc, NotFoundError) else str(exc.reason)
         self._counter.labels(method=method, reason=reason).inc()
         now = self._clock()
         if now - self._window_start >= 60:
