@@ -32,7 +32,7 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-class _WithToken(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _WithToken:
     """Adds `authorization: Bearer <token>` to every call that has none."""
 
     def __init__(self, token: str) -> None:
@@ -44,13 +44,19 @@ class _WithToken(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClien
             metadata = (*metadata, *bearer(self._token))
         return details._replace(metadata=grpc.aio.Metadata(*metadata))
 
+
+# grpc.aio files an interceptor under the FIRST interceptor class it is an instance of, so one object
+# cannot serve unary and streaming calls: each kind gets its own.
+class _UnaryWithToken(_WithToken, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
+
+class _StreamWithToken(_WithToken, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
 
 def authorized_channel(target: str, token: str = ADMIN_TOKEN) -> grpc.aio.Channel:
-    """An aio channel whose calls carry `token` (an admin's unless given)."""
-    return grpc.aio.insecure_channel(target, interceptors=[_WithToken(token)])
+    """An aio channel whose calls (unary and streaming) carry `token` (an admin's unless given)."""
+    return grpc.aio.insecure_channel(target, interceptors=[_UnaryWithToken(token), _StreamWithToken(token)])

@@ -159,7 +159,7 @@ def test_web_proxy_settings() -> None:
     assert (defaults.web_addr, defaults.web_max_body_bytes, defaults.web_cors_origins) == (
         "127.0.0.1:8080",
         1024 * 1024,
-        ("*",),
+        (),  # no other origin unless configured (issue 17, F1)
     )
     assert not defaults.web_dev_sign_in, "the dev sign-in endpoint is off unless asked for"
     dev = Settings.from_env({"ORFLOW_WEB_DEV_SIGN_IN": "on", "ORFLOW_AUTH_SECRET": "s" * 32})

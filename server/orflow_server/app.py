@@ -36,6 +36,7 @@ from .rpc.errors import ErrorInterceptor
 from .rpc.shedding import InFlightLimit, SheddingInterceptor
 from .rpc.slot_service import SlotService
 from .security.rate_limit import BookingRateLimits, RateLimiter
+from .security.streams import StreamLimits
 from .security.tokens import TokenVerifier, load_public_keys
 from .settings import Settings
 
@@ -141,13 +142,14 @@ def build_server(
     `listen_dsn` is where the slot-change hub opens its own LISTEN connection;
     without it WatchSlots answers UNAVAILABLE.
     """
+    metrics = metrics or Metrics()
     server = grpc.aio.server(
         # ErrorInterceptor is outermost: it answers the shedder's and the auth interceptor's refusals too,
         # and turns the database's passing faults into UNAVAILABLE (never INTERNAL).
         interceptors=[
             ErrorInterceptor(translate=translate_transient),
             SheddingInterceptor(InFlightLimit(settings.max_inflight_calls)),
-            AuthInterceptor(token_verifier(settings)),
+            AuthInterceptor(token_verifier(settings), metrics=metrics),
         ],
         options=server_options(settings),
     )
@@ -156,11 +158,16 @@ def build_server(
         hold_ttl=settings.hold_ttl,
         turnover=settings.turnover,
         expiry=expiry,
-        metrics=metrics or Metrics(),
+        metrics=metrics,
         allow_reset=settings.allow_reset,
     )
     hub = SlotChangeHub(dsn=listen_dsn) if listen_dsn else None
-    slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx, hub=hub), server)
+    streams = StreamLimits(
+        per_caller=settings.watch_streams_per_caller,
+        per_connection=settings.watch_streams_per_connection,
+        total=settings.watch_streams_total,
+    )
+    slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx, hub=hub, streams=streams), server)
     booking_service_pb2_grpc.add_BookingServiceServicer_to_server(
         BookingService(ctx, limits=booking_rate_limits(settings)), server
     )

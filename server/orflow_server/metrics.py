@@ -32,6 +32,12 @@ class Metrics:
             registry=reg,
         )
         self.queue_depth = Gauge("orflow_expiry_queue_depth", "Expiry jobs not yet finished", registry=reg)
+        self.calls_denied = Counter(
+            "orflow_calls_denied",
+            "Calls refused for who made them (bad token, role, another patient's booking), by method and reason",
+            ["method", "reason"],
+            registry=reg,
+        )
         self.expiry_jobs_dropped = Counter(
             "orflow_expiry_jobs_dropped", "Expiry jobs left to the sweep: the enqueue buffer was full", registry=reg
         )

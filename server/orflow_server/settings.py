@@ -52,6 +52,10 @@ class Settings:
     grpc_max_connection_age_seconds: float = 0.0  # 0 = never; else GOAWAY after this, so balancers rebalance
     grpc_max_connection_age_grace_seconds: float = 30.0  # calls (and streams) left to finish after a GOAWAY
     shutdown_grace_seconds: float = 10.0  # SIGTERM: in-flight calls get this long, then they are cancelled
+    # Open WatchSlots streams at most: per token subject, per client connection, in this process.
+    watch_streams_per_caller: int = 10
+    watch_streams_per_connection: int = 100
+    watch_streams_total: int = 500
 
     def __post_init__(self) -> None:
         if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
@@ -65,7 +69,7 @@ class Settings:
 
     web_addr: str = "127.0.0.1:8080"
     web_max_body_bytes: int = 1024 * 1024
-    web_cors_origins: tuple[str, ...] = ("*",)
+    web_cors_origins: tuple[str, ...] = ()  # none: only the portal's own origin (no CORS headers)
     web_portal_dir: Path | None = None  # None: web-proxy/portal/dist next to the orflow_web package
     # POST /dev/sign-in hands a patient token to anyone who names a patient id: development only.
     web_dev_sign_in: bool = False
@@ -112,6 +116,11 @@ class Settings:
                 environ, "ORFLOW_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS", 30, low=0, high=86_400
             ),
             shutdown_grace_seconds=_number(environ, "ORFLOW_SHUTDOWN_GRACE_SECONDS", 10, low=0, high=3600),
+            watch_streams_per_caller=_whole(environ, "ORFLOW_WATCH_STREAMS_PER_CALLER", 10, low=1, high=100_000),
+            watch_streams_per_connection=_whole(
+                environ, "ORFLOW_WATCH_STREAMS_PER_CONNECTION", 100, low=1, high=100_000
+            ),
+            watch_streams_total=_whole(environ, "ORFLOW_WATCH_STREAMS_TOTAL", 500, low=1, high=1_000_000),
             web_addr=_addr(environ, "ORFLOW_WEB_ADDR", "127.0.0.1:8080"),
             web_max_body_bytes=_whole(environ, "ORFLOW_WEB_MAX_BODY_BYTES", 1024 * 1024, low=16, high=64 * 1024 * 1024),
             web_cors_origins=_origins(environ, "ORFLOW_WEB_CORS_ORIGINS"),
@@ -180,8 +189,8 @@ def _file(environ: Mapping[str, str], name: str) -> Path | None:
 
 
 def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """`*` or a comma-separated list of browser origins (scheme://host[:port]) allowed by CORS."""
-    raw = environ.get(name, "").strip() or "*"
+    """`*` or a comma-separated list of browser origins (scheme://host[:port]) allowed by CORS; none by default."""
+    raw = environ.get(name, "").strip()
     origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
     for origin in origins:
         parts = urlparse(origin)

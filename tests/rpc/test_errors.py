@@ -39,6 +39,7 @@ EXPECTED: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     errors.RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.StreamLimitError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 # Classes only ever subclassed, never raised as they are.
@@ -73,6 +74,8 @@ def make_error(cls: type[errors.OrFlowError]) -> errors.OrFlowError:
         return cls("the token has expired", reason=ErrorReason.TOKEN_EXPIRED)
     if issubclass(cls, errors.PermissionDeniedError):
         return cls("admins only", reason=ErrorReason.ROLE_FORBIDDEN, metadata={"slot_id": "7"})
+    if issubclass(cls, errors.StreamLimitError):
+        return cls("per_caller", maximum=10, retry_after_seconds=1.5)
     if issubclass(cls, errors.RateLimitedError):
         return cls("too many bookings", retry_after_seconds=1.5)
     return cls("something went wrong", metadata={"slot_id": "7"})

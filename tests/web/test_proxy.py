@@ -136,7 +136,9 @@ async def test_server_streaming_delivers_snapshot_then_live_change_then_deadline
     slot_id = await insert_slot(db, start=future(48))
     request = frame(slot_service_pb2.WatchSlotsRequest().SerializeToString())
     started = time.monotonic()
-    async with http.post(proxy + WATCH, data=request, headers={"Content-Type": BINARY, "grpc-timeout": "3S"}) as r:
+    # As staff: anonymous watchers see a hold as AVAILABILITY_CHANGED (tests/security/test_rpc_probes.py).
+    headers = {"Content-Type": BINARY, "grpc-timeout": "3S", "authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with http.post(proxy + WATCH, data=request, headers=headers) as r:
         assert r.status == 200
         frames = _read_frames(r.content)
         kinds = []
@@ -325,7 +327,10 @@ async def test_health_reports_the_upstream(http: aiohttp.ClientSession, proxy: s
         assert await r.json() == {"proxy": "SERVING", "upstream": "SERVING"}
 
 
-async def test_cors_preflight_and_exposed_status_headers(http: aiohttp.ClientSession, proxy: str) -> None:
+async def test_cors_preflight_and_exposed_status_headers(
+    http: aiohttp.ClientSession, start_proxy: ProxyFactory, target: str
+) -> None:
+    proxy = await start_proxy(target, web_cors_origins=("*",))  # any origin only when configured (issue 17, F1)
     origin = {"Origin": "http://portal.example:5173"}
     preflight = {
         **origin,

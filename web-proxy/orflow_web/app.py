@@ -15,6 +15,7 @@ from .dev_sign_in import DevSignIn
 from .fhir import BASE_PATH as FHIR_BASE_PATH
 from .fhir import build_fhir_app
 from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, status_pairs
+from .guard import BodyDeadline, CappedSite, ConnectionCap, add_security_headers, refuse_odd_paths
 from .portal import Portal, default_portal_dir
 from .settings import ProxySettings
 
@@ -27,9 +28,18 @@ _ALLOWED_REQUEST_HEADERS = (
 
 def build_app(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.Application:
     """The proxy: gRPC-web on POST /package.Service/Method, the portal on GET, health on /healthz,
-    and the development-only /dev/sign-in (off unless settings.web_dev_sign_in)."""
-    app = web.Application(middlewares=[_errors], client_max_size=settings.web_max_body_bytes + 1024)
-    forwarder = GrpcWebForwarder(channel, max_body_bytes=settings.web_max_body_bytes)
+    and the development-only /dev/sign-in (off unless settings.web_dev_sign_in).
+
+    guard.py's protections apply to every route, present and future: security headers, 404 for odd
+    paths, the body deadline (start_proxy adds the header timeout and the connection cap)."""
+    body_deadline = BodyDeadline(settings.web_body_timeout_seconds)
+    app = web.Application(
+        middlewares=[_errors, refuse_odd_paths, body_deadline.middleware],
+        client_max_size=settings.web_max_body_bytes + 1024,
+    )
+    forwarder = GrpcWebForwarder(
+        channel, max_body_bytes=settings.web_max_body_bytes, max_timeout=settings.web_max_grpc_timeout_seconds
+    )
     portal = Portal(settings.web_portal_dir or default_portal_dir())
     origins = settings.web_cors_origins
 
@@ -48,6 +58,7 @@ def build_app(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.Appl
         )
 
     app.on_response_prepare.append(add_cors)
+    app.on_response_prepare.append(add_security_headers)
     app.router.add_route("OPTIONS", "/{tail:.*}", _preflight)
     app.router.add_get(HEALTH_PATH, health)
     DevSignIn(settings).add_routes(app.router)  # before the catch-all routes below
@@ -99,12 +110,19 @@ async def start_proxy(settings: ProxySettings, *, channel: grpc.aio.Channel) -> 
     """Listens on ORFLOW_WEB_ADDR (port 0: any free port; `runner.addresses` says which)."""
     # WatchSlots streams never finish on their own: on shutdown they get 2 s, then are cancelled
     # (which cancels the upstream call); browsers reconnect.
+    # keepalive_timeout is also how long a connection may take to send a request's headers (aiohttp closes a
+    # connection still waiting for a whole request when it runs out): the header timeout.
     runner = web.AppRunner(
-        build_app(settings, channel=channel), handler_cancellation=True, access_log=None, shutdown_timeout=2
+        build_app(settings, channel=channel),
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=2,
+        keepalive_timeout=settings.web_header_timeout_seconds,
     )
     await runner.setup()
     host, _, port = settings.web_addr.rpartition(":")
-    await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+    cap = ConnectionCap(per_client=settings.web_max_connections_per_client, total=settings.web_max_connections)
+    await CappedSite(runner, host.strip("[]"), int(port), cap=cap).start()
     return runner
 
 

@@ -65,11 +65,15 @@ def decode_text(body: bytes) -> bytes:
     return bytes(out)
 
 
-def parse_timeout(value: str | None) -> float | None:
-    """Seconds from a `grpc-timeout` header (e.g. `250m`, `5S`); None when absent."""
+def parse_timeout(value: str | None, *, cap: float | None = None) -> float | None:
+    """Seconds from a `grpc-timeout` header (e.g. `250m`, `5S`), at most `cap`; None when absent.
+
+    The header allows up to 99999999 hours, which overflows gRPC's deadline arithmetic into an
+    immediate DEADLINE_EXCEEDED: a cap keeps a legal header meaning "a long time"."""
     if value is None:
         return None
     match = _TIMEOUT.match(value.strip())
     if match is None:
         raise FrameError(f"grpc-timeout {value!r} is not 1-8 digits and a unit (H, M, S, m, u, n)")
-    return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
+    seconds = int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
+    return seconds if cap is None else min(seconds, cap)

@@ -131,9 +131,10 @@ def request_metadata(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str 
 class GrpcWebForwarder:
     """The aiohttp handler for `POST /package.Service/Method`."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, max_body_bytes: int) -> None:
+    def __init__(self, channel: grpc.aio.Channel, *, max_body_bytes: int, max_timeout: float | None = None) -> None:
         self._channel = channel
         self._max_body_bytes = max_body_bytes
+        self._max_timeout = max_timeout
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         mode = wire_mode(request.headers.get("Content-Type", ""))
@@ -156,7 +157,7 @@ class GrpcWebForwarder:
             )
         try:
             message = decode_request(decode_text(body) if mode.is_text else body)
-            timeout = parse_timeout(request.headers.get("grpc-timeout"))
+            timeout = parse_timeout(request.headers.get("grpc-timeout"), cap=self._max_timeout)
             metadata = request_metadata(request.headers.items())
         except FrameError as exc:
             return await self._refuse(request, mode, grpc.StatusCode.INVALID_ARGUMENT, str(exc))

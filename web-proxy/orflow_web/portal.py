@@ -49,8 +49,13 @@ class Portal:
     def _resolve(self, path: str) -> Path | None:
         """The file under the root for this URL path; None for directories, escapes and missing files."""
         relative = path.lstrip("/") or "index.html"
-        candidate = (self._root / relative).resolve()
-        if not candidate.is_relative_to(self._root) or not candidate.is_file():
+        if relative.endswith(".map"):
+            return None  # source maps are never served, even if a development build left some
+        try:
+            candidate = (self._root / relative).resolve()
+            if not candidate.is_relative_to(self._root) or not candidate.is_file():
+                return None
+        except (OSError, ValueError):  # a NUL byte, a name too long for the file system
             return None
         return candidate
 

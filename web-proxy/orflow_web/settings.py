@@ -23,10 +23,18 @@ class ProxySettings:
     grpc_addr: str = "127.0.0.1:50051"  # the gRPC server the proxy forwards to
     web_addr: str = "127.0.0.1:8080"
     web_max_body_bytes: int = 1024 * 1024
-    web_cors_origins: tuple[str, ...] = ("*",)
+    web_cors_origins: tuple[str, ...] = ()  # none: only the portal's own origin (no CORS headers)
     web_portal_dir: Path | None = None  # None: the portal shipped in the wheel, or web-proxy/portal/dist
     # POST /dev/sign-in hands a patient token to anyone who names a patient id: development only.
     web_dev_sign_in: bool = False
+    web_dev_sign_in_per_minute: int = 10  # tokens dev sign-in issues per client address per minute
+    # Slow and greedy clients: a request's headers (and an idle keep-alive connection) get header_timeout,
+    # its body body_timeout; connections are capped per client address and in total.
+    web_header_timeout_seconds: int = 15
+    web_body_timeout_seconds: int = 30
+    web_max_connections: int = 1000
+    web_max_connections_per_client: int = 50
+    web_max_grpc_timeout_seconds: int = 3600  # a longer grpc-timeout from a browser is cut to this
     # What dev sign-in signs its tokens with, for the server to verify (HS256).
     auth_secret: str | None = None
     auth_issuer: str = "orflow"
@@ -47,6 +55,16 @@ class ProxySettings:
             web_cors_origins=_origins(environ, "ORFLOW_WEB_CORS_ORIGINS"),
             web_portal_dir=Path(portal) if portal else None,
             web_dev_sign_in=_flag(environ, "ORFLOW_WEB_DEV_SIGN_IN"),
+            web_dev_sign_in_per_minute=_whole(environ, "ORFLOW_WEB_DEV_SIGN_IN_PER_MINUTE", 10, low=1, high=100_000),
+            web_header_timeout_seconds=_whole(environ, "ORFLOW_WEB_HEADER_TIMEOUT_SECONDS", 15, low=1, high=3600),
+            web_body_timeout_seconds=_whole(environ, "ORFLOW_WEB_BODY_TIMEOUT_SECONDS", 30, low=1, high=3600),
+            web_max_connections=_whole(environ, "ORFLOW_WEB_MAX_CONNECTIONS", 1000, low=1, high=1_000_000),
+            web_max_connections_per_client=_whole(
+                environ, "ORFLOW_WEB_MAX_CONNECTIONS_PER_CLIENT", 50, low=1, high=1_000_000
+            ),
+            web_max_grpc_timeout_seconds=_whole(
+                environ, "ORFLOW_WEB_MAX_GRPC_TIMEOUT_SECONDS", 3600, low=1, high=30 * 86_400
+            ),
             auth_secret=environ.get("ORFLOW_AUTH_SECRET", "").strip() or None,
             auth_issuer=environ.get("ORFLOW_AUTH_ISSUER", "").strip() or "orflow",
             auth_audience=environ.get("ORFLOW_AUTH_AUDIENCE", "").strip() or "orflow",
@@ -84,8 +102,8 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
 
 
 def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """`*` or a comma-separated list of browser origins (scheme://host[:port]) allowed by CORS."""
-    raw = environ.get(name, "").strip() or "*"
+    """`*` or a comma-separated list of browser origins (scheme://host[:port]) allowed by CORS; none by default."""
+    raw = environ.get(name, "").strip()
     origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
     for origin in origins:
         parts = urlparse(origin)

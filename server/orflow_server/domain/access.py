@@ -33,6 +33,11 @@ class Actor:
         """The only patient id this actor may act for, or None when it may act for any."""
         return self.subject if self.role is Role.PATIENT else None
 
+    @property
+    def is_staff(self) -> bool:
+        """Admins, services and OR Flow's own processes: they may see every booking's activity."""
+        return self.role in (Role.ADMIN, Role.SERVICE, Role.SYSTEM)
+
     def may_see(self, booking: Booking) -> bool:
         scope = self.patient_scope
         return scope is None or booking.patient_id == scope

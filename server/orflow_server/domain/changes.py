@@ -16,6 +16,24 @@ class SlotChangeKind(enum.Enum):
     AVAILABILITY_CHANGED = "AVAILABILITY_CHANGED"  # another slot's booking blocks or frees its room or surgeon
 
 
+PUBLIC_KINDS: dict[SlotChangeKind, SlotChangeKind | None] = {
+    SlotChangeKind.BOOKED: SlotChangeKind.AVAILABILITY_CHANGED,
+    SlotChangeKind.RELEASED: SlotChangeKind.AVAILABILITY_CHANGED,
+    SlotChangeKind.CONFIRMED: None,
+}
+"""What a watcher who is not staff sees of each booking kind (None: nothing, the slot looks the same).
+
+Whether a slot is free is public (ListSlots says it); when a patient confirms
+or cancels is not. Held and released slots therefore read as availability
+changes, indistinguishable from a neighbouring slot's booking, and a
+confirmation (which changes nothing a browser shows) is not sent at all.
+"""
+
+
+def public_kind(kind: SlotChangeKind) -> SlotChangeKind | None:
+    return PUBLIC_KINDS.get(kind, kind)
+
+
 @dataclass(frozen=True)
 class SlotChange:
     slot_id: int

@@ -57,8 +57,10 @@ class InvalidArgumentError(OrFlowError):
 class NotFoundError(OrFlowError):
     """No such resource; the reason names which kind (NOT_FOUND_REASONS)."""
 
-    def __init__(self, resource: Resource, resource_id: object) -> None:
+    def __init__(self, resource: Resource, resource_id: object, *, is_denial: bool = False) -> None:
         self.resource = resource
+        self.is_denial = is_denial
+        """It exists but is not the caller's: answered as missing, recorded as a refused access."""
         super().__init__(
             f"{resource} {resource_id} does not exist",
             metadata={"resource": resource, "id": str(resource_id)},
@@ -161,6 +163,20 @@ class RateLimitedError(OrFlowError):
     def __init__(self, message: str, *, retry_after_seconds: float) -> None:
         super().__init__(message, metadata={"retry_after_seconds": f"{retry_after_seconds:.3f}"})
         self.retry_after_seconds = retry_after_seconds
+
+
+class StreamLimitError(RateLimitedError):
+    """Too many WatchSlots streams open: `limit` says which cap (per_caller, per_connection, total) was hit."""
+
+    reason = ErrorReason.STREAM_LIMIT
+
+    def __init__(self, limit: str, *, maximum: int, retry_after_seconds: float) -> None:
+        super().__init__(
+            f"too many open WatchSlots streams ({limit.replace('_', ' ')}: at most {maximum}); "
+            "close one or try again later",
+            retry_after_seconds=retry_after_seconds,
+        )
+        self.metadata.update(limit=limit, max=str(maximum))
 
 
 class ResetDisabledError(FailedPreconditionError):

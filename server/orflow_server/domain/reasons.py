@@ -76,8 +76,9 @@ class ErrorReason(StrEnum):
 
     # ABORTED: at the busiest instant of the slot, too few units of an
     # equipment type are free.
-    # Metadata: "equipment_id", "equipment" (its name), "needed",
-    # "available"; or "constraint" (as for SLOT_TAKEN).
+    # Metadata: "equipment_id", "equipment" (its name), and for admin and
+    # service callers only "needed" and "available" (a patient never learns
+    # stock: inventory is admin-only); or "constraint" (as for SLOT_TAKEN).
     EQUIPMENT_UNAVAILABLE = "EQUIPMENT_UNAVAILABLE"
 
     # FAILED_PRECONDITION: CreateBooking on a slot that has already started.
@@ -149,3 +150,10 @@ class ErrorReason(StrEnum):
     # google.rpc.RetryInfo says when the next one is allowed.
     # Metadata: "retry_after_seconds" (the same delay, as a decimal string).
     RATE_LIMITED = "RATE_LIMITED"
+
+    # RESOURCE_EXHAUSTED: WatchSlots refused because too many streams are open:
+    # by this caller, on this connection, or on the whole server. Close a
+    # stream (or wait, as RetryInfo says) before watching again.
+    # Metadata: "limit" ("per_caller", "per_connection" or "total"), "max"
+    # (that limit, as a decimal string), "retry_after_seconds".
+    STREAM_LIMIT = "STREAM_LIMIT"

@@ -63,11 +63,11 @@ async def _hold_slot(
             hold_ttl=ctx.hold_ttl,
         )
     if isinstance(held, db.Refusal):
-        raise _refusal_error(held, slot_id)
+        raise _refusal_error(held, slot_id, is_staff=actor.is_staff)
     return effective_booking(held.booking, held.clock), held.is_new
 
 
-def _refusal_error(refusal: db.Refusal, slot_id: int) -> OrFlowError:
+def _refusal_error(refusal: db.Refusal, slot_id: int, *, is_staff: bool) -> OrFlowError:
     """The domain error for each refusal code of orflow_book() (migration 0006)."""
     meta = {"slot_id": str(slot_id)}
     details = refusal.details
@@ -90,12 +90,18 @@ def _refusal_error(refusal: db.Refusal, slot_id: int) -> OrFlowError:
         case "PATIENT_BUSY":
             return PatientBusyError("the patient already has a booking at an overlapping time", metadata=meta)
         case "EQUIPMENT_UNAVAILABLE":
-            return _equipment_error(details)
+            return _equipment_error(details, is_staff=is_staff)
     raise AssertionError(f"orflow_book() refused with an unknown code {refusal.code!r}")
 
 
-def _equipment_error(details: dict[str, Any]) -> EquipmentUnavailableError:
+def _equipment_error(details: dict[str, Any], *, is_staff: bool) -> EquipmentUnavailableError:
+    """Staff learn the stock; a patient only which equipment is short (inventory is admin-only)."""
     name, needed, owned, in_use = details["equipment"], details["needed"], details["owned"], details["in_use"]
+    if not is_staff:
+        return EquipmentUnavailableError(
+            f"{name} is not available at that time",
+            metadata={"equipment_id": str(details["equipment_id"]), "equipment": name},
+        )
     return EquipmentUnavailableError(
         f"{name}: {needed} needed, {owned - in_use} of {owned} free at the busiest moment",
         metadata={
@@ -110,8 +116,10 @@ def _equipment_error(details: dict[str, Any]) -> EquipmentUnavailableError:
 async def _read_booking(conn: Conn, actor: Actor, booking_id: int) -> Booking:
     """The booking as it reads now (an overdue hold reads FAILED), or NOT_FOUND (also when not the actor's)."""
     booking = await db.fetch_booking(conn, booking_id)
-    if booking is None or not actor.may_see(booking):
+    if booking is None:
         raise NotFoundError("booking", booking_id)
+    if not actor.may_see(booking):
+        raise NotFoundError("booking", booking_id, is_denial=True)  # the same answer; the attempt is recorded
     return effective_booking(booking, await current_time(conn))
 
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from ..db import changes as db_changes
 from ..db import slots as db_slots
-from ..domain.changes import Signal, SlotChange, SlotChangeKind
+from ..domain.changes import Signal, SlotChange, SlotChangeKind, public_kind
 from ..domain.errors import UnavailableError
 from ..domain.filters import SlotFilters
 from ..domain.models import Slot
@@ -53,11 +53,13 @@ def _reader(ctx: OpsContext, slot_id: int) -> SlotRead:
 
 
 async def watch_slots(
-    subscription: ChangeSubscription, ctx: OpsContext, filters: SlotFilters
+    subscription: ChangeSubscription, ctx: OpsContext, filters: SlotFilters, *, is_staff: bool = True
 ) -> AsyncIterator[tuple[SlotChangeKind, Slot | None]]:
     """A snapshot, then each change re-read as the slot is now; a new snapshot whenever told to RESYNC.
 
-    No pool connection is held while yielding, so a slow client never pins one.
+    A watcher who is not staff sees booking activity only as availability
+    (domain.changes.PUBLIC_KINDS). No pool connection is held while yielding,
+    so a slow client never pins one.
     """
     is_snapshot_due = True
     while True:
@@ -71,7 +73,10 @@ async def watch_slots(
         if item is Signal.CLOSED:
             raise UnavailableError("the server is shutting down; watch again")
         is_snapshot_due = item is Signal.RESYNC
-        if isinstance(item, SlotChange):
+        if not isinstance(item, SlotChange):
+            continue
+        kind = item.kind if is_staff else public_kind(item.kind)
+        if kind is not None:
             changed = await subscription.shared_read(item, _reader(ctx, item.slot_id))
             if changed is not None and filters.matches(changed):
-                yield item.kind, changed
+                yield kind, changed

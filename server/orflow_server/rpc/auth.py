@@ -1,5 +1,13 @@
 """Who may call what: one interceptor verifies the bearer token and applies the method table.
 
+It runs BEFORE the request bytes are parsed (it takes the deserializer off the
+handler and parses only after the caller is allowed), so an anonymous caller
+cannot make the server parse anything for a method it may not call. Every
+refusal (a bad token, a forbidden role, a patient reaching for another
+patient's booking or id) is counted in `orflow_calls_denied` and logged with
+method, subject, reason and peer, at most DENIAL_LOG_LINES_PER_MINUTE lines a
+minute (the rest are summed up in one line).
+
 The verified Actor is handed to the servicer through a context variable
 (`current_actor()`), set for exactly the task that serves the call. Browsing
 slots and doctors needs no token; a token that is sent must be valid. Who
@@ -12,21 +20,33 @@ table fails closed.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import jwt
 import orflow.v1
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from orflow.v1 import access_pb2
 
 from ..domain.access import ANONYMOUS, Actor, Role
-from ..domain.errors import PermissionDeniedError, UnauthenticatedError
+from ..domain.errors import NotFoundError, OrFlowError, PermissionDeniedError, UnauthenticatedError
 from ..domain.reasons import ErrorReason
+from ..metrics import Metrics
 from ..security.tokens import TokenVerifier
+from .errors import _parse as parse_request
 from .handlers import Streaming, Unary, is_orflow_method, rewrap
+
+_log = logging.getLogger(__name__)
+DENIAL_LOG_LINES_PER_MINUTE = 60
+DENIALS = (UnauthenticatedError, PermissionDeniedError, NotFoundError)
+"""Errors that may be refusals (a NotFoundError only with is_denial: another patient's booking, answered NOT_FOUND
+but recorded as OTHER_PATIENTS_BOOKING)."""
 
 
 def roles_for(method: MethodDescriptor) -> frozenset[Role]:
@@ -90,11 +110,46 @@ def authorize(verifier: TokenVerifier, method: str, metadata: Any) -> Actor:
     )
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Checks every OR Flow call before its handler runs; placed inside ErrorInterceptor, which maps its errors."""
+class DeniedCalls:
+    """Counts every refused call and logs it, at most `lines_per_minute` lines (a flood cannot fill the disk)."""
 
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        lines_per_minute: int = DENIAL_LOG_LINES_PER_MINUTE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._counter = metrics.calls_denied
+        self._lines_per_minute = lines_per_minute
+        self._clock = clock
+        self._window_start = clock()
+        self._lines = 0
+        self._left_out = 0
+
+    def record(self, method: str, subject: str, exc: OrFlowError, peer: str) -> None:
+        if isinstance(exc, NotFoundError) and not exc.is_denial:
+            return  # a plain missing resource is no refusal
+        reason = "OTHER_PATIENTS_BOOKING" if isinstance(exc, NotFoundError) else str(exc.reason)
+        self._counter.labels(method=method, reason=reason).inc()
+        now = self._clock()
+        if now - self._window_start >= 60:
+            if self._left_out:
+                _log.warning("%d more denied calls in the last minute were not logged", self._left_out)
+            self._window_start, self._lines, self._left_out = now, 0, 0
+        if self._lines >= self._lines_per_minute:
+            self._left_out += 1
+            return
+        self._lines += 1
+        _log.warning("denied %s: subject=%r reason=%s peer=%s", method, subject, reason, peer)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Checks every OR Flow call before its request is parsed; placed inside ErrorInterceptor, which maps its errors."""
+
+    def __init__(self, verifier: TokenVerifier, *, metrics: Metrics) -> None:
         self._verifier = verifier
+        self._denied = DeniedCalls(metrics)
 
     async def intercept_service(
         self,
@@ -105,24 +160,65 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method = handler_call_details.method
         if not is_orflow_method(handler, method):
             return handler  # type: ignore[no-any-return]
-        metadata = handler_call_details.invocation_metadata
+        call = _Call(method, handler_call_details.invocation_metadata, handler.request_deserializer)
         return rewrap(  # type: ignore[no-any-return]
             handler,
-            unary=lambda behavior: self._guard_unary(behavior, method, metadata),
-            streaming=lambda behavior: self._guard_streaming(behavior, method, metadata),
+            unary=lambda behavior: self._guard_unary(behavior, call),
+            streaming=lambda behavior: self._guard_streaming(behavior, call),
+            request_deserializer=None,  # parsed in _admit, after the caller is allowed
         )
 
-    def _guard_unary(self, behavior: Unary, method: str, metadata: Any) -> Unary:
-        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            _current_actor.set(authorize(self._verifier, method, metadata))
-            return await behavior(request, context)
+    def _admit(self, call: _Call, raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        """Authorizes the call (setting current_actor), then parses its request."""
+        try:
+            actor = authorize(self._verifier, call.method, call.metadata)
+        except DENIALS as exc:
+            self._denied.record(call.method, _claimed_subject(call.metadata), exc, context.peer())
+            raise
+        _current_actor.set(actor)
+        return parse_request(call.deserializer, raw)
+
+    def _guard_unary(self, behavior: Unary, call: _Call) -> Unary:
+        async def guarded(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            request = self._admit(call, raw, context)
+            try:
+                return await behavior(request, context)
+            except DENIALS as exc:
+                self._denied.record(call.method, current_actor().subject, exc, context.peer())
+                raise
 
         return guarded
 
-    def _guard_streaming(self, behavior: Streaming, method: str, metadata: Any) -> Streaming:
-        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            _current_actor.set(authorize(self._verifier, method, metadata))
-            async for response in behavior(request, context):
-                yield response
+    def _guard_streaming(self, behavior: Streaming, call: _Call) -> Streaming:
+        async def guarded(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            request = self._admit(call, raw, context)
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except DENIALS as exc:
+                self._denied.record(call.method, current_actor().subject, exc, context.peer())
+                raise
 
         return guarded
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    metadata: Any
+    deserializer: Callable[[bytes], Any] | None
+
+
+def _claimed_subject(metadata: Any) -> str:
+    """Who a refused token says it is (unverified: for the log only), or "anonymous"."""
+    try:
+        token = _bearer_token(metadata)
+    except UnauthenticatedError:
+        return "(malformed authorization)"
+    if token is None:
+        return ANONYMOUS.subject
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return "(not a JWT)"
+    return repr(claims.get("sub"))[:80] if isinstance(claims, dict) else "(not a JWT)"

@@ -16,6 +16,7 @@ UnavailableError with a retry delay by the translator the wiring hands the inter
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -72,14 +73,39 @@ def wire_reason(exc: errors.OrFlowError) -> str:
     return reason
 
 
+MAX_FIELD_VIOLATIONS = 10
+_ANY_INDEX = re.compile(r"\[\d+\]")
+"""Field violations sent at most: the status travels in trailers, which have a size limit (8 KiB by default)."""
+
+
+def bounded_violations(violations: tuple[errors.FieldViolation, ...]) -> list[errors.FieldViolation]:
+    """Each kind of violation once (the same problem in items [0], [1], ... of a list counts once), at most
+    MAX_FIELD_VIOLATIONS, the last saying how many more there were."""
+    distinct: list[errors.FieldViolation] = []
+    seen: set[tuple[str, str]] = set()
+    for violation in violations:
+        kind = (_ANY_INDEX.sub("[]", violation.field), violation.description)
+        if kind not in seen:
+            seen.add(kind)
+            distinct.append(violation)
+    left_out = len(distinct) - MAX_FIELD_VIOLATIONS
+    if left_out > 0 or len(distinct) < len(violations):
+        distinct = distinct[: MAX_FIELD_VIOLATIONS - 1] if left_out > 0 else distinct
+        more = len(violations) - len(distinct)
+        distinct.append(errors.FieldViolation("request", f"and {more} more violations like these"))
+    return distinct
+
+
 def status_for(exc: errors.OrFlowError) -> tuple[grpc.StatusCode, status_pb2.Status]:
     code = code_for(exc)
     info = error_details_pb2.ErrorInfo(reason=wire_reason(exc), domain=ERROR_DOMAIN, metadata=exc.metadata)
     details = [_pack(info)]
+    message = exc.message
     if isinstance(exc, errors.InvalidArgumentError):
+        bounded = bounded_violations(exc.violations)
+        message = errors.InvalidArgumentError(bounded).message
         violations = [
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in exc.violations
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description) for v in bounded
         ]
         details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
     retry_after = (
@@ -90,7 +116,7 @@ def status_for(exc: errors.OrFlowError) -> tuple[grpc.StatusCode, status_pb2.Sta
         delay.FromTimedelta(timedelta(seconds=retry_after))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     rpc_code = getattr(code_pb2, code.name)
-    return code, status_pb2.Status(code=rpc_code, message=exc.message, details=details)
+    return code, status_pb2.Status(code=rpc_code, message=message, details=details)
 
 
 Translate = Callable[[BaseException], errors.OrFlowError | None]

@@ -15,16 +15,19 @@ from ..domain.paging import page_size_or_default
 from ..ops import slots as ops
 from ..ops.context import OpsContext
 from ..ops.watch import SlotChangeFeed, watch_slots
+from ..security.streams import StreamLimits
 from . import convert
+from .auth import current_actor
 from .validate import RequestChecker
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
-    def __init__(self, ctx: OpsContext, *, hub: SlotChangeFeed | None = None) -> None:
+    def __init__(self, ctx: OpsContext, *, streams: StreamLimits, hub: SlotChangeFeed | None = None) -> None:
         self._ctx = ctx
         self._hub = hub
+        self._streams = streams
 
     async def ListSlots(self, request: pb.ListSlotsRequest, context: Context) -> pb.ListSlotsResponse:
         check = RequestChecker()
@@ -69,12 +72,13 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
         check.raise_if_any()
         if self._hub is None:
             raise UnavailableError("this server has no live slot updates; poll ListSlots")
-        with self._hub.subscribe() as subscription:
+        actor = current_actor()
+        with self._streams.open(actor, connection=context.peer()), self._hub.subscribe() as subscription:
             # A cancelled stream may leave this generator suspended at a yield
             # until it is garbage-collected; the done callback unsubscribes now.
             # (grpc-stubs declares DoneCallback as a class, not a Protocol.)
             context.add_done_callback(lambda _: subscription.close())  # type: ignore[arg-type]
-            async for kind, slot in watch_slots(subscription, self._ctx, filters):
+            async for kind, slot in watch_slots(subscription, self._ctx, filters, is_staff=actor.is_staff):
                 yield pb.WatchSlotsResponse(
                     kind=convert.CHANGE_KIND_TO_PROTO[kind], slot=None if slot is None else convert.slot_to_proto(slot)
                 )

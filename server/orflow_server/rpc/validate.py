@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -11,6 +10,7 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from ..domain.errors import FieldViolation, InvalidArgumentError
+from ..domain.text import has_refused_characters
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ class RequestChecker:
             return ""
         if len(value) > max_length:
             self.fail(field, f"must be at most {max_length} characters")
-        elif any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        elif has_refused_characters(value):
             self.fail(field, "must not contain control characters")
         return value
 

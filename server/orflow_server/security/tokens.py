@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from ..domain.access import Actor, Role
 from ..domain.errors import UnauthenticatedError
 from ..domain.reasons import ErrorReason
+from ..domain.text import has_refused_characters
 from ..settings import MIN_SECRET_LENGTH
 
 TOKEN_ROLES = (Role.ADMIN, Role.SERVICE, Role.PATIENT)
@@ -100,7 +101,7 @@ class TokenVerifier:
         except ValueError:
             role = Role.ANONYMOUS
         subject = claims.get("sub")
-        if role not in TOKEN_ROLES or not isinstance(subject, str) or not 1 <= len(subject) <= 64:
+        if role not in TOKEN_ROLES or not isinstance(subject, str) or not _is_valid_subject(subject):
             raise UnauthenticatedError("the token has no valid role and subject", reason=ErrorReason.TOKEN_INVALID)
         return Actor(subject, role)
 
@@ -133,3 +134,8 @@ class TokenVerifier:
             ) from None
         except jwt.InvalidTokenError as exc:
             raise UnauthenticatedError(f"the token is not valid: {exc}", reason=ErrorReason.TOKEN_INVALID) from None
+
+
+def _is_valid_subject(subject: str) -> bool:
+    """A subject is an identifier: 1 to 64 characters, none of them control or invisible (domain/text.py)."""
+    return 1 <= len(subject) <= 64 and not has_refused_characters(subject)

@@ -163,6 +163,10 @@ async def run_list(job: Job, stub: slot_service_pb2_grpc.SlotServiceStub, go: fl
     return outcomes
 
 
+# Anonymous watchers see a hold as AVAILABILITY_CHANGED (issue 17, F10); staff see BOOKED.
+_TAKEN = (slot_service_pb2.SLOT_CHANGE_KIND_BOOKED, slot_service_pb2.SLOT_CHANGE_KIND_AVAILABILITY_CHANGED)
+
+
 class Watchers:
     """`subscribers` WatchSlots streams over a few connections; each records when it first sees a slot BOOKED."""
 
@@ -198,7 +202,7 @@ class Watchers:
                 if message.kind == slot_service_pb2.SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE and not is_ready:
                     is_ready = True
                     self._mark(ready=True)
-                elif message.kind == slot_service_pb2.SLOT_CHANGE_KIND_BOOKED and message.slot.id in self._expected:
+                elif message.kind in _TAKEN and not message.slot.available and message.slot.id in self._expected:
                     seen.setdefault(message.slot.id, now)
                     if len(seen) == len(self._expected):
                         break

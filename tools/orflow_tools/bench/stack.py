@@ -70,6 +70,9 @@ def _start_children(
 ) -> tuple[str, ChildStack]:
     addr = f"127.0.0.1:{free_port()}"
     env = {
+        # The live-update scenario opens more WatchSlots streams than a server admits by default.
+        "ORFLOW_WATCH_STREAMS_TOTAL": "1000000",
+        "ORFLOW_WATCH_STREAMS_PER_CONNECTION": "100000",
         **environ,
         "ORFLOW_DATABASE_URL": url,
         "ORFLOW_REDIS_URL": redis_url,

@@ -86,8 +86,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_EQUIPMENT_UNAVAILABLE: _ErrorReason.ValueType  # 13
     """ABORTED: at the busiest instant of the slot, too few units of an
     equipment type are free.
-    Metadata: "equipment_id", "equipment" (its name), "needed",
-    "available"; or "constraint" (as for SLOT_TAKEN).
+    Metadata: "equipment_id", "equipment" (its name), and for admin and
+    service callers only "needed" and "available" (a patient never learns
+    stock: inventory is admin-only); or "constraint" (as for SLOT_TAKEN).
     """
     ERROR_REASON_SLOT_STARTED: _ErrorReason.ValueType  # 14
     """FAILED_PRECONDITION: CreateBooking on a slot that has already started.
@@ -158,6 +159,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """RESOURCE_EXHAUSTED: too many bookings from one caller too fast. A
     google.rpc.RetryInfo says when the next one is allowed.
     Metadata: "retry_after_seconds" (the same delay, as a decimal string).
+    """
+    ERROR_REASON_STREAM_LIMIT: _ErrorReason.ValueType  # 29
+    """RESOURCE_EXHAUSTED: WatchSlots refused because too many streams are open:
+    by this caller, on this connection, or on the whole server. Close a
+    stream (or wait, as RetryInfo says) before watching again.
+    Metadata: "limit" ("per_caller", "per_connection" or "total"), "max"
+    (that limit, as a decimal string), "retry_after_seconds".
     """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
@@ -247,8 +255,9 @@ Metadata: "slot_id", or "constraint" (as for SLOT_TAKEN).
 ERROR_REASON_EQUIPMENT_UNAVAILABLE: ErrorReason.ValueType  # 13
 """ABORTED: at the busiest instant of the slot, too few units of an
 equipment type are free.
-Metadata: "equipment_id", "equipment" (its name), "needed",
-"available"; or "constraint" (as for SLOT_TAKEN).
+Metadata: "equipment_id", "equipment" (its name), and for admin and
+service callers only "needed" and "available" (a patient never learns
+stock: inventory is admin-only); or "constraint" (as for SLOT_TAKEN).
 """
 ERROR_REASON_SLOT_STARTED: ErrorReason.ValueType  # 14
 """FAILED_PRECONDITION: CreateBooking on a slot that has already started.
@@ -319,5 +328,12 @@ ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 28
 """RESOURCE_EXHAUSTED: too many bookings from one caller too fast. A
 google.rpc.RetryInfo says when the next one is allowed.
 Metadata: "retry_after_seconds" (the same delay, as a decimal string).
+"""
+ERROR_REASON_STREAM_LIMIT: ErrorReason.ValueType  # 29
+"""RESOURCE_EXHAUSTED: WatchSlots refused because too many streams are open:
+by this caller, on this connection, or on the whole server. Close a
+stream (or wait, as RetryInfo says) before watching again.
+Metadata: "limit" ("per_caller", "per_connection" or "total"), "max"
+(that limit, as a decimal string), "retry_after_seconds".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -36,13 +36,21 @@ class _SlotChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlotCh
     SLOT_CHANGE_KIND_CREATED: _SlotChangeKind.ValueType  # 3
     """A slot was published."""
     SLOT_CHANGE_KIND_BOOKED: _SlotChangeKind.ValueType  # 4
-    """A hold was placed on the slot."""
+    """A hold was placed on the slot. Sent to admin and service callers only;
+    anonymous and patient watchers get AVAILABILITY_CHANGED instead, so the
+    timing of a patient's booking is not public.
+    """
     SLOT_CHANGE_KIND_CONFIRMED: _SlotChangeKind.ValueType  # 5
-    """The hold on the slot was confirmed."""
+    """The hold on the slot was confirmed. Admin and service callers only
+    (others see no change: the slot stays unavailable).
+    """
     SLOT_CHANGE_KIND_RELEASED: _SlotChangeKind.ValueType  # 6
-    """The slot's booking was cancelled or its hold expired."""
+    """The slot's booking was cancelled or its hold expired. Admin and service
+    callers only; others get AVAILABILITY_CHANGED.
+    """
     SLOT_CHANGE_KIND_AVAILABILITY_CHANGED: _SlotChangeKind.ValueType  # 7
-    """The slot itself was not booked, but a booking of another slot in the
+    """For anonymous and patient watchers: the slot was held or released. For
+    everyone: the slot itself was not booked, but a booking of another slot in the
     same room (with turnover) or with the same surgeon at an overlapping time
     was made or released: `slot.available` says what the slot is now.
     """
@@ -59,13 +67,21 @@ SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE: SlotChangeKind.ValueType  # 2
 SLOT_CHANGE_KIND_CREATED: SlotChangeKind.ValueType  # 3
 """A slot was published."""
 SLOT_CHANGE_KIND_BOOKED: SlotChangeKind.ValueType  # 4
-"""A hold was placed on the slot."""
+"""A hold was placed on the slot. Sent to admin and service callers only;
+anonymous and patient watchers get AVAILABILITY_CHANGED instead, so the
+timing of a patient's booking is not public.
+"""
 SLOT_CHANGE_KIND_CONFIRMED: SlotChangeKind.ValueType  # 5
-"""The hold on the slot was confirmed."""
+"""The hold on the slot was confirmed. Admin and service callers only
+(others see no change: the slot stays unavailable).
+"""
 SLOT_CHANGE_KIND_RELEASED: SlotChangeKind.ValueType  # 6
-"""The slot's booking was cancelled or its hold expired."""
+"""The slot's booking was cancelled or its hold expired. Admin and service
+callers only; others get AVAILABILITY_CHANGED.
+"""
 SLOT_CHANGE_KIND_AVAILABILITY_CHANGED: SlotChangeKind.ValueType  # 7
-"""The slot itself was not booked, but a booking of another slot in the
+"""For anonymous and patient watchers: the slot was held or released. For
+everyone: the slot itself was not booked, but a booking of another slot in the
 same room (with turnover) or with the same surgeon at an overlapping time
 was made or released: `slot.available` says what the slot is now.
 """

@@ -318,28 +318,33 @@ export enum SlotChangeKind {
   CREATED = 3,
 
   /**
-   * A hold was placed on the slot.
+   * A hold was placed on the slot. Sent to admin and service callers only;
+   * anonymous and patient watchers get AVAILABILITY_CHANGED instead, so the
+   * timing of a patient's booking is not public.
    *
    * @generated from enum value: SLOT_CHANGE_KIND_BOOKED = 4;
    */
   BOOKED = 4,
 
   /**
-   * The hold on the slot was confirmed.
+   * The hold on the slot was confirmed. Admin and service callers only
+   * (others see no change: the slot stays unavailable).
    *
    * @generated from enum value: SLOT_CHANGE_KIND_CONFIRMED = 5;
    */
   CONFIRMED = 5,
 
   /**
-   * The slot's booking was cancelled or its hold expired.
+   * The slot's booking was cancelled or its hold expired. Admin and service
+   * callers only; others get AVAILABILITY_CHANGED.
    *
    * @generated from enum value: SLOT_CHANGE_KIND_RELEASED = 6;
    */
   RELEASED = 6,
 
   /**
-   * The slot itself was not booked, but a booking of another slot in the
+   * For anonymous and patient watchers: the slot was held or released. For
+   * everyone: the slot itself was not booked, but a booking of another slot in the
    * same room (with turnover) or with the same surgeon at an overlapping time
    * was made or released: `slot.available` says what the slot is now.
    *
