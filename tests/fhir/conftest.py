@@ -24,6 +24,8 @@ async def fhir_base(target: str, tmp_path_factory: Any) -> AsyncIterator[str]:
         grpc_addr=target,
         web_addr="127.0.0.1:0",
         web_portal_dir=tmp_path_factory.mktemp("no-portal"),
+        # Every test client connects from 127.0.0.1; the race test opens 100 connections at once.
+        web_max_connections_per_client=1000,
     )
     async with grpc.aio.insecure_channel(target) as channel:
         runner = await start_proxy(settings, channel=channel)
