@@ -67,13 +67,6 @@ class Settings:
     def has_auth(self) -> bool:
         return bool(self.auth_secret or self.auth_public_key_file or self.auth_jwks_file)
 
-    web_addr: str = "127.0.0.1:8080"
-    web_max_body_bytes: int = 1024 * 1024
-    web_cors_origins: tuple[str, ...] = ()  # none: only the portal's own origin (no CORS headers)
-    web_portal_dir: Path | None = None  # None: web-proxy/portal/dist next to the orflow_web package
-    # POST /dev/sign-in hands a patient token to anyone who names a patient id: development only.
-    web_dev_sign_in: bool = False
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Reads ORFLOW_* variables; fails naming the first bad one."""
@@ -121,11 +114,6 @@ class Settings:
                 environ, "ORFLOW_WATCH_STREAMS_PER_CONNECTION", 100, low=1, high=100_000
             ),
             watch_streams_total=_whole(environ, "ORFLOW_WATCH_STREAMS_TOTAL", 500, low=1, high=1_000_000),
-            web_addr=_addr(environ, "ORFLOW_WEB_ADDR", "127.0.0.1:8080"),
-            web_max_body_bytes=_whole(environ, "ORFLOW_WEB_MAX_BODY_BYTES", 1024 * 1024, low=16, high=64 * 1024 * 1024),
-            web_cors_origins=_origins(environ, "ORFLOW_WEB_CORS_ORIGINS"),
-            web_portal_dir=Path(environ["ORFLOW_WEB_PORTAL_DIR"]) if environ.get("ORFLOW_WEB_PORTAL_DIR") else None,
-            web_dev_sign_in=_flag(environ, "ORFLOW_WEB_DEV_SIGN_IN", False),
         )
 
 
@@ -186,14 +174,3 @@ def _file(environ: Mapping[str, str], name: str) -> Path | None:
     if not path.is_file():
         raise SettingsError(f"{name}={raw!r} is not a readable file")
     return path
-
-
-def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """`*` or a comma-separated list of browser origins (scheme://host[:port]) allowed by CORS; none by default."""
-    raw = environ.get(name, "").strip()
-    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
-    for origin in origins:
-        parts = urlparse(origin)
-        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
-            raise SettingsError(f"{name}={raw!r}: {origin!r} is not * or an origin like https://portal.example")
-    return origins
