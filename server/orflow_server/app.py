@@ -73,7 +73,9 @@ def booking_rate_limits(
 
     patient = limiter(settings.booking_rate_per_minute, "patient")
     service = (
-        limiter(settings.service_booking_rate_per_minute, "service") if settings.service_booking_rate_per_minute else None
+        limiter(settings.service_booking_rate_per_minute, "service")
+        if settings.service_booking_rate_per_minute
+        else None
     )
     return BookingRateLimits(patient=patient, service=service)
 
@@ -189,9 +191,7 @@ async def serve(settings: Settings, *, database_url: str) -> None:
     # LISTEN needs a session of its own: behind a transaction pooler it goes to the direct URL.
     listen_dsn = settings.database_direct_url or database_url
     try:
-        server = build_server(
-            settings, pool=pool, expiry=expiry, metrics=metrics, listen_dsn=listen_dsn, limits=limits
-        )
+        server = build_server(settings, pool=pool, expiry=expiry, metrics=metrics, listen_dsn=listen_dsn, limits=limits)
         http, _, metrics_port = serve_metrics(metrics, settings.metrics_addr)
         _log.info("metrics on http://%s:%d/metrics", settings.metrics_addr.rpartition(":")[0], metrics_port)
         await server.start()

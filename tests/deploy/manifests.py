@@ -90,8 +90,9 @@ def cnpg_problems(docs: list[Doc]) -> list[str]:
     clusters = {d["metadata"]["name"] for d in docs if d["kind"] == "Cluster"}
     for doc in (d for d in docs if (d.get("apiVersion"), d.get("kind")) in CNPG_KINDS):
         where = f"{doc['kind']}/{_at(doc, 'metadata.name')}"
-        problems += [f"{where}: missing {key}" for key in ("metadata", "spec") if not isinstance(doc.get(key), dict)]
-        if problems:
+        missing = [f"{where}: missing {key}" for key in ("metadata", "spec") if not isinstance(doc.get(key), dict)]
+        if missing:
+            problems += missing
             continue
         problems += [f"{where}: {p}" for p in (_cluster(doc) if doc["kind"] == "Cluster" else _pooler(doc, clusters))]
     return problems

@@ -1,4 +1,4 @@
-"""deploy/Containerfile, linted (no container runtime here to build it): multi-stage, pinned, non-root, no remote ADD."""
+"""deploy/Containerfile, linted (no container runtime here): multi-stage, pinned, non-root, no remote ADD."""
 
 from __future__ import annotations
 

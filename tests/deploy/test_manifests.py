@@ -43,7 +43,11 @@ def test_a_deliberately_broken_manifest_fails() -> None:
 
 
 def test_each_role_is_replicated_probed_sized_spread_and_unprivileged(docs: list[Doc]) -> None:
-    deployments, pdbs, hpas = _named(docs, "Deployment"), _named(docs, "PodDisruptionBudget"), _named(docs, "HorizontalPodAutoscaler")
+    deployments, pdbs, hpas = (
+        _named(docs, "Deployment"),
+        _named(docs, "PodDisruptionBudget"),
+        _named(docs, "HorizontalPodAutoscaler"),
+    )
     for role in ROLES:
         pod = deployments[role]["spec"]["template"]["spec"]
         (container,) = pod["containers"]
@@ -74,7 +78,7 @@ def test_services_reach_pods_and_grpc_is_headless(docs: list[Doc]) -> None:
 
 
 def test_secrets_and_database_urls(docs: list[Doc]) -> None:
-    """Every Secret named exists here or is CloudNativePG's (<cluster>-app); pools use the Pooler, LISTEN goes direct."""
+    """Every Secret named exists here or is CloudNativePG's (<cluster>-app); pools use the Pooler, LISTEN direct."""
     known = set(_named(docs, "Secret")) | {f"{name}-app" for name in _named(docs, "Cluster")}
     poolers = set(_named(docs, "Pooler"))
     for doc in docs:

@@ -1,4 +1,4 @@
-"""A private PgBouncer (Debian's package, 1.18) in transaction mode in front of a PostgreSQL, for tests and the comparison."""
+"""A private PgBouncer (Debian's 1.18) in transaction mode in front of a PostgreSQL, for tests and the comparison."""
 
 from __future__ import annotations
 
@@ -40,8 +40,12 @@ def pgbouncer(database_url: str, *, pool_size: int = 20) -> Iterator[str]:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             if not wait_for_port(f"127.0.0.1:{port}", [process], timeout=15):
-                raise RuntimeError(f"pgbouncer did not start: {process.stderr.read().decode() if process.stderr else ''}")
+                raise RuntimeError(
+                    f"pgbouncer did not start: {process.stderr.read().decode() if process.stderr else ''}"
+                )
             yield urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{port}"))
         finally:
             process.terminate()
             process.wait(timeout=10)
+            if process.stderr is not None:
+                process.stderr.close()

@@ -37,7 +37,9 @@ async def book_all(pool_url: str, direct_url: str, *, bookings: int, callers: in
         slot_ids = await _insert_slots(conn, bookings)
         pool = await asyncpg.create_pool(pool_url, min_size=callers, max_size=callers, statement_cache_size=cache)
         assert pool is not None
-        ctx = OpsContext(pool=pool, hold_ttl=timedelta(minutes=5), turnover=timedelta(0), expiry=NoQueueExpiryScheduler())
+        ctx = OpsContext(
+            pool=pool, hold_ttl=timedelta(minutes=5), turnover=timedelta(0), expiry=NoQueueExpiryScheduler()
+        )
         queue = list(slot_ids)
 
         async def caller() -> None:
@@ -58,8 +60,11 @@ async def book_all(pool_url: str, direct_url: str, *, bookings: int, callers: in
 
 async def compare(server_url: str, *, bookings: int, callers: int) -> dict[str, float]:
     results = {}
-    legs = (("direct, statement cache 100", False, 100), ("pgbouncer transaction mode, cache 0", True, 0),
-            ("direct, statement cache 0", False, 0))
+    legs = (
+        ("direct, statement cache 100", False, 100),
+        ("pgbouncer transaction mode, cache 0", True, 0),
+        ("direct, statement cache 0", False, 0),
+    )
     for name, through_pooler, cache in legs:
         async with fresh_database(server_url, prefix="orflow_pooler") as url:
             if through_pooler:
@@ -74,7 +79,8 @@ def main() -> None:
     server_url = sys.argv[1] if len(sys.argv) > 1 else "postgresql://postgres@127.0.0.1:5432/postgres"
     bookings = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
     callers = int(sys.argv[3]) if len(sys.argv) > 3 else 16
-    print(f"{bookings} bookings, {callers} concurrent callers, each leg on a fresh database ({with_database(server_url, '…')})")
+    where = with_database(server_url, "…")
+    print(f"{bookings} bookings, {callers} concurrent callers, each leg on a fresh database ({where})")
     for name, rate in asyncio.run(compare(server_url, bookings=bookings, callers=callers)).items():
         print(f"  {name:40s} {rate:8.0f} bookings/s")
 

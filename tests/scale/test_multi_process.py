@@ -34,7 +34,7 @@ import pytest
 from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc, slot_service_pb2, slot_service_pb2_grpc
 from orflow_tools.testkit.databases import fresh_database
 from orflow_tools.testkit.invariants import NO_VIOLATIONS, violations
-from orflow_tools.testkit.ports import free_port, wait_for_port
+from orflow_tools.testkit.ports import free_port
 from orflow_tools.testkit.processes import ChildStack
 
 from tests.auth import TEST_SECRET, bearer, token_for
@@ -128,7 +128,8 @@ async def _insert_slots(conn: asyncpg.Connection, count: int) -> list[int]:
                        (SELECT id, row_number() OVER (ORDER BY id) n FROM r) r
                        JOIN (SELECT id, row_number() OVER (ORDER BY id) n FROM d) d USING (n))
         INSERT INTO slots (doctor_id, room_id, procedure_type, start_time, end_time)
-        SELECT doctor_id, room_id, 'Appendectomy', $2, $2 + interval '2 hours' FROM pairs RETURNING id
+        SELECT doctor_id, room_id, 'Appendectomy', $2::timestamptz, $2::timestamptz + interval '2 hours' FROM pairs
+        RETURNING id
         """,
         count,
         start,
@@ -146,7 +147,8 @@ async def _one_limit(servers: list[Node]) -> dict[str, Counter[str]]:
             stub = booking_service_pb2_grpc.BookingServiceStub(channel)
             for _ in range(BURST):
                 try:  # no such slot: NOT_FOUND once past the rate limit, which runs first
-                    await stub.CreateBooking(booking_service_pb2.CreateBookingRequest(slot_id=10**12), metadata=metadata)
+                    request = booking_service_pb2.CreateBookingRequest(slot_id=10**12)
+                    await stub.CreateBooking(request, metadata=metadata)
                 except grpc.aio.AioRpcError as error:
                     codes[node.name][error.code().name] += 1
     return codes
@@ -183,17 +185,7 @@ async def _clients(targets: list[str], slot_ids: list[int]) -> AsyncIterator[lis
             {"slot_id": s, "patient_id": f"p-{c}-{n}", "request_id": f"r-{c}-{n}", "confirm": n % 2 == 0}
             for n, s in enumerate(order)
         ]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.scale.load_client"],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(json.dumps({"targets": targets, "calls": calls, "concurrency": 6}) + "\n")
-        proc.stdin.flush()
-        procs.append(proc)
+        procs.append(_spawn_client({"targets": targets, "calls": calls, "concurrency": 6}))
     try:
         for proc in procs:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -205,6 +197,25 @@ async def _clients(targets: list[str], slot_ids: list[int]) -> AsyncIterator[lis
                 proc.wait()
 
 
+def _spawn_client(job: dict[str, Any]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.scale.load_client"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(job) + "\n")
+    proc.stdin.flush()
+    return proc
+
+
+def _http_status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return int(response.status)
+
+
 def _outcomes(proc: subprocess.Popen[str]) -> list[dict[str, Any]]:
     assert proc.stdin is not None and proc.stdout is not None
     result: list[dict[str, Any]] = json.loads(proc.stdout.readline())
@@ -212,8 +223,8 @@ def _outcomes(proc: subprocess.Popen[str]) -> list[dict[str, Any]]:
     return result
 
 
-async def _wait_for(conn: asyncpg.Connection, query: str, predicate: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
+async def _wait_for(conn: asyncpg.Connection, query: str, predicate: Any, *, within: float = 60.0) -> Any:
+    deadline = time.monotonic() + within
     while True:
         value = await conn.fetchval(query)
         if predicate(value) or time.monotonic() > deadline:
@@ -232,7 +243,9 @@ async def test_three_servers_two_workers_two_proxies_one_database(server_url: st
             await conn.close()
 
 
-async def _prove(conn: asyncpg.Connection, nodes: dict[str, Node], load_slots: list[int], watch_slots: list[int]) -> None:
+async def _prove(
+    conn: asyncpg.Connection, nodes: dict[str, Node], load_slots: list[int], watch_slots: list[int]
+) -> None:
     servers = [nodes["server-a"], nodes["server-b"], nodes["server-c"]]
     workers = [nodes["worker-1"], nodes["worker-2"]]
 
@@ -268,8 +281,10 @@ async def _prove(conn: asyncpg.Connection, nodes: dict[str, Node], load_slots: l
     codes = Counter(o.get("reason") or o.get("code") for o in outcomes if not o["ok"])
     retried = sum(o["unavailable"] for o in outcomes)
     after_kill = sum(1 for o in outcomes if o["ok"] and o["time"] > killed_at)
-    print(f"calls {len(outcomes)}: ok {sum(o['ok'] for o in outcomes)}, refused {dict(codes)};"
-          f" UNAVAILABLE retried {retried}; acknowledged after the kill {after_kill}")
+    print(
+        f"calls {len(outcomes)}: ok {sum(o['ok'] for o in outcomes)}, refused {dict(codes)};"
+        f" UNAVAILABLE retried {retried}; acknowledged after the kill {after_kill}"
+    )
     assert set(codes) <= {"SLOT_TAKEN"}, codes  # nothing failed for the kill: every UNAVAILABLE was retried
     assert after_kill > 0
 
@@ -286,8 +301,7 @@ async def _prove(conn: asyncpg.Connection, nodes: dict[str, Node], load_slots: l
     await _expiries(conn, workers)
     assert await violations(conn) == NO_VIOLATIONS
     for proxy in (nodes["proxy-1"], nodes["proxy-2"]):
-        with urllib.request.urlopen(f"http://{proxy.addr}/healthz", timeout=10) as response:
-            assert response.status == 200
+        assert _http_status(f"http://{proxy.addr}/healthz") == 200
 
 
 async def _expiries(conn: asyncpg.Connection, workers: list[Node]) -> None:
