@@ -36,27 +36,56 @@ ROUND_ROBIN = (("grpc.lb_policy_name", "round_robin"),)
 METADATA = bearer(token_for("service", "scale-test"))  # a service token: one system booking for many patients
 
 
+async def _retrying(call: Any, request: Any, outcome: dict[str, Any]) -> Any:
+    """The call, repeated while servers are UNAVAILABLE (round robin moves on to a live one)."""
+    for attempt in range(RETRIES):
+        try:
+            return await call(request, timeout=CALL_TIMEOUT_SECONDS, metadata=METADATA)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is not grpc.StatusCode.UNAVAILABLE or attempt + 1 == RETRIES:
+                raise
+            outcome["unavailable"] += 1
+            await asyncio.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 async def _create(stub: booking_service_pb2_grpc.BookingServiceStub, call: dict[str, Any]) -> dict[str, Any]:
+    """CreateBooking (same request_id on every retry), then ConfirmBooking if asked; one outcome."""
     request = booking_service_pb2.CreateBookingRequest(
         slot_id=call["slot_id"], patient_id=call["patient_id"], request_id=call["request_id"]
     )
     outcome: dict[str, Any] = {"slot_id": call["slot_id"], "patient_id": call["patient_id"], "unavailable": 0}
-    for attempt in range(RETRIES):
-        try:
-            booking = (await stub.CreateBooking(request, timeout=CALL_TIMEOUT_SECONDS, metadata=METADATA)).booking
-            if call.get("confirm"):
-                confirm = booking_service_pb2.ConfirmBookingRequest(booking_id=booking.id)
-                booking = (await stub.ConfirmBooking(confirm, timeout=CALL_TIMEOUT_SECONDS, metadata=METADATA)).booking
-        except grpc.aio.AioRpcError as error:
-            if error.code() is grpc.StatusCode.UNAVAILABLE and attempt + 1 < RETRIES:
-                outcome["unavailable"] += 1
-                await asyncio.sleep(0.05 * 2**attempt)
-                continue
-            info, _ = error_details(error)
-            return {**outcome, "ok": False, "code": error.code().name, "reason": info.reason if info else ""}
-        status = booking_pb2.BookingStatus.Name(booking.status)
-        return {**outcome, "ok": True, "booking_id": booking.id, "status": status, "time": time.time()}
-    raise AssertionError("unreachable")
+    try:
+        booking = (await _retrying(stub.CreateBooking, request, outcome)).booking
+        if call.get("confirm") and booking.status == booking_pb2.BOOKING_STATUS_PENDING:
+            confirm = booking_service_pb2.ConfirmBookingRequest(booking_id=booking.id)
+            booking = await _confirm(stub, confirm, outcome)
+    except grpc.aio.AioRpcError as error:
+        info, _ = error_details(error)
+        reason = info.reason if info else ""
+        return {**outcome, "ok": False, "code": error.code().name, "reason": reason, "message": error.details()}
+    status = booking_pb2.BookingStatus.Name(booking.status).removeprefix("BOOKING_STATUS_")
+    return {**outcome, "ok": True, "booking_id": booking.id, "status": status, "time": time.time()}
+
+
+async def _confirm(
+    stub: booking_service_pb2_grpc.BookingServiceStub,
+    request: booking_service_pb2.ConfirmBookingRequest,
+    outcome: dict[str, Any],
+) -> Any:
+    """A confirm whose answer was lost with a killed server may have committed: a retry refused as not
+    PENDING reads the booking back, and a CONFIRMED one is the confirm's success."""
+    retried = outcome["unavailable"]
+    try:
+        return (await _retrying(stub.ConfirmBooking, request, outcome)).booking
+    except grpc.aio.AioRpcError as error:
+        if outcome["unavailable"] == retried or error.code() is not grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+        get = booking_service_pb2.GetBookingRequest(booking_id=request.booking_id)
+        booking = (await _retrying(stub.GetBooking, get, outcome)).booking
+        if booking.status != booking_pb2.BOOKING_STATUS_CONFIRMED:
+            raise
+        return booking
 
 
 async def run(job: dict[str, Any]) -> list[dict[str, Any]]:
