@@ -181,3 +181,20 @@ def test_web_proxy_settings() -> None:
 def test_bad_web_settings_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_pooler_settings() -> None:
+    """Pools through a transaction pooler, LISTEN and migrations on a direct URL, the statement cache off."""
+    settings = Settings.from_env(
+        {
+            "ORFLOW_DATABASE_URL": "postgresql://app@pooler:6432/orflow",
+            "ORFLOW_DATABASE_DIRECT_URL": "postgresql://app@primary:5432/orflow",
+            "ORFLOW_DB_STATEMENT_CACHE_SIZE": "0",
+        }
+    )
+    assert settings.database_direct_url == "postgresql://app@primary:5432/orflow"
+    assert settings.db_statement_cache_size == 0
+    assert Settings.from_env({}).db_statement_cache_size == 100
+    for name, value in (("ORFLOW_DATABASE_DIRECT_URL", "mysql://x"), ("ORFLOW_DB_STATEMENT_CACHE_SIZE", "-1")):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: value})
