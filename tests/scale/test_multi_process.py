@@ -195,6 +195,9 @@ async def _clients(targets: list[str], slot_ids: list[int]) -> AsyncIterator[lis
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
 
 
 def _spawn_client(job: dict[str, Any]) -> subprocess.Popen[str]:
