@@ -140,3 +140,20 @@ def test_security_settings(tmp_path: Path) -> None:
     assert not Settings().allow_reset and not Settings().has_auth  # off unless asked for
     with pytest.raises(SettingsError, match="ORFLOW_TLS_KEY_FILE"):
         Settings.from_env({"ORFLOW_TLS_CERT_FILE": str(cert)})
+
+
+def test_pooler_settings() -> None:
+    """Pools through a transaction pooler, LISTEN and migrations on a direct URL, the statement cache off."""
+    settings = Settings.from_env(
+        {
+            "ORFLOW_DATABASE_URL": "postgresql://app@pooler:6432/orflow",
+            "ORFLOW_DATABASE_DIRECT_URL": "postgresql://app@primary:5432/orflow",
+            "ORFLOW_DB_STATEMENT_CACHE_SIZE": "0",
+        }
+    )
+    assert settings.database_direct_url == "postgresql://app@primary:5432/orflow"
+    assert settings.db_statement_cache_size == 0
+    assert Settings.from_env({}).db_statement_cache_size == 100
+    for name, value in (("ORFLOW_DATABASE_DIRECT_URL", "mysql://x"), ("ORFLOW_DB_STATEMENT_CACHE_SIZE", "-1")):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: value})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -21,6 +21,7 @@ from orflow.v1 import (
     slot_service_pb2,
     slot_service_pb2_grpc,
 )
+from redis.asyncio import Redis
 from saq import Queue
 
 from .db.errors import translate_transient
@@ -35,7 +36,7 @@ from .rpc.booking_service import BookingService
 from .rpc.errors import ErrorInterceptor
 from .rpc.shedding import InFlightLimit, SheddingInterceptor
 from .rpc.slot_service import SlotService
-from .security.rate_limit import BookingRateLimits, RateLimiter
+from .security.rate_limit import BookingRateLimits, Limiter, RateLimiter, SharedRateLimiter
 from .security.streams import StreamLimits
 from .security.tokens import TokenVerifier, load_public_keys
 from .settings import Settings
@@ -57,14 +58,37 @@ def token_verifier(settings: Settings) -> TokenVerifier:
     )
 
 
-def booking_rate_limits(settings: Settings) -> BookingRateLimits:
-    patient = RateLimiter(rate_per_minute=settings.booking_rate_per_minute, burst=settings.booking_burst)
+RATE_LIMIT_REDIS_TIMEOUT_SECONDS = 0.25
+"""A booking waits at most this long for the shared rate limit before this process's own bucket decides."""
+
+
+def booking_rate_limits(
+    settings: Settings, *, redis: Redis | None = None, on_fallback: Callable[[], None] = lambda: None
+) -> BookingRateLimits:
+    """Per-process buckets, or (with `redis`) buckets every server process shares, per-process as the fallback."""
+
+    def limiter(rate_per_minute: float, kind: str) -> Limiter:
+        local = RateLimiter(rate_per_minute=rate_per_minute, burst=settings.booking_burst)
+        if redis is None:
+            return local
+        prefix = f"{settings.queue_name}:booking-rate:{kind}:"
+        return SharedRateLimiter(redis, local=local, key_prefix=prefix, on_fallback=on_fallback)
+
+    patient = limiter(settings.booking_rate_per_minute, "patient")
     service = (
-        RateLimiter(rate_per_minute=settings.service_booking_rate_per_minute, burst=settings.booking_burst)
+        limiter(settings.service_booking_rate_per_minute, "service")
         if settings.service_booking_rate_per_minute
         else None
     )
     return BookingRateLimits(patient=patient, service=service)
+
+
+def rate_limit_redis(settings: Settings) -> Redis | None:
+    """The Redis client the shared booking rate limit uses (short timeouts: it sits on the booking path)."""
+    if not settings.redis_url:
+        return None
+    timeout = RATE_LIMIT_REDIS_TIMEOUT_SECONDS
+    return Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
@@ -72,17 +96,24 @@ async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
 
     The timeouts ride on the connection's start-up packet: no extra round trip per call.
     A connection PostgreSQL closed is dropped on release and reopened on the next acquire.
+    Behind a transaction pooler (`ORFLOW_DATABASE_DIRECT_URL` set) the start-up packet
+    reaches PgBouncer, which refuses parameters it does not track, and a session
+    setting would not follow the transactions anyway: there the timeouts belong
+    on the application's role (`ALTER ROLE … SET statement_timeout …`, see deploy/).
     """
+    server_settings = {"application_name": "orflow"}
+    if not settings.database_direct_url:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+        server_settings["lock_timeout"] = str(settings.db_lock_timeout_ms)
     pool = await asyncpg.create_pool(
         dsn,
         min_size=settings.db_pool_min,
         max_size=max(settings.db_pool_max, settings.db_pool_min),
         command_timeout=settings.db_command_timeout,
-        server_settings={
-            "application_name": "orflow",
-            "statement_timeout": str(settings.db_statement_timeout_ms),
-            "lock_timeout": str(settings.db_lock_timeout_ms),
-        },
+        server_settings=server_settings,
+        # 0 behind PgBouncer in transaction mode (before 1.21): a named prepared statement lives on one
+        # server connection, and the next transaction may get another. Unnamed statements still work.
+        statement_cache_size=settings.db_statement_cache_size,
     )
     assert pool is not None
     return pool
@@ -136,11 +167,12 @@ def build_server(
     expiry: ExpiryScheduler,
     metrics: Metrics | None = None,
     listen_dsn: str | None = None,
+    limits: BookingRateLimits | None = None,
 ) -> OrFlowServer:
     """The server with every service, health and reflection, bound but not started.
 
     `listen_dsn` is where the slot-change hub opens its own LISTEN connection;
-    without it WatchSlots answers UNAVAILABLE.
+    without it WatchSlots answers UNAVAILABLE. `limits` defaults to per-process buckets.
     """
     metrics = metrics or Metrics()
     server = grpc.aio.server(
@@ -169,7 +201,7 @@ def build_server(
     )
     slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx, hub=hub, streams=streams), server)
     booking_service_pb2_grpc.add_BookingServiceServicer_to_server(
-        BookingService(ctx, limits=booking_rate_limits(settings)), server
+        BookingService(ctx, limits=limits or booking_rate_limits(settings)), server
     )
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(ctx), server)
     health_servicer = health_aio.HealthServicer()
@@ -196,8 +228,12 @@ async def serve(settings: Settings, *, database_url: str) -> None:
     expiry: ExpiryScheduler = buffered or NoQueueExpiryScheduler()
     if queue is None:
         _log.warning("ORFLOW_REDIS_URL is not set: holds expire on time in reads, and a worker's sweep persists it")
+    limits_redis = rate_limit_redis(settings)
+    limits = booking_rate_limits(settings, redis=limits_redis, on_fallback=metrics.rate_limit_fallbacks.inc)
+    # LISTEN needs a session of its own: behind a transaction pooler it goes to the direct URL.
+    listen_dsn = settings.database_direct_url or database_url
     try:
-        server = build_server(settings, pool=pool, expiry=expiry, metrics=metrics, listen_dsn=database_url)
+        server = build_server(settings, pool=pool, expiry=expiry, metrics=metrics, listen_dsn=listen_dsn, limits=limits)
         http, _, metrics_port = serve_metrics(metrics, settings.metrics_addr)
         _log.info("metrics on http://%s:%d/metrics", settings.metrics_addr.rpartition(":")[0], metrics_port)
         await server.start()
@@ -214,4 +250,6 @@ async def serve(settings: Settings, *, database_url: str) -> None:
             await buffered.flush()  # the last bookings' jobs reach the queue before it disconnects
         if queue is not None:
             await queue.disconnect()
+        if limits_redis is not None:
+            await limits_redis.aclose()
         await pool.close()

@@ -147,7 +147,8 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings) -> int:
-    applied = asyncio.run(migrate(database_url(settings)))
+    # The migration lock is a session advisory lock: behind a transaction pooler it needs the direct URL.
+    applied = asyncio.run(migrate(settings.database_direct_url or database_url(settings)))
     step(f"migrations applied: {', '.join(applied)}" if applied else "migrations: already up to date")
     return 0
 

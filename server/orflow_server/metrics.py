@@ -41,6 +41,11 @@ class Metrics:
         self.expiry_jobs_dropped = Counter(
             "orflow_expiry_jobs_dropped", "Expiry jobs left to the sweep: the enqueue buffer was full", registry=reg
         )
+        self.rate_limit_fallbacks = Counter(
+            "orflow_rate_limit_fallbacks",
+            "Booking rate-limit decisions made by this process's own bucket: the shared one (Redis) did not answer",
+            registry=reg,
+        )
 
     def record_expired(self, lags: list[float], *, trigger: str) -> None:
         if lags:

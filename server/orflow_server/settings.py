@@ -18,6 +18,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     database_url: str | None = None  # None: start the embedded PostgreSQL
+    # A session-capable connection (not through a transaction pooler) for LISTEN and migrations; None: database_url.
+    database_direct_url: str | None = None
     redis_url: str | None = None  # None: start the embedded Redis
     grpc_addr: str = "127.0.0.1:50051"
     hold_ttl: timedelta = timedelta(seconds=120)
@@ -25,6 +27,7 @@ class Settings:
     data_dir: Path = Path(".orflow-data")
     db_pool_min: int = 2
     db_pool_max: int = 20
+    db_statement_cache_size: int = 100  # asyncpg's default; 0 behind PgBouncer < 1.21 in transaction mode
     sweep_seconds: int = 5
     queue_name: str = "orflow"
     metrics_addr: str = "127.0.0.1:9464"
@@ -72,6 +75,7 @@ class Settings:
         """Reads ORFLOW_* variables; fails naming the first bad one."""
         return cls(
             database_url=_url(environ, "ORFLOW_DATABASE_URL", ("postgres", "postgresql")),
+            database_direct_url=_url(environ, "ORFLOW_DATABASE_DIRECT_URL", ("postgres", "postgresql")),
             redis_url=_url(environ, "ORFLOW_REDIS_URL", ("redis", "rediss", "unix")),
             grpc_addr=_addr(environ, "ORFLOW_GRPC_ADDR", "127.0.0.1:50051"),
             hold_ttl=timedelta(seconds=_number(environ, "ORFLOW_HOLD_TTL_SECONDS", 120, low=1, high=86_400)),
@@ -79,6 +83,7 @@ class Settings:
             data_dir=Path(environ.get("ORFLOW_DATA_DIR") or ".orflow-data"),
             db_pool_min=int(_number(environ, "ORFLOW_DB_POOL_MIN", 2, low=1, high=1000)),
             db_pool_max=int(_number(environ, "ORFLOW_DB_POOL_MAX", 20, low=1, high=1000)),
+            db_statement_cache_size=_whole(environ, "ORFLOW_DB_STATEMENT_CACHE_SIZE", 100, low=0, high=100_000),
             sweep_seconds=_whole(environ, "ORFLOW_SWEEP_SECONDS", 5, low=1, high=59),
             queue_name=environ.get("ORFLOW_QUEUE_NAME", "").strip() or "orflow",
             metrics_addr=_addr(environ, "ORFLOW_METRICS_ADDR", "127.0.0.1:9464"),

@@ -34,7 +34,7 @@ class BookingService(booking_service_pb2_grpc.BookingServiceServicer):
         patient_id = check.text("patient_id", request.patient_id, max_length=64, is_required=not is_patient)
         request_id = check.text("request_id", request.request_id, max_length=128, is_required=False)
         check.raise_if_any()
-        self._limits.take(actor)
+        await self._limits.take(actor)
         booking = await ops.create_booking(
             self._ctx, actor, slot_id=slot_id, patient_id=patient_id, request_id=request_id
         )
