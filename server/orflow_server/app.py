@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import _async as health_aio  # the asyncio HealthServicer (no stubs ship for it)
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
 from orflow.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -26,12 +27,14 @@ from saq import Queue
 from .jobs import BufferedExpiryScheduler, SaqExpiryScheduler
 from .live import SlotChangeHub
 from .metrics import Metrics, serve_metrics, stop_metrics
+from .observability.tracing import server_interceptors
 from .ops.context import OpsContext
 from .ops.scheduling import ExpiryScheduler, NoQueueExpiryScheduler
 from .rpc.admin_service import AdminService
 from .rpc.auth import AuthInterceptor
 from .rpc.booking_service import BookingService
 from .rpc.errors import ErrorInterceptor
+from .rpc.observe import ObserveInterceptor
 from .rpc.slot_service import SlotService
 from .security.rate_limit import BookingRateLimits, RateLimiter
 from .security.tokens import TokenVerifier, load_public_keys
@@ -106,15 +109,24 @@ def build_server(
     expiry: ExpiryScheduler,
     metrics: Metrics | None = None,
     listen_dsn: str | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> OrFlowServer:
     """The server with every service, health and reflection, bound but not started.
 
     `listen_dsn` is where the slot-change hub opens its own LISTEN connection;
-    without it WatchSlots answers UNAVAILABLE.
+    without it WatchSlots answers UNAVAILABLE. `tracer_provider` (tracing on) adds the
+    OpenTelemetry server interceptor, outermost, so the log lines carry the call's trace id.
     """
+    metrics = metrics or Metrics()
     server = grpc.aio.server(
-        # ErrorInterceptor is outermost: it answers the auth interceptor's refusals too.
-        interceptors=[ErrorInterceptor(), AuthInterceptor(token_verifier(settings))],
+        # ObserveInterceptor logs and counts the status the caller sees; ErrorInterceptor answers
+        # the auth interceptor's refusals too.
+        interceptors=[
+            *server_interceptors(tracer_provider),
+            ObserveInterceptor(metrics),
+            ErrorInterceptor(),
+            AuthInterceptor(token_verifier(settings)),
+        ],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
@@ -125,10 +137,13 @@ def build_server(
         hold_ttl=settings.hold_ttl,
         turnover=settings.turnover,
         expiry=expiry,
-        metrics=metrics or Metrics(),
+        metrics=metrics,
         allow_reset=settings.allow_reset,
     )
     hub = SlotChangeHub(dsn=listen_dsn) if listen_dsn else None
+    metrics.track_pool(pool)
+    if hub is not None:
+        metrics.track_subscribers(hub)
     slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx, hub=hub), server)
     booking_service_pb2_grpc.add_BookingServiceServicer_to_server(
         BookingService(ctx, limits=booking_rate_limits(settings)), server
@@ -149,7 +164,7 @@ def build_server(
     return OrFlowServer(server=server, port=port, health=health_servicer, hub=hub)
 
 
-async def serve(settings: Settings, *, database_url: str) -> None:
+async def serve(settings: Settings, *, database_url: str, tracer_provider: TracerProvider | None = None) -> None:
     """Runs the server until SIGINT/SIGTERM, then drains: NOT_SERVING, stop(grace), close pool."""
     pool = await create_pool(settings, database_url)
     queue = Queue.from_url(settings.redis_url, name=settings.queue_name) if settings.redis_url else None
@@ -159,7 +174,14 @@ async def serve(settings: Settings, *, database_url: str) -> None:
     if queue is None:
         _log.warning("ORFLOW_REDIS_URL is not set: holds expire on time in reads, and a worker's sweep persists it")
     try:
-        server = build_server(settings, pool=pool, expiry=expiry, metrics=metrics, listen_dsn=database_url)
+        server = build_server(
+            settings,
+            pool=pool,
+            expiry=expiry,
+            metrics=metrics,
+            listen_dsn=database_url,
+            tracer_provider=tracer_provider,
+        )
         http, _, metrics_port = serve_metrics(metrics, settings.metrics_addr)
         _log.info("metrics on http://%s:%d/metrics", settings.metrics_addr.rpartition(":")[0], metrics_port)
         await server.start()

@@ -60,6 +60,8 @@ class Settings:
     web_portal_dir: Path | None = None  # None: web-proxy/portal/dist next to the orflow_web package
     # POST /dev/sign-in hands a patient token to anyone who names a patient id: development only.
     web_dev_sign_in: bool = False
+    log_format: str = "auto"  # auto: console on a terminal, JSON lines otherwise; or json / console
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -96,6 +98,8 @@ class Settings:
             web_cors_origins=_origins(environ, "ORFLOW_WEB_CORS_ORIGINS"),
             web_portal_dir=Path(environ["ORFLOW_WEB_PORTAL_DIR"]) if environ.get("ORFLOW_WEB_PORTAL_DIR") else None,
             web_dev_sign_in=_flag(environ, "ORFLOW_WEB_DEV_SIGN_IN", False),
+            log_format=_choice(environ, "ORFLOW_LOG_FORMAT", ("auto", "json", "console")),
+            log_level=_choice(environ, "ORFLOW_LOG_LEVEL", ("INFO", "DEBUG", "WARNING", "ERROR")),
         )
 
 
@@ -167,3 +171,14 @@ def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
         if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
             raise SettingsError(f"{name}={raw!r}: {origin!r} is not * or an origin like https://portal.example")
     return origins
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default), case-insensitively."""
+    raw = environ.get(name, "").strip()
+    for choice in choices:
+        if raw.lower() == choice.lower():
+            return choice
+    if raw:
+        raise SettingsError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+    return choices[0]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
+import structlog
 from saq import CronJob, Queue, Worker
 
 from ..jobs import EXPIRE_TASK
@@ -14,6 +16,7 @@ from ..ops.context import OpsContext
 from ..ops.expiry import expire_booking, sweep_overdue_holds
 
 _log = logging.getLogger(__name__)
+_jobs = structlog.get_logger("orflow_server.worker.jobs")
 
 JOB_GRACE_SECONDS = 5.0
 """How long a stopping worker lets running jobs finish (a cancelled one is retried, and the sweep covers it)."""
@@ -48,13 +51,19 @@ def build_worker(ops: OpsContext, queue: Queue, *, sweep_seconds: int) -> Worker
     """
 
     async def expire(_: Any, *, booking_id: int) -> bool:
-        return await expire_booking(ops, booking_id)
+        started = time.perf_counter()
+        expired = await expire_booking(ops, booking_id)
+        elapsed = round((time.perf_counter() - started) * 1000, 2)
+        _jobs.info("job", task=EXPIRE_TASK, booking_id=booking_id, expired=expired, duration_ms=elapsed)
+        return expired
 
     async def sweep(_: Any) -> int:
+        started = time.perf_counter()
         lags = await sweep_overdue_holds(ops)
         ops.metrics.queue_depth.set(await queue.count("incomplete"))
-        if lags:
-            _log.info("sweep failed %d overdue holds (max lag %.1f s)", len(lags), max(lags))
+        if lags:  # every few seconds: a line only when it did work
+            elapsed = round((time.perf_counter() - started) * 1000, 2)
+            _jobs.info("job", task="sweep", expired=len(lags), max_lag_s=round(max(lags), 3), duration_ms=elapsed)
         return len(lags)
 
     return _Worker(
@@ -72,6 +81,9 @@ async def run_worker(
     ops: OpsContext, *, redis_url: str, queue_name: str, sweep_seconds: int, metrics_addr: str
 ) -> None:
     """Runs until SIGINT/SIGTERM (SAQ's worker handles both and drains), serving metrics meanwhile."""
+    # SAQ logs every job it runs at INFO ("Finished ...", the sweep every few seconds included);
+    # the jobs log their own line above, the sweep only when it did work. SAQ's warnings and errors stay.
+    logging.getLogger("saq").setLevel(logging.WARNING)
     queue = Queue.from_url(redis_url, name=queue_name)
     await queue.connect()
     http, _, port = serve_metrics(ops.metrics, metrics_addr)
