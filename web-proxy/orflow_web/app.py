@@ -10,9 +10,11 @@ import grpc
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
 
 from .dev_sign_in import DevSignIn
 from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, status_pairs
+from .observability import METRICS_PATH, ProxyMetrics, access_middleware, tracing_middlewares
 from .portal import Portal, default_portal_dir
 from .settings import ProxySettings
 
@@ -23,10 +25,18 @@ _ALLOWED_REQUEST_HEADERS = (
 )
 
 
-def build_app(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.Application:
+def build_app(
+    settings: ProxySettings,
+    *,
+    channel: grpc.aio.Channel,
+    metrics: ProxyMetrics | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> web.Application:
     """The proxy: gRPC-web on POST /package.Service/Method, the portal on GET, health on /healthz,
-    and the development-only /dev/sign-in (off unless settings.web_dev_sign_in)."""
-    app = web.Application(middlewares=[_errors], client_max_size=settings.web_max_body_bytes + 1024)
+    metrics on /metrics, and the development-only /dev/sign-in (off unless settings.web_dev_sign_in)."""
+    metrics = metrics or ProxyMetrics()
+    middlewares = [*tracing_middlewares(tracer_provider), access_middleware(metrics), _errors]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.web_max_body_bytes + 1024)
     forwarder = GrpcWebForwarder(channel, max_body_bytes=settings.web_max_body_bytes)
     portal = Portal(settings.web_portal_dir or default_portal_dir())
     origins = settings.web_cors_origins
@@ -48,6 +58,7 @@ def build_app(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.Appl
     app.on_response_prepare.append(add_cors)
     app.router.add_route("OPTIONS", "/{tail:.*}", _preflight)
     app.router.add_get(HEALTH_PATH, health)
+    app.router.add_get(METRICS_PATH, metrics.handle)
     DevSignIn(settings).add_routes(app.router)  # before the catch-all routes below
     app.router.add_post("/{tail:.*}", forwarder.handle)
     app.router.add_get("/{tail:.*}", portal.handle)
@@ -92,12 +103,21 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.Response(status=500, text="internal error")
 
 
-async def start_proxy(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.AppRunner:
+async def start_proxy(
+    settings: ProxySettings,
+    *,
+    channel: grpc.aio.Channel,
+    metrics: ProxyMetrics | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> web.AppRunner:
     """Listens on ORFLOW_WEB_ADDR (port 0: any free port; `runner.addresses` says which)."""
     # WatchSlots streams never finish on their own: on shutdown they get 2 s, then are cancelled
     # (which cancels the upstream call); browsers reconnect.
     runner = web.AppRunner(
-        build_app(settings, channel=channel), handler_cancellation=True, access_log=None, shutdown_timeout=2
+        build_app(settings, channel=channel, metrics=metrics, tracer_provider=tracer_provider),
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=2,
     )
     await runner.setup()
     host, _, port = settings.web_addr.rpartition(":")
@@ -105,10 +125,12 @@ async def start_proxy(settings: ProxySettings, *, channel: grpc.aio.Channel) -> 
     return runner
 
 
-async def run_proxy(settings: ProxySettings) -> None:
+async def run_proxy(settings: ProxySettings, *, tracer_provider: TracerProvider | None = None) -> None:
     """Serves until SIGINT/SIGTERM."""
-    async with grpc.aio.insecure_channel(settings.grpc_addr) as channel:
-        runner = await start_proxy(settings, channel=channel)
+    metrics = ProxyMetrics()
+    interceptors = metrics.client_interceptors(tracer_provider)
+    async with grpc.aio.insecure_channel(settings.grpc_addr, interceptors=interceptors) as channel:
+        runner = await start_proxy(settings, channel=channel, metrics=metrics, tracer_provider=tracer_provider)
         _log.info("gRPC-web proxy on http://%s -> %s", settings.web_addr, settings.grpc_addr)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
