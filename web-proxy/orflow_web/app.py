@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from .dev_sign_in import DevSignIn
 from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, status_pairs
-from .observability import METRICS_PATH, ProxyMetrics, access_middleware, tracing_middlewares
+from .observability import METRICS_PATH, ProxyMetrics, access_middleware
 from .portal import Portal, default_portal_dir
 from .settings import ProxySettings
 
@@ -30,13 +30,13 @@ def build_app(
     *,
     channel: grpc.aio.Channel,
     metrics: ProxyMetrics | None = None,
-    tracer_provider: TracerProvider | None = None,
 ) -> web.Application:
     """The proxy: gRPC-web on POST /package.Service/Method, the portal on GET, health on /healthz,
     metrics on /metrics, and the development-only /dev/sign-in (off unless settings.web_dev_sign_in)."""
     metrics = metrics or ProxyMetrics()
-    middlewares = [*tracing_middlewares(tracer_provider), access_middleware(metrics), _errors]
-    app = web.Application(middlewares=middlewares, client_max_size=settings.web_max_body_bytes + 1024)
+    app = web.Application(
+        middlewares=[access_middleware(metrics), _errors], client_max_size=settings.web_max_body_bytes + 1024
+    )
     forwarder = GrpcWebForwarder(channel, max_body_bytes=settings.web_max_body_bytes)
     portal = Portal(settings.web_portal_dir or default_portal_dir())
     origins = settings.web_cors_origins
@@ -108,13 +108,12 @@ async def start_proxy(
     *,
     channel: grpc.aio.Channel,
     metrics: ProxyMetrics | None = None,
-    tracer_provider: TracerProvider | None = None,
 ) -> web.AppRunner:
     """Listens on ORFLOW_WEB_ADDR (port 0: any free port; `runner.addresses` says which)."""
     # WatchSlots streams never finish on their own: on shutdown they get 2 s, then are cancelled
     # (which cancels the upstream call); browsers reconnect.
     runner = web.AppRunner(
-        build_app(settings, channel=channel, metrics=metrics, tracer_provider=tracer_provider),
+        build_app(settings, channel=channel, metrics=metrics),
         handler_cancellation=True,
         access_log=None,
         shutdown_timeout=2,
@@ -130,7 +129,7 @@ async def run_proxy(settings: ProxySettings, *, tracer_provider: TracerProvider 
     metrics = ProxyMetrics()
     interceptors = metrics.client_interceptors(tracer_provider)
     async with grpc.aio.insecure_channel(settings.grpc_addr, interceptors=interceptors) as channel:
-        runner = await start_proxy(settings, channel=channel, metrics=metrics, tracer_provider=tracer_provider)
+        runner = await start_proxy(settings, channel=channel, metrics=metrics)
         _log.info("gRPC-web proxy on http://%s -> %s", settings.web_addr, settings.grpc_addr)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import grpc
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -55,7 +55,11 @@ def configure_logging(*, log_format: str, level: str, stream: TextIO) -> None:
     final: list[Any] = (
         [meta, structlog.dev.ConsoleRenderer(colors=stream.isatty())]
         if console
-        else [meta, structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        else [
+            meta,
+            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+            structlog.processors.JSONRenderer(),
+        ]
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -113,16 +117,13 @@ def configure_tracing(environ: Mapping[str, str]) -> TracerProvider | None:
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
     provider.add_span_processor(BatchSpanProcessor(_exporter(name, environ)))
     trace.set_tracer_provider(provider)
+    # A server span per request, continuing the browser's traceparent: the instrumentor puts its
+    # middleware first in every web.Application made from now on (its middleware needs the
+    # instrumentor's set-up, so it cannot be added by hand).
+    from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
+
+    AioHttpServerInstrumentor().instrument(tracer_provider=provider)
     return provider
-
-
-def tracing_middlewares(provider: TracerProvider | None) -> list[Any]:
-    """The aiohttp server-span middleware (continues the browser's traceparent), or none when off."""
-    if provider is None:
-        return []
-    from opentelemetry.instrumentation.aiohttp_server import create_aiohttp_middleware
-
-    return [create_aiohttp_middleware(tracer_provider=provider)]
 
 
 class ProxyMetrics:
@@ -195,7 +196,7 @@ def _route(request: web.Request, grpc_code: str) -> str:
     return "cors-preflight" if request.method == "OPTIONS" else "portal"
 
 
-def access_middleware(metrics: ProxyMetrics) -> Callable[[web.Request, Handler], Any]:
+def access_middleware(metrics: ProxyMetrics) -> Middleware:
     """One log line and one count per request, with its status, gRPC status and duration."""
 
     @web.middleware

@@ -48,7 +48,8 @@ def configure_logging(*, log_format: str, level: str, stream: TextIO) -> None:
         renderer = structlog.processors.JSONRenderer()
         final = [
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.dict_tracebacks,
+            # Tracebacks as data, without local variables (they would carry tokens and patient ids).
+            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
             renderer,
         ]
     structlog.configure(
