@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import _async as health_aio  # the asyncio HealthServicer (no stubs ship for it)
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
 from orflow.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -28,6 +29,7 @@ from .db.errors import translate_transient
 from .jobs import BufferedExpiryScheduler, SaqExpiryScheduler
 from .live import SlotChangeHub
 from .metrics import Metrics, serve_metrics, stop_metrics
+from .observability.tracing import server_interceptors
 from .ops.context import OpsContext
 from .ops.scheduling import ExpiryScheduler, NoQueueExpiryScheduler
 from .rpc.admin_service import AdminService
@@ -35,6 +37,7 @@ from .rpc.auth import AuthInterceptor
 from .rpc.booking_service import BookingService
 from .rpc.errors import ErrorInterceptor
 from .rpc.shedding import InFlightLimit, SheddingInterceptor
+from .rpc.observe import ObserveInterceptor
 from .rpc.slot_service import SlotService
 from .security.rate_limit import BookingRateLimits, Limiter, RateLimiter, SharedRateLimiter
 from .security.streams import StreamLimits
@@ -168,17 +171,23 @@ def build_server(
     metrics: Metrics | None = None,
     listen_dsn: str | None = None,
     limits: BookingRateLimits | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> OrFlowServer:
     """The server with every service, health and reflection, bound but not started.
 
     `listen_dsn` is where the slot-change hub opens its own LISTEN connection;
     without it WatchSlots answers UNAVAILABLE. `limits` defaults to per-process buckets.
+    `tracer_provider` (tracing on) adds the OpenTelemetry server interceptor, outermost, so the
+    log lines carry the call's trace id.
     """
     metrics = metrics or Metrics()
     server = grpc.aio.server(
-        # ErrorInterceptor is outermost: it answers the shedder's and the auth interceptor's refusals too,
-        # and turns the database's passing faults into UNAVAILABLE (never INTERNAL).
+        # ObserveInterceptor logs and counts the status the caller sees; ErrorInterceptor answers the
+        # shedder's and the auth interceptor's refusals too, and turns the database's passing faults
+        # into UNAVAILABLE (never INTERNAL).
         interceptors=[
+            *server_interceptors(tracer_provider),
+            ObserveInterceptor(metrics),
             ErrorInterceptor(translate=translate_transient),
             SheddingInterceptor(InFlightLimit(settings.max_inflight_calls)),
             AuthInterceptor(token_verifier(settings), metrics=metrics),
@@ -194,6 +203,9 @@ def build_server(
         allow_reset=settings.allow_reset,
     )
     hub = SlotChangeHub(dsn=listen_dsn) if listen_dsn else None
+    metrics.track_pool(pool)
+    if hub is not None:
+        metrics.track_subscribers(hub)
     streams = StreamLimits(
         per_caller=settings.watch_streams_per_caller,
         per_connection=settings.watch_streams_per_connection,
@@ -219,7 +231,7 @@ def build_server(
     return OrFlowServer(server=server, port=port, health=health_servicer, hub=hub)
 
 
-async def serve(settings: Settings, *, database_url: str) -> None:
+async def serve(settings: Settings, *, database_url: str, tracer_provider: TracerProvider | None = None) -> None:
     """Runs the server until SIGINT/SIGTERM, then drains: NOT_SERVING, stop(grace), close pool."""
     pool = await create_pool(settings, database_url)
     queue = Queue.from_url(settings.redis_url, name=settings.queue_name) if settings.redis_url else None
@@ -233,7 +245,15 @@ async def serve(settings: Settings, *, database_url: str) -> None:
     # LISTEN needs a session of its own: behind a transaction pooler it goes to the direct URL.
     listen_dsn = settings.database_direct_url or database_url
     try:
-        server = build_server(settings, pool=pool, expiry=expiry, metrics=metrics, listen_dsn=listen_dsn, limits=limits)
+        server = build_server(
+            settings,
+            pool=pool,
+            expiry=expiry,
+            metrics=metrics,
+            listen_dsn=listen_dsn,
+            limits=limits,
+            tracer_provider=tracer_provider,
+        )
         http, _, metrics_port = serve_metrics(metrics, settings.metrics_addr)
         _log.info("metrics on http://%s:%d/metrics", settings.metrics_addr.rpartition(":")[0], metrics_port)
         await server.start()

@@ -29,6 +29,9 @@ import asyncpg
 from .app import create_pool, serve
 from .db.migrate import apply_migrations
 from .domain.access import OPERATOR, Role
+from .metrics import Metrics
+from .observability.logs import configure_logging
+from .observability.tracing import TracingConfigError, configure_tracing, instrument_asyncpg
 from .ops.context import OpsContext
 from .ops.scheduling import NoQueueExpiryScheduler
 from .ops.seed import seed_database
@@ -169,13 +172,25 @@ def cmd_server(settings: Settings) -> int:
         )
         return 2
     url = database_url(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(settings, database_url=url))
+    configure_logging(log_format=settings.log_format, level=settings.log_level, stream=sys.stderr)
+    try:
+        provider = configure_tracing(os.environ, service_name="orflow-server")
+    except TracingConfigError as exc:
+        print(f"orflow: bad setting: {exc}", file=sys.stderr)
+        return 2
+    if provider is not None:
+        instrument_asyncpg(provider)
+        logging.getLogger(__name__).info("tracing on: OTLP spans of gRPC calls and SQL")
+    try:
+        asyncio.run(serve(settings, database_url=url, tracer_provider=provider))
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports the last batch
     return 0
 
 
 def cmd_worker(settings: Settings) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_format=settings.log_format, level=settings.log_level, stream=sys.stderr)
     if not settings.redis_url:
         print("orflow: the worker needs ORFLOW_REDIS_URL (`orflow up` sets it for you)", file=sys.stderr)
         return 2
@@ -185,9 +200,15 @@ def cmd_worker(settings: Settings) -> int:
 
 async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
     pool = await create_pool(settings, database_url)
+    metrics = Metrics()
+    metrics.track_pool(pool)
     try:
         ops = OpsContext(
-            pool=pool, hold_ttl=settings.hold_ttl, turnover=settings.turnover, expiry=NoQueueExpiryScheduler()
+            pool=pool,
+            hold_ttl=settings.hold_ttl,
+            turnover=settings.turnover,
+            expiry=NoQueueExpiryScheduler(),
+            metrics=metrics,
         )
         await run_worker(
             ops,

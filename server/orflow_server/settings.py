@@ -70,6 +70,9 @@ class Settings:
     def has_auth(self) -> bool:
         return bool(self.auth_secret or self.auth_public_key_file or self.auth_jwks_file)
 
+    log_format: str = "auto"  # auto: console on a terminal, JSON lines otherwise; or json / console
+    log_level: str = "INFO"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Reads ORFLOW_* variables; fails naming the first bad one."""
@@ -119,6 +122,8 @@ class Settings:
                 environ, "ORFLOW_WATCH_STREAMS_PER_CONNECTION", 100, low=1, high=100_000
             ),
             watch_streams_total=_whole(environ, "ORFLOW_WATCH_STREAMS_TOTAL", 500, low=1, high=1_000_000),
+            log_format=_choice(environ, "ORFLOW_LOG_FORMAT", ("auto", "json", "console")),
+            log_level=_choice(environ, "ORFLOW_LOG_LEVEL", ("INFO", "DEBUG", "WARNING", "ERROR")),
         )
 
 
@@ -179,3 +184,14 @@ def _file(environ: Mapping[str, str], name: str) -> Path | None:
     if not path.is_file():
         raise SettingsError(f"{name}={raw!r} is not a readable file")
     return path
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default), case-insensitively."""
+    raw = environ.get(name, "").strip()
+    for choice in choices:
+        if raw.lower() == choice.lower():
+            return choice
+    if raw:
+        raise SettingsError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+    return choices[0]

@@ -10,12 +10,14 @@ import grpc
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
 
 from .dev_sign_in import DevSignIn
 from .fhir import BASE_PATH as FHIR_BASE_PATH
 from .fhir import build_fhir_app
 from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, status_pairs
 from .guard import BodyDeadline, CappedSite, ConnectionCap, add_security_headers, refuse_odd_paths
+from .observability import METRICS_PATH, ProxyMetrics, access_middleware
 from .portal import Portal, default_portal_dir
 from .settings import ProxySettings
 
@@ -26,15 +28,21 @@ _ALLOWED_REQUEST_HEADERS = (
 )
 
 
-def build_app(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.Application:
+def build_app(
+    settings: ProxySettings,
+    *,
+    channel: grpc.aio.Channel,
+    metrics: ProxyMetrics | None = None,
+) -> web.Application:
     """The proxy: gRPC-web on POST /package.Service/Method, the portal on GET, health on /healthz,
-    and the development-only /dev/sign-in (off unless settings.web_dev_sign_in).
+    and the development-only /dev/sign-in (off unless settings.web_dev_sign_in), metrics on /metrics.
 
     guard.py's protections apply to every route, present and future: security headers, 404 for odd
     paths, the body deadline (start_proxy adds the header timeout and the connection cap)."""
+    metrics = metrics or ProxyMetrics()
     body_deadline = BodyDeadline(settings.web_body_timeout_seconds)
     app = web.Application(
-        middlewares=[_errors, refuse_odd_paths, body_deadline.middleware],
+        middlewares=[access_middleware(metrics), _errors, refuse_odd_paths, body_deadline.middleware],
         client_max_size=settings.web_max_body_bytes + 1024,
     )
     forwarder = GrpcWebForwarder(
@@ -61,6 +69,7 @@ def build_app(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.Appl
     app.on_response_prepare.append(add_security_headers)
     app.router.add_route("OPTIONS", "/{tail:.*}", _preflight)
     app.router.add_get(HEALTH_PATH, health)
+    app.router.add_get(METRICS_PATH, metrics.handle)
     DevSignIn(settings).add_routes(app.router)  # before the catch-all routes below
     app.add_subapp(FHIR_BASE_PATH, build_fhir_app(channel))  # FHIR R4 scheduling (orflow_web/fhir), before them too
     app.router.add_post("/{tail:.*}", forwarder.handle)
@@ -106,14 +115,19 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.Response(status=500, text="internal error")
 
 
-async def start_proxy(settings: ProxySettings, *, channel: grpc.aio.Channel) -> web.AppRunner:
+async def start_proxy(
+    settings: ProxySettings,
+    *,
+    channel: grpc.aio.Channel,
+    metrics: ProxyMetrics | None = None,
+) -> web.AppRunner:
     """Listens on ORFLOW_WEB_ADDR (port 0: any free port; `runner.addresses` says which)."""
     # WatchSlots streams never finish on their own: on shutdown they get 2 s, then are cancelled
     # (which cancels the upstream call); browsers reconnect.
     # keepalive_timeout is also how long a connection may take to send a request's headers (aiohttp closes a
     # connection still waiting for a whole request when it runs out): the header timeout.
     runner = web.AppRunner(
-        build_app(settings, channel=channel),
+        build_app(settings, channel=channel, metrics=metrics),
         handler_cancellation=True,
         access_log=None,
         shutdown_timeout=2,
@@ -126,10 +140,12 @@ async def start_proxy(settings: ProxySettings, *, channel: grpc.aio.Channel) -> 
     return runner
 
 
-async def run_proxy(settings: ProxySettings) -> None:
+async def run_proxy(settings: ProxySettings, *, tracer_provider: TracerProvider | None = None) -> None:
     """Serves until SIGINT/SIGTERM."""
-    async with grpc.aio.insecure_channel(settings.grpc_addr) as channel:
-        runner = await start_proxy(settings, channel=channel)
+    metrics = ProxyMetrics()
+    interceptors = metrics.client_interceptors(tracer_provider)
+    async with grpc.aio.insecure_channel(settings.grpc_addr, interceptors=interceptors) as channel:
+        runner = await start_proxy(settings, channel=channel, metrics=metrics)
         _log.info("gRPC-web proxy on http://%s -> %s", settings.web_addr, settings.grpc_addr)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -31,9 +30,19 @@ class ProxyCommand:
             )
             return 2
         from .app import run_proxy  # aiohttp only for this command, not for `orflow --help`
+        from .observability import TracingConfigError, configure_logging, configure_tracing
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        asyncio.run(run_proxy(settings))
+        configure_logging(log_format=settings.log_format, level=settings.log_level, stream=sys.stderr)
+        try:
+            provider = configure_tracing(environ)
+        except TracingConfigError as exc:
+            print(f"orflow: bad setting: {exc}", file=sys.stderr)
+            return 2
+        try:
+            asyncio.run(run_proxy(settings, tracer_provider=provider))
+        finally:
+            if provider is not None:
+                provider.shutdown()  # exports the last batch
         return 0
 
 

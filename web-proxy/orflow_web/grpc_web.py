@@ -56,6 +56,8 @@ _NOT_METADATA: Final = frozenset(
 )
 _METADATA_KEY: Final = re.compile(r"^[0-9a-z_.-]+$")
 _RESERVED_RESPONSE: Final = frozenset({"content-type", "content-length", "grpc-status", "grpc-message"})
+GRPC_STATUS: Final = web.RequestKey("orflow_grpc_status", str)
+"""The gRPC status (a number, as on the wire) the proxy answered; read by the access log (observability.py)."""
 
 
 def _identity(data: bytes) -> bytes:
@@ -199,6 +201,7 @@ class GrpcWebForwarder:
         finally:
             call.cancel()  # no-op when finished; stops the upstream stream when the browser went away
         trailer = status_pairs(code, details or "", trailing)
+        request[GRPC_STATUS] = str(code.value[0])
         if response is None:  # trailers-only: the status in the headers too
             response = await self._start(request, mode, trailer)
         await response.write(mode.encode(encode_trailer(trailer)))
@@ -216,6 +219,7 @@ class GrpcWebForwarder:
     ) -> web.StreamResponse:
         """A gRPC-web error from the proxy itself: status in the headers and in a trailer frame."""
         trailer = status_pairs(code, message)
+        request[GRPC_STATUS] = str(code.value[0])
         response = await self._start(request, mode, trailer, http_status=http_status)
         await response.write(mode.encode(encode_trailer(trailer)))
         await response.write_eof()

@@ -39,6 +39,8 @@ class ProxySettings:
     auth_secret: str | None = None
     auth_issuer: str = "orflow"
     auth_audience: str = "orflow"
+    log_format: str = "auto"  # auto: console on a terminal, JSON lines otherwise; or json / console
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
@@ -68,6 +70,8 @@ class ProxySettings:
             auth_secret=environ.get("ORFLOW_AUTH_SECRET", "").strip() or None,
             auth_issuer=environ.get("ORFLOW_AUTH_ISSUER", "").strip() or "orflow",
             auth_audience=environ.get("ORFLOW_AUTH_AUDIENCE", "").strip() or "orflow",
+            log_format=_choice(environ, "ORFLOW_LOG_FORMAT", ("auto", "json", "console")),
+            log_level=_choice(environ, "ORFLOW_LOG_LEVEL", ("INFO", "DEBUG", "WARNING", "ERROR")),
         )
 
 
@@ -110,3 +114,14 @@ def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
         if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
             raise SettingsError(f"{name}={raw!r}: {origin!r} is not * or an origin like https://portal.example")
     return origins
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default), case-insensitively."""
+    raw = environ.get(name, "").strip()
+    for choice in choices:
+        if raw.lower() == choice.lower():
+            return choice
+    if raw:
+        raise SettingsError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+    return choices[0]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
+import structlog
 from saq import Queue, Worker
 
 from ..jobs import EXPIRE_TASK
@@ -15,6 +17,7 @@ from ..ops.context import OpsContext
 from ..ops.expiry import expire_booking, sweep_overdue_holds
 
 _log = logging.getLogger(__name__)
+_jobs = structlog.get_logger("orflow_server.worker.jobs")
 
 JOB_GRACE_SECONDS = 5.0
 """How long a stopping worker lets running jobs finish (a cancelled one is retried, and the sweep covers it)."""
@@ -45,7 +48,11 @@ def build_worker(ops: OpsContext, queue: Queue) -> Worker[Any]:
     """A SAQ worker whose one task calls the expiry use case (the sweep runs beside it: `sweep_forever`)."""
 
     async def expire(_: Any, *, booking_id: int) -> bool:
-        return await expire_booking(ops, booking_id)
+        started = time.perf_counter()
+        expired = await expire_booking(ops, booking_id)
+        elapsed = round((time.perf_counter() - started) * 1000, 2)
+        _jobs.info("job", task=EXPIRE_TASK, booking_id=booking_id, expired=expired, duration_ms=elapsed)
+        return expired
 
     return _Worker(
         queue,
@@ -68,9 +75,11 @@ async def sweep_forever(ops: OpsContext, queue: Queue, *, every_seconds: float) 
     """
     while True:
         try:
+            started = time.perf_counter()
             lags = await sweep_overdue_holds(ops)
-            if lags:
-                _log.info("sweep failed %d overdue holds (max lag %.1f s)", len(lags), max(lags))
+            if lags:  # every few seconds: a line only when it did work
+                elapsed = round((time.perf_counter() - started) * 1000, 2)
+                _jobs.info("job", task="sweep", expired=len(lags), max_lag_s=round(max(lags), 3), duration_ms=elapsed)
             ops.metrics.queue_depth.set(await queue.count("incomplete"))
         except Exception:  # noqa: BLE001 - the next round retries; a dead loop would end the guarantee
             _log.warning("the overdue-hold sweep failed; retrying in %.0f s", every_seconds, exc_info=True)
@@ -81,6 +90,9 @@ async def run_worker(
     ops: OpsContext, *, redis_url: str, queue_name: str, sweep_seconds: int, metrics_addr: str
 ) -> None:
     """Runs until SIGINT/SIGTERM (SAQ's worker handles both and drains), serving metrics meanwhile."""
+    # SAQ logs every job it runs at INFO ("Finished ...", the sweep every few seconds included);
+    # the jobs log their own line above, the sweep only when it did work. SAQ's warnings and errors stay.
+    logging.getLogger("saq").setLevel(logging.WARNING)
     queue = Queue.from_url(redis_url, name=queue_name)
     await queue.connect()
     http, _, port = serve_metrics(ops.metrics, metrics_addr)
