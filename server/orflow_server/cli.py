@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -218,13 +218,22 @@ def default_processes(environ: Mapping[str, str]) -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _die_with_parent() -> None:
-    """In a copy, before exec: SIGKILL when the supervisor dies, so a killed supervisor leaves no orphan behind."""
-    if sys.platform == "linux":
-        import ctypes
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """For a copy, run between fork and exec: SIGKILL when the supervisor dies, so a killed one leaves no orphan.
 
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    Everything is looked up here, before the fork: the child must not import or load anything.
+    """
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, sigkill)
+
+    return hook
 
 
 def run_processes(command: str, count: int, environ: Mapping[str, str]) -> int:
@@ -235,6 +244,7 @@ def run_processes(command: str, count: int, environ: Mapping[str, str]) -> int:
     serve metrics on a free port (a fixed one can be bound only once).
     """
     children = []
+    die_with_parent = _die_with_parent_hook()
     for index in range(count):
         env = dict(environ)
         if index:
@@ -245,7 +255,7 @@ def run_processes(command: str, count: int, environ: Mapping[str, str]) -> int:
             subprocess.Popen(
                 [sys.executable, "-m", "orflow_server", command, "--processes", "1"],
                 env=env,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         )
     stopping = False
@@ -259,14 +269,18 @@ def run_processes(command: str, count: int, environ: Mapping[str, str]) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop)
+    first_code = 0  # of the first copy that ended by itself (not by our SIGTERM)
     try:
         while any(child.poll() is None for child in children):
-            if not stopping and any(child.poll() is not None for child in children):
+            ended = [child.returncode for child in children if child.returncode is not None]
+            if not stopping and ended:
+                first_code = ended[0]
                 stop()  # one copy ended: the others must not quietly carry on as a smaller service
             time.sleep(0.2)
     finally:
         stop()
-    return max((child.wait() for child in children), key=abs)
+    codes = [child.wait() for child in children]
+    return first_code or max((code for code in codes if code > 0), default=0)
 
 
 COMMANDS = {
@@ -325,8 +339,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             count = args.processes if args.processes is not None else default_processes(os.environ)
             if count < 1:
                 raise CommandError("--processes must be at least 1")
+            if count > 1 and args.command == "server" and not settings.has_auth:
+                return cmd_server(settings)  # says what is missing, once
             if count > 1:
-                return run_processes(args.command, count, os.environ)
+                # The embedded PostgreSQL (if any) starts once, here, not once per copy.
+                environ = {**os.environ, "ORFLOW_DATABASE_URL": database_url(settings)}
+                return run_processes(args.command, count, environ)
         return COMMANDS[args.command](settings)
     except CommandError as exc:
         print(f"orflow: {exc}", file=sys.stderr)
