@@ -36,8 +36,8 @@ from .rpc.admin_service import AdminService
 from .rpc.auth import AuthInterceptor
 from .rpc.booking_service import BookingService
 from .rpc.errors import ErrorInterceptor
-from .rpc.shedding import InFlightLimit, SheddingInterceptor
 from .rpc.observe import ObserveInterceptor
+from .rpc.shedding import InFlightLimit, SheddingInterceptor
 from .rpc.slot_service import SlotService
 from .security.rate_limit import BookingRateLimits, Limiter, RateLimiter, SharedRateLimiter
 from .security.streams import StreamLimits

@@ -17,8 +17,11 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
+import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -221,6 +224,87 @@ async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
         await pool.close()
 
 
+PROCESSES_ENV = "ORFLOW_PROCESSES"
+"""The default of `server`/`worker --processes` (else one per CPU this process may use)."""
+
+
+def default_processes(environ: Mapping[str, str]) -> int:
+    text = environ.get(PROCESSES_ENV, "").strip()
+    if text:
+        try:
+            if int(text) >= 1:
+                return int(text)
+        except ValueError:
+            pass
+        raise CommandError(f"{PROCESSES_ENV} must be a whole number >= 1, not {text!r}")
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """For a copy, run between fork and exec: SIGKILL when the supervisor dies, so a killed one leaves no orphan.
+
+    Everything is looked up here, before the fork: the child must not import or load anything.
+    """
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, sigkill)
+
+    return hook
+
+
+def run_processes(command: str, count: int, environ: Mapping[str, str]) -> int:
+    """`count` copies of `orflow COMMAND --processes 1`, stopped together; servers share the port (SO_REUSEPORT).
+
+    SIGTERM/SIGINT go to every copy (each drains as a single process does);
+    if one copy exits, the others are stopped too. Copies after the first
+    serve metrics on a free port (a fixed one can be bound only once).
+    """
+    children = []
+    die_with_parent = _die_with_parent_hook()
+    for index in range(count):
+        env = dict(environ)
+        if index:
+            for name in ("ORFLOW_METRICS_ADDR", "ORFLOW_WORKER_METRICS_ADDR"):
+                host = env.get(name, "127.0.0.1:0").rpartition(":")[0] or "127.0.0.1"
+                env[name] = f"{host}:0"
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "orflow_server", command, "--processes", "1"],
+                env=env,
+                preexec_fn=die_with_parent,
+            )
+        )
+    stopping = False
+
+    def stop(_signum: int = 0, _frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    first_code = 0  # of the first copy that ended by itself (not by our SIGTERM)
+    try:
+        while any(child.poll() is None for child in children):
+            ended = [child.returncode for child in children if child.returncode is not None]
+            if not stopping and ended:
+                first_code = ended[0]
+                stop()  # one copy ended: the others must not quietly carry on as a smaller service
+            time.sleep(0.2)
+    finally:
+        stop()
+    codes = [child.wait() for child in children]
+    return first_code or max((code for code in codes if code > 0), default=0)
+
+
 COMMANDS = {
     "server": cmd_server,
     "worker": cmd_worker,
@@ -242,8 +326,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     added = added_commands()
     parser = argparse.ArgumentParser(prog="orflow", description="OR Flow surgical booking backend")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("server", help="run the gRPC server")
-    sub.add_parser("worker", help="run the SAQ worker that expires holds (needs ORFLOW_REDIS_URL)")
+    server = sub.add_parser("server", help="run the gRPC server")
+    worker = sub.add_parser("worker", help="run the SAQ worker that expires holds (needs ORFLOW_REDIS_URL)")
+    for parser_ in (server, worker):
+        parser_.add_argument(
+            "--processes",
+            type=int,
+            default=None,
+            help=f"copies to run (servers share the port with SO_REUSEPORT); default {PROCESSES_ENV} or the CPU count",
+        )
     sub.add_parser("migrate", help="apply database migrations (idempotent)")
     sub.add_parser("seed", help="reset the database to the demo data set")
     token = sub.add_parser("token", help="print a signed bearer token (with ORFLOW_AUTH_SECRET or `up`'s secret)")
@@ -266,6 +357,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "token":
             return cmd_token(settings, args)
+        if args.command in ("server", "worker"):
+            count = args.processes if args.processes is not None else default_processes(os.environ)
+            if count < 1:
+                raise CommandError("--processes must be at least 1")
+            if count > 1 and args.command == "server" and not settings.has_auth:
+                return cmd_server(settings)  # says what is missing, once
+            if count > 1:
+                # The embedded PostgreSQL (if any) starts once, here, not once per copy.
+                environ = {**os.environ, "ORFLOW_DATABASE_URL": database_url(settings)}
+                return run_processes(args.command, count, environ)
         return COMMANDS[args.command](settings)
     except CommandError as exc:
         print(f"orflow: {exc}", file=sys.stderr)

@@ -9,12 +9,20 @@ speed targets live in `orflow bench`, not in the test suite.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import asyncpg
 from orflow_server.settings import Settings
+from orflow_tools.bench import report
 from orflow_tools.bench.config import SMOKE
+from orflow_tools.bench.results import Measure, ScenarioResult
 from orflow_tools.bench.runner import run_bench
+from orflow_tools.bench.scenarios import CEILING_FORMS
+from orflow_tools.testkit.processes import orflow_command
+
+BASELINE = Path(report.__file__).parent / "baselines" / "0.1.0.json"
 
 
 async def test_smoke_run_covers_every_scenario_with_no_violation(
@@ -31,6 +39,8 @@ async def test_smoke_run_covers_every_scenario_with_no_violation(
         "5 history",
         "6 live updates",
         "7 expiry",
+        "8 proxy",
+        "9 processes",
     }
     assert run.violations == 0, [(r.scenario, r.violations) for r in run.results if r.violations]
     assert run.errors == 0, [(r.scenario, r.errors) for r in run.results if r.errors]
@@ -40,6 +50,22 @@ async def test_smoke_run_covers_every_scenario_with_no_violation(
         assert {"throughput", "p50_ms", "p99_ms", "ratio_to_ceiling", "violations"} <= row.keys()
     assert any(row["ratio_to_ceiling"] is not None for row in document["scenarios"])
     assert (tmp_path / "bench-chart.png").read_bytes().startswith(b"\x89PNG")
+    # The ceiling tried both raw forms of the rule at every spread level and says which one it is.
+    for row in document["scenarios"]:
+        if row["scenario"] == "1 spread" and row["variant"] != "half of peak":
+            assert set(row["ceiling_forms_per_s"]) == set(CEILING_FORMS.values())
+            assert row["ceiling_form"] in CEILING_FORMS.values()
+    assert {row["variant"] for row in document["scenarios"] if row["scenario"] == "8 proxy"} == {
+        "direct gRPC",
+        "via gRPC-web proxy",
+    }
+    assert [row["variant"] for row in document["scenarios"] if row["scenario"] == "9 processes"] == [
+        "1 server process",
+        "2 server processes",
+    ]
+    # The saved last-release results line up with this run's rows.
+    compared = report.compare_to_baseline(run.results, json.loads(BASELINE.read_text()))
+    assert "1 spread" in compared and "2 hot slot" in compared
     # The stack is gone: no bench database is left behind.
     admin = await asyncpg.connect(server_url)
     try:
@@ -47,3 +73,44 @@ async def test_smoke_run_covers_every_scenario_with_no_violation(
     finally:
         await admin.close()
     assert left == 0
+
+
+def test_the_saved_baseline_is_a_real_bench_run() -> None:
+    document = json.loads(BASELINE.read_text())
+    assert document["scenarios"] and all("throughput" in row for row in document["scenarios"])
+    assert document["note"]  # where and how it was measured
+
+
+def test_baseline_figures_are_printed_as_ratios() -> None:
+    now = [ScenarioResult("1 spread", "4 callers", "4 callers", Measure(200.0, 5.0, 20.0, 100, {"OK": 100}))]
+    then = {
+        "scenarios": [
+            {"scenario": "1 spread", "variant": "4 callers", "throughput": 100.0, "p50_ms": 10.0, "p99_ms": 10.0}
+        ]
+    }
+    line = report.compare_to_baseline(now, then).splitlines()[2].split()
+    assert line[-9:] == ["200", "100", "2.00", "5.0", "10.0", "0.50", "20.0", "10.0", "2.00"]
+    missing = report.compare_to_baseline(now, {"scenarios": []})
+    assert "new" in missing
+
+
+def test_bench_command_prints_before_after_against_a_baseline(server_url: str, redis_url: str, tmp_path: Path) -> None:
+    """`orflow bench --smoke --only 1 --baseline FILE`, end to end through the command."""
+    environ = {
+        **os.environ,
+        "ORFLOW_DATABASE_URL": server_url,
+        "ORFLOW_REDIS_URL": redis_url,
+        "ORFLOW_DATA_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [*orflow_command("bench"), "--smoke", "--only", "1", "--out", str(tmp_path), "--baseline", str(BASELINE)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    printed = done.stdout
+    assert done.returncode == 0, printed + done.stderr[-3000:]
+    assert "Before/after" in printed and "1 spread" in printed.split("Before/after", 1)[1]
+    assert "[met]" in printed or "[MISSED]" in printed

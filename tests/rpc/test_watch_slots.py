@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
@@ -21,12 +21,14 @@ from orflow.v1 import (
 from orflow.v1.slot_service_pb2 import WatchSlotsRequest, WatchSlotsResponse
 from orflow_server.app import OrFlowServer, build_server
 from orflow_server.db.changes import parse_notice
+from orflow_server.db.slots import fetch_slot
 from orflow_server.domain.changes import Signal, SlotChange, SlotChangeKind, SlotsReset
 from orflow_server.domain.filters import SlotFilters
+from orflow_server.domain.models import Slot
 from orflow_server.live import SlotChangeHub
 from orflow_server.ops.context import OpsContext
 from orflow_server.ops.scheduling import NoQueueExpiryScheduler
-from orflow_server.ops.watch import watch_slots
+from orflow_server.ops.watch import slot_reader, watch_slots
 from orflow_server.rpc.convert import CHANGE_KIND_TO_PROTO, timestamp
 
 from tests.auth import authorized_channel
@@ -312,3 +314,72 @@ async def test_watchers_share_one_reread_per_change_and_never_one_across_changes
     leaver.cancel()
     await stayer
     assert reads == 3
+
+
+# --- routed watchers: one re-read per change, an index by filter, a shared Slot ---------------------------
+
+
+def counting_reader(pool: asyncpg.Pool) -> tuple[list[int], Callable[[int], Awaitable[Slot | None]]]:
+    reads: list[int] = []
+
+    async def read(slot_id: int) -> Slot | None:
+        reads.append(slot_id)
+        async with pool.acquire() as conn:
+            return await fetch_slot(conn, slot_id, turnover=timedelta(0))
+
+    return reads, read
+
+
+async def test_routed_watchers_get_only_what_their_filters_index_from_one_read(
+    db: asyncpg.Connection, pool: asyncpg.Pool, tiny_hub: SlotChangeHub
+) -> None:
+    room_a, room_b = await insert_room(db), await insert_room(db)
+    reads, read = counting_reader(pool)
+    with (
+        tiny_hub.subscribe(SlotFilters(room_id=room_a), read) as in_a,
+        tiny_hub.subscribe(SlotFilters(room_id=room_b), read) as in_b,
+        tiny_hub.subscribe(SlotFilters(), read) as everything,
+    ):
+        assert tiny_hub.subscriber_count == 3
+        slot_a = await insert_slot(db, room_id=room_a)
+        got_a, got_all = await asyncio.wait_for(in_a.next(), 10), await asyncio.wait_for(everything.next(), 10)
+        assert isinstance(got_a, tuple) and isinstance(got_all, tuple)
+        assert got_a[0] == SlotChange(slot_a, SlotChangeKind.CREATED) and got_a[1] is not None
+        assert got_a[1].room.id == room_a
+        assert got_all[1] is got_a[1]  # the same object for every watcher: converted once, sent to all
+        slot_b = await insert_slot(db, room_id=room_b)
+        # Delivery is in order, so room B's first item being its own slot proves room A's never reached it.
+        got_b = await asyncio.wait_for(in_b.next(), 10)
+        assert isinstance(got_b, tuple) and got_b[0] == SlotChange(slot_b, SlotChangeKind.CREATED)
+        assert reads == [slot_a, slot_b]  # one re-read per change, however many watchers
+    assert tiny_hub.subscriber_count == 0
+
+
+async def test_a_slow_routed_watcher_is_resynced_and_delays_no_other(
+    db: asyncpg.Connection, pool: asyncpg.Pool, tiny_hub: SlotChangeHub
+) -> None:
+    _, read = counting_reader(pool)
+    with tiny_hub.subscribe(SlotFilters(), read) as slow, tiny_hub.subscribe(SlotFilters(), read) as fast:
+        seen = []
+        for _ in range(5):  # the queue holds 2: the slow watcher, never reading, overflows
+            slot_id = await insert_slot(db)
+            item = await asyncio.wait_for(fast.next(), 10)
+            assert isinstance(item, tuple)
+            seen.append((slot_id, item[0].slot_id))
+        assert all(inserted == delivered for inserted, delivered in seen)
+        assert await asyncio.wait_for(slow.next(), 10) is Signal.RESYNC
+
+
+async def test_a_routed_watcher_sees_snapshot_then_only_matching_changes(
+    db: asyncpg.Connection, pool: asyncpg.Pool, tiny_hub: SlotChangeHub
+) -> None:
+    room = await insert_room(db)
+    ctx = context(pool)
+    with tiny_hub.subscribe(SlotFilters(room_id=room), slot_reader(ctx)) as subscription:
+        stream = watch_slots(subscription, ctx, SlotFilters(room_id=room))
+        assert await anext(stream) == (SlotChangeKind.SNAPSHOT_COMPLETE, None)
+        await insert_slot(db)  # another room: not for this watcher
+        mine = await insert_slot(db, room_id=room)
+        kind, slot = await asyncio.wait_for(anext(stream), 10)
+        assert kind is SlotChangeKind.CREATED and slot is not None and slot.id == mine
+        await stream.aclose()

@@ -24,12 +24,15 @@ SNAPSHOT_LIMIT = 2000
 """Slots in a snapshot at most (the soonest to start): bounds the cost of a (re)connecting watcher."""
 
 SlotRead = Callable[[], Awaitable[Slot | None]]
+SlotReader = Callable[[int], Awaitable[Slot | None]]
+Delivery = tuple[SlotChange, Slot | None]
+"""A routed feed's item: the notification and the slot re-read after it, once for every watcher."""
 
 
 class ChangeSubscription(Protocol):
     """One watcher's feed: changes in commit order, or a Signal; never a silent gap."""
 
-    async def next(self) -> SlotChange | Signal: ...
+    async def next(self) -> SlotChange | Delivery | Signal: ...
 
     def shared_read(self, change: SlotChange, read: SlotRead) -> Awaitable[Slot | None]:
         """`read`'s result, made once per notification however many watchers ask."""
@@ -39,17 +42,31 @@ class ChangeSubscription(Protocol):
 
 
 class SlotChangeFeed(Protocol):
-    def subscribe(self) -> AbstractContextManager[ChangeSubscription]:
-        """Subscribe BEFORE reading a snapshot, so no change between the two is lost."""
+    def subscribe(
+        self, filters: SlotFilters | None = None, read: SlotReader | None = None
+    ) -> AbstractContextManager[ChangeSubscription]:
+        """Subscribe BEFORE reading a snapshot, so no change between the two is lost.
+
+        With `filters` and `read` the feed routes: it re-reads each changed slot
+        once (with `read`) and hands this watcher only the slots its filters
+        match, as Delivery pairs; without, every raw SlotChange.
+        """
         ...
 
 
-def _reader(ctx: OpsContext, slot_id: int) -> SlotRead:
-    async def read() -> Slot | None:
+def slot_reader(ctx: OpsContext) -> SlotReader:
+    """How the feed re-reads a changed slot (one pool connection, briefly)."""
+
+    async def read(slot_id: int) -> Slot | None:
         async with ctx.pool.acquire() as conn:
             return await db_slots.fetch_slot(conn, slot_id, turnover=ctx.turnover)
 
     return read
+
+
+def _reader(ctx: OpsContext, slot_id: int) -> SlotRead:
+    read = slot_reader(ctx)
+    return lambda: read(slot_id)
 
 
 async def watch_slots(
@@ -73,10 +90,15 @@ async def watch_slots(
         if item is Signal.CLOSED:
             raise UnavailableError("the server is shutting down; watch again")
         is_snapshot_due = item is Signal.RESYNC
-        if not isinstance(item, SlotChange):
-            continue
-        kind = item.kind if is_staff else public_kind(item.kind)
-        if kind is not None:
+        if isinstance(item, tuple):  # routed: read once and matched by the feed's index
+            change, routed = item
+            kind = change.kind if is_staff else public_kind(change.kind)
+            if kind is not None and routed is not None and filters.matches(routed):
+                yield kind, routed
+        elif isinstance(item, SlotChange):
+            kind = item.kind if is_staff else public_kind(item.kind)
+            if kind is None:
+                continue
             changed = await subscription.shared_read(item, _reader(ctx, item.slot_id))
             if changed is not None and filters.matches(changed):
                 yield kind, changed

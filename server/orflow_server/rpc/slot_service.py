@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,12 +10,14 @@ import grpc
 from orflow.v1 import slot_service_pb2 as pb
 from orflow.v1 import slot_service_pb2_grpc
 
+from ..domain.changes import SlotChangeKind
 from ..domain.errors import UnavailableError
 from ..domain.filters import SlotFilters
+from ..domain.models import Slot
 from ..domain.paging import page_size_or_default
 from ..ops import slots as ops
 from ..ops.context import OpsContext
-from ..ops.watch import SlotChangeFeed, watch_slots
+from ..ops.watch import SlotChangeFeed, slot_reader, watch_slots
 from ..security.streams import StreamLimits
 from . import convert
 from .auth import current_actor
@@ -22,12 +25,42 @@ from .validate import RequestChecker
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
+SHARED_MESSAGES = 1024
+"""Converted change messages kept for sharing across watchers (the newest changes)."""
+_SNAPSHOT_COMPLETE = pb.WatchSlotsResponse(kind=convert.CHANGE_KIND_TO_PROTO[SlotChangeKind.SNAPSHOT_COMPLETE])
+
+
+class _SharedMessages:
+    """One WatchSlotsResponse per change, however many watchers send it.
+
+    The routed feed hands every watcher the same Slot object for a change, so
+    keying by that object's identity (the entry holds the object, so the id
+    cannot be reused while kept) converts each change once per process.
+    """
+
+    def __init__(self) -> None:
+        self._messages: OrderedDict[tuple[int, SlotChangeKind], tuple[Slot, pb.WatchSlotsResponse]] = OrderedDict()
+
+    def get(self, kind: SlotChangeKind, slot: Slot) -> pb.WatchSlotsResponse:
+        key = (id(slot), kind)
+        entry = self._messages.get(key)
+        if entry is None or entry[0] is not slot:
+            entry = (
+                slot,
+                pb.WatchSlotsResponse(kind=convert.CHANGE_KIND_TO_PROTO[kind], slot=convert.slot_to_proto(slot)),
+            )
+            self._messages[key] = entry
+            while len(self._messages) > SHARED_MESSAGES:
+                self._messages.popitem(last=False)
+        return entry[1]
+
 
 class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
     def __init__(self, ctx: OpsContext, *, streams: StreamLimits, hub: SlotChangeFeed | None = None) -> None:
         self._ctx = ctx
         self._hub = hub
         self._streams = streams
+        self._shared = _SharedMessages()
 
     async def ListSlots(self, request: pb.ListSlotsRequest, context: Context) -> pb.ListSlotsResponse:
         check = RequestChecker()
@@ -73,12 +106,20 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
         if self._hub is None:
             raise UnavailableError("this server has no live slot updates; poll ListSlots")
         actor = current_actor()
-        with self._streams.open(actor, connection=context.peer()), self._hub.subscribe() as subscription:
+        with (
+            self._streams.open(actor, connection=context.peer()),
+            self._hub.subscribe(filters, slot_reader(self._ctx)) as subscription,
+        ):
             # A cancelled stream may leave this generator suspended at a yield
             # until it is garbage-collected; the done callback unsubscribes now.
             # (grpc-stubs declares DoneCallback as a class, not a Protocol.)
             context.add_done_callback(lambda _: subscription.close())  # type: ignore[arg-type]
             async for kind, slot in watch_slots(subscription, self._ctx, filters, is_staff=actor.is_staff):
-                yield pb.WatchSlotsResponse(
-                    kind=convert.CHANGE_KIND_TO_PROTO[kind], slot=None if slot is None else convert.slot_to_proto(slot)
-                )
+                if slot is None:
+                    yield _SNAPSHOT_COMPLETE
+                elif kind is SlotChangeKind.SNAPSHOT:  # this watcher's own rows: nothing to share
+                    yield pb.WatchSlotsResponse(
+                        kind=convert.CHANGE_KIND_TO_PROTO[kind], slot=convert.slot_to_proto(slot)
+                    )
+                else:  # a change: the same message (converted once) for every watcher it reaches
+                    yield self._shared.get(kind, slot)

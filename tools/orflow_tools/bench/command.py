@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -29,10 +30,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--server-processes", type=int, default=1, help="server processes sharing the port (SO_REUSEPORT)"
     )
     parser.add_argument("--processes", type=int, help="client processes (default 4)")
-    parser.add_argument("--only", default="", help="scenario numbers to run, e.g. 16 (default: all seven)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="an earlier bench-results.json (e.g. the last release's, in orflow_tools/bench/baselines/): "
+        "prints every figure beside it, as ratios",
+    )
+    parser.add_argument("--note", default="", help="stored in bench-results.json (e.g. the machine and its load)")
+    parser.add_argument("--only", default="", help="scenario numbers to run, e.g. 16 (default: all nine)")
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    baseline = None
+    if args.baseline is not None:
+        try:
+            baseline = json.loads(args.baseline.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"orflow: cannot read the baseline {args.baseline}: {exc}", file=sys.stderr)
+            return 2
     config = PRESETS[args.size or "full"]
     if args.processes:
         config = replace(config, processes=args.processes)
@@ -45,12 +60,19 @@ def cmd_bench(settings: Settings, args: argparse.Namespace, environ: Mapping[str
             server_processes=args.server_processes,
             only=frozenset(args.only),
             environ=environ,
+            note=args.note,
         )
     )
-    results = sorted(run.results, key=lambda r: r.scenario[:1])
+    results = sorted(run.results, key=lambda r: int(r.scenario.split(" ", 1)[0]))
     print("\nOR Flow bench (ratio = OR Flow ops/s / ceiling ops/s, same client processes and connections)\n")
     print(report.format_table(results))
+    forms = [f"{r.variant}: {r.extra['ceiling_form']}" for r in results if "ceiling_form" in r.extra]
+    if forms:
+        print("\nCeiling (the faster raw form of the same rule in this run): " + "; ".join(forms))
     print(f"\nTargets:\n{report.format_targets(run.targets)}")
+    if baseline is not None:
+        print(f"\nBefore/after: this run / {args.baseline} (ops/s x > 1 and ms x < 1 are better now)\n")
+        print(report.compare_to_baseline(results, baseline))
     verdict = "PASS" if run.violations == 0 and run.errors == 0 else "FAIL"
     print(
         f"\n{verdict}: {run.violations} invariant violations, {run.errors} unexpected errors, "

@@ -29,6 +29,7 @@ class BenchConfig:
     expiry_holds: int = 10_000
     expiry_lead_s: float = 8.0
     expiry_timeout_s: float = 30.0
+    proxy_callers: int = 16  # the proxy and the 1-vs-2 server processes scenarios
 
 
 FULL = BenchConfig()
@@ -69,5 +70,6 @@ SMOKE = BenchConfig(
     watch_gap_s=0.05,
     expiry_holds=100,
     expiry_lead_s=2.0,
+    proxy_callers=2,
 )
 PRESETS = {"full": FULL, "quick": QUICK, "smoke": SMOKE}

@@ -10,8 +10,10 @@ these. Protocol (one JSON document or word per line):
 4. the process runs the job and prints one JSON line with what it measured.
 
 Jobs (``kind``):
-- ``book``: CreateBooking (``mode`` "rpc") or the ceiling transaction
-  (``mode`` "sql") on the job's slots, ``concurrency`` callers in a closed
+- ``book``: CreateBooking (``mode`` "rpc" over gRPC, "web" through the
+  gRPC-web proxy as the portal sends it: one frame over HTTP/1.1 with
+  aiohttp) or a ceiling form (``mode`` "sql": the multi-statement
+  transaction; "sqlfn": one call of orflow_book()) on the job's slots, ``concurrency`` callers in a closed
   loop for ``seconds`` (or until the slots run out), or at a fixed ``rate``
   per second (open loop; latency counts from when the call was due);
 - ``race``: every call of the list fired at once (the hot-slot races);
@@ -26,12 +28,15 @@ import asyncio
 import contextlib
 import itertools
 import json
+import struct
 import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import asyncpg
 import grpc
 from google.protobuf import timestamp_pb2
@@ -59,10 +64,19 @@ class Booker:
         self._channel: grpc.aio.Channel | None = None
         self._stub: booking_service_pb2_grpc.BookingServiceStub | None = None
         self._pool: asyncpg.Pool | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._metadata = (("authorization", f"Bearer {job.get('token', '')}"),)
+        self._turnover = timedelta(seconds=float(job.get("turnover_s", 0)))
+        self._hold_ttl = timedelta(seconds=float(job.get("hold_ttl_s", 120)))
 
     async def open(self) -> None:
-        if self._job["mode"] == "rpc":
+        if self._job["mode"] == "web":
+            size = int(self._job.get("pool_size", 10))
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=max(size, int(self._job.get("concurrency", size)))),
+                timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S),
+            )
+        elif self._job["mode"] == "rpc":
             self._channel = _channel(self._job["target"])
             await asyncio.wait_for(self._channel.channel_ready(), CALL_TIMEOUT_S)
             self._stub = booking_service_pb2_grpc.BookingServiceStub(self._channel)
@@ -75,10 +89,36 @@ class Booker:
             await self._channel.close(None)
         if self._pool is not None:
             await self._pool.close()
+        if self._http is not None:
+            await self._http.close()
+
+    async def _book_web(self, request_pb: booking_service_pb2.CreateBookingRequest) -> str:
+        """One CreateBooking as the portal sends it: a gRPC-web frame POSTed to the proxy, status in the trailer."""
+        assert self._http is not None
+        body = request_pb.SerializeToString()
+        headers = {
+            "content-type": "application/grpc-web+proto",
+            "x-grpc-web": "1",
+            "authorization": self._metadata[0][1],
+        }
+        url = f"http://{self._job['web_target']}/orflow.v1.BookingService/CreateBooking"
+        try:
+            async with self._http.post(url, data=_WEB_FRAME.pack(0, len(body)) + body, headers=headers) as response:
+                payload = await response.read()
+                status = response.headers.get("grpc-status")
+        except (aiohttp.ClientError, TimeoutError):
+            return "UNAVAILABLE"
+        if status is None:  # in the trailer frame (the last frame of the body)
+            status = _trailer_status(payload)
+        return "OK" if status == "0" else _GRPC_CODE_NAMES.get(status or "", f"HTTP_{status}")
 
     async def book(self, slot_id: int) -> str:
         n = next(self._counter)
         patient, request = f"{self._tag}-p{n}", f"{self._tag}-r{n}"
+        if self._http is not None:
+            return await self._book_web(
+                booking_service_pb2.CreateBookingRequest(slot_id=slot_id, patient_id=patient, request_id=request)
+            )
         if self._stub is not None:
             request_pb = booking_service_pb2.CreateBookingRequest(
                 slot_id=slot_id, patient_id=patient, request_id=request
@@ -91,9 +131,34 @@ class Booker:
         assert self._pool is not None
         async with self._pool.acquire() as conn:
             try:
-                return "OK" if await sql.ceiling_book(conn, slot_id, patient, request) else "TAKEN"
+                if self._job["mode"] == "sqlfn":
+                    is_booked = await sql.ceiling_book_function(
+                        conn, slot_id, patient, request, turnover=self._turnover, hold_ttl=self._hold_ttl
+                    )
+                else:
+                    is_booked = await sql.ceiling_book(conn, slot_id, patient, request)
             except asyncpg.IntegrityConstraintViolationError:
                 return "TAKEN"
+            return "OK" if is_booked else "TAKEN"
+
+
+_WEB_FRAME = struct.Struct(">BI")  # gRPC-web: flag byte, big-endian length
+_GRPC_CODE_NAMES = {str(code.value[0]): code.name for code in grpc.StatusCode}
+
+
+def _trailer_status(body: bytes) -> str | None:
+    """grpc-status from the gRPC-web body's trailer frame (flag 0x80), if there is one."""
+    at = 0
+    while at + _WEB_FRAME.size <= len(body):
+        flag, length = _WEB_FRAME.unpack_from(body, at)
+        frame = body[at + _WEB_FRAME.size : at + _WEB_FRAME.size + length]
+        at += _WEB_FRAME.size + length
+        if flag & 0x80:
+            for line in frame.decode("ascii", "replace").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "grpc-status":
+                    return value.strip()
+    return None
 
 
 async def _timed(call: Awaitable[str], due: float) -> Outcome:

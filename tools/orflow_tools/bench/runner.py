@@ -83,7 +83,9 @@ SCENARIOS: tuple[tuple[frozenset[str], Callable[[scenarios.Bench], Awaitable[lis
     (frozenset("3"), scenarios.last_ventilator),
     (frozenset("6"), scenarios.live_updates),
     (frozenset("7"), scenarios.expiry),
-    (frozenset("45"), _browse_and_history),  # one data set grown from small to large serves both
+    (frozenset("8"), scenarios.proxy),
+    (frozenset("9"), scenarios.processes),
+    (frozenset("45"), _browse_and_history),  # one data set grown from small to large serves both (resets the rooms)
 )
 
 
@@ -96,6 +98,7 @@ async def run_bench(
     server_processes: int = 1,
     only: frozenset[str] = frozenset(),
     environ: Mapping[str, str] | None = None,
+    note: str = "",
 ) -> BenchRun:
     """Runs every scenario (or those whose number is in `only`) and writes bench-results.json and the chart.
 
@@ -134,6 +137,7 @@ async def run_bench(
     run.targets = report.evaluate_targets(run.results)
     out_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, after the load
     meta = {
+        **({"note": note} if note else {}),
         "seconds": round(run.seconds, 1),
         "server_processes": server_processes,
         "client_processes": config.processes,

@@ -1,9 +1,10 @@
-"""The seven scenarios. Each loads its data in SQL, drives load from client processes, then checks the invariants."""
+"""The nine scenarios. Each loads its data in SQL, drives load from client processes, then checks the invariants."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import math
 import time
@@ -18,6 +19,7 @@ import grpc
 from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc, slot_service_pb2, slot_service_pb2_grpc
 from orflow_server.domain.models import Booking, BookingStatus
 from orflow_server.jobs import SaqExpiryScheduler
+from orflow_server.settings import Settings
 from saq import Queue
 
 from ..testkit import invariants
@@ -25,11 +27,13 @@ from . import sql
 from .clients import ClientGroup, run_clients
 from .config import BenchConfig
 from .results import Measure, ScenarioResult, percentile
-from .stack import Stack
+from .stack import Stack, extra_servers
 
 # Codes that mean "the rules said no", as opposed to something breaking.
 REFUSALS = frozenset({"ABORTED", "TAKEN"})
 SERVER_POOL_SIZE = 20  # the server's default pool: the ceiling gets as many connections, no more
+CEILING_FORMS = {"sqlfn": "orflow_book() in one statement", "sql": "multi-statement transaction"}
+"""The raw forms of the same rule the ceiling tries (load.py's modes); the faster one in the run is the ceiling."""
 
 
 @dataclass
@@ -38,6 +42,14 @@ class Bench:
     config: BenchConfig
     conn: asyncpg.Connection
     progress: Callable[[str], None]
+    ceiling_wins: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    @property
+    def ceiling_mode(self) -> str:
+        """The ceiling form that was faster at most spread levels in this run (orflow_book() before any ran)."""
+        if not self.ceiling_wins:
+            return "sqlfn"
+        return max(CEILING_FORMS, key=lambda mode: self.ceiling_wins[mode])
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -51,9 +63,13 @@ class Bench:
         pool_size = max(1, math.ceil(SERVER_POOL_SIZE / self.config.processes))
         if "concurrency" in more:
             pool_size = min(pool_size, int(more["concurrency"]))
+        defaults = Settings()
         return {
             "kind": "book",
             "mode": mode,
+            "turnover_s": defaults.turnover.total_seconds(),
+            "hold_ttl_s": defaults.hold_ttl.total_seconds(),
+            "web_target": self.stack.web_target,
             "target": self.stack.target,
             "token": self.stack.token,
             "dsn": self.stack.database_url,
@@ -81,15 +97,32 @@ class Bench:
 # --- 1. spread -------------------------------------------------------------------------------------------
 
 
-async def _closed_loop(b: Bench, mode: str, slots: list[int], callers: int, seconds: float, tag: str) -> Measure:
+async def _closed_loop(
+    b: Bench, mode: str, slots: list[int], callers: int, seconds: float, tag: str, *, target: str | None = None
+) -> Measure:
     per_process = max(1, callers // b.config.processes)
     jobs = [
         b.book_job(mode, share, f"{tag}{p}", concurrency=per_process, seconds=seconds)
+        | ({"target": target} if target else {})
         for p, share in enumerate(b.share(slots))
     ]
     measure = Measure.merge(await run_clients(jobs, wait_s=seconds + 120))
     await sql.clear_bookings(b.conn)
     return measure
+
+
+async def _ceiling_closed_loop(
+    b: Bench, slots: list[int], callers: int, seconds: float, tag: str
+) -> tuple[Measure, dict[str, Any]]:
+    """Every raw form of the rule under the same load; the faster is the ceiling (and counts towards ceiling_mode)."""
+    measures = {mode: await _closed_loop(b, mode, slots, callers, seconds, f"{tag}{mode}-") for mode in CEILING_FORMS}
+    best = max(measures, key=lambda mode: measures[mode].throughput)
+    b.ceiling_wins[best] += 1
+    extra = {
+        "ceiling_form": CEILING_FORMS[best],
+        "ceiling_forms_per_s": {CEILING_FORMS[m]: round(x.throughput, 1) for m, x in measures.items()},
+    }
+    return measures[best], extra
 
 
 async def _open_loop(b: Bench, mode: str, slots: list[int], rate: float, seconds: float, tag: str) -> Measure:
@@ -111,18 +144,29 @@ async def spread(b: Bench) -> list[ScenarioResult]:
     block = await sql.load_slots(b.conn, count=cfg.spread_slots, rooms=cfg.rooms, start=b.now() + timedelta(days=1))
     results = []
     for callers in cfg.spread_levels:
-        b.progress(f"spread: {callers} callers, ceiling then OR Flow, {cfg.spread_seconds:g} s each")
-        ceiling = await _closed_loop(b, "sql", block.ids, callers, cfg.spread_seconds, f"sc{callers}-")
+        b.progress(f"spread: {callers} callers, both ceiling forms then OR Flow, {cfg.spread_seconds:g} s each")
+        ceiling, extra = await _ceiling_closed_loop(b, block.ids, callers, cfg.spread_seconds, f"sc{callers}-")
         orflow = await _closed_loop(b, "rpc", block.ids, callers, cfg.spread_seconds, f"so{callers}-")
+        b.progress(f"  ceiling at {callers} callers: {extra['ceiling_form']} ({extra['ceiling_forms_per_s']})")
         results.append(
-            await b.check(ScenarioResult("1 spread", f"{callers} callers", f"{callers} callers", orflow, ceiling))
+            await b.check(
+                ScenarioResult("1 spread", f"{callers} callers", f"{callers} callers", orflow, ceiling, extra=extra)
+            )
         )
     peak = max(r.orflow.throughput for r in results)
     rate = max(1.0, peak / 2)
-    b.progress(f"spread: open loop at half of OR Flow's peak ({rate:.0f}/s)")
-    ceiling = await _open_loop(b, "sql", block.ids, rate, cfg.spread_seconds, "shc-")
+    mode = b.ceiling_mode
+    b.progress(f"spread: open loop at half of OR Flow's peak ({rate:.0f}/s); ceiling: {CEILING_FORMS[mode]}")
+    ceiling = await _open_loop(b, mode, block.ids, rate, cfg.spread_seconds, "shc-")
     orflow = await _open_loop(b, "rpc", block.ids, rate, cfg.spread_seconds, "sho-")
-    half = ScenarioResult("1 spread", "half of peak", f"{rate:.0f}/s", orflow, ceiling, extra={"rate_per_s": rate})
+    half = ScenarioResult(
+        "1 spread",
+        "half of peak",
+        f"{rate:.0f}/s",
+        orflow,
+        ceiling,
+        extra={"rate_per_s": rate, "ceiling_form": CEILING_FORMS[mode]},
+    )
     results.append(await b.check(half))
     return results
 
@@ -158,7 +202,7 @@ async def hot_slot(b: Bench) -> list[ScenarioResult]:
         )
         measures: dict[str, tuple[Measure, float]] = {}
         violations: dict[str, int] = {}
-        for i, mode in enumerate(("sql", "rpc")):
+        for i, mode in enumerate((b.ceiling_mode, "rpc")):
             start = (round_no * 2 + i) * cfg.hot_slots
             hot = ids[start : start + cfg.hot_slots]
             calls = [hot[n % len(hot)] for n in range(cfg.hot_clients)]
@@ -167,8 +211,8 @@ async def hot_slot(b: Bench) -> list[ScenarioResult]:
             per_slot = await sql.active_bookings_per_slot(b.conn, hot)
             bad = sum(1 for s in hot if wins[s] != 1 or per_slot[s] != 1)
             if bad:
-                violations[f"{'ceiling' if mode == 'sql' else 'orflow'}_slots_without_exactly_one_winner"] = bad
-        orflow, ceiling = _decided(*measures["rpc"]), _decided(*measures["sql"])
+                violations[f"{'orflow' if mode == 'rpc' else 'ceiling'}_slots_without_exactly_one_winner"] = bad
+        orflow, ceiling = _decided(*measures["rpc"]), _decided(*measures[b.ceiling_mode])
         result = ScenarioResult(
             "2 hot slot",
             f"round {round_no + 1}",
@@ -176,7 +220,11 @@ async def hot_slot(b: Bench) -> list[ScenarioResult]:
             orflow,
             ceiling,
             violations=violations,
-            extra={"decide_s": measures["rpc"][1], "ceiling_decide_s": measures["sql"][1]},
+            extra={
+                "decide_s": measures["rpc"][1],
+                "ceiling_decide_s": measures[b.ceiling_mode][1],
+                "ceiling_form": CEILING_FORMS[b.ceiling_mode],
+            },
         )
         results.append(await b.check(result))
     return results
@@ -192,7 +240,7 @@ async def last_ventilator(b: Bench) -> list[ScenarioResult]:
     cfg = b.config
     measures: dict[str, tuple[Measure, float]] = {}
     violations: dict[str, int] = {}
-    for day, mode in ((300, "sql"), (301, "rpc")):
+    for day, mode in ((300, b.ceiling_mode), (301, "rpc")):
         slots = await sql.load_ventilator_slots(b.conn, count=cfg.vent_slots, start=b.now() + timedelta(days=day))
         b.progress(f"last ventilator: {cfg.hot_clients} clients on {len(slots)} slots sharing 1 ventilator ({mode})")
         calls = [slots[n % len(slots)] for n in range(cfg.hot_clients)]
@@ -200,15 +248,19 @@ async def last_ventilator(b: Bench) -> list[ScenarioResult]:
         measures[mode] = (measure, decided)
         booked = sum((await sql.active_bookings_per_slot(b.conn, slots)).values())
         if sum(wins.values()) != 1 or booked != 1:
-            violations[f"{'ceiling' if mode == 'sql' else 'orflow'}_ventilator_winners_not_one"] = 1
+            violations[f"{'orflow' if mode == 'rpc' else 'ceiling'}_ventilator_winners_not_one"] = 1
     result = ScenarioResult(
         "3 last ventilator",
         f"{cfg.vent_slots} slots",
         f"{cfg.hot_clients} racing",
         _decided(*measures["rpc"]),
-        _decided(*measures["sql"]),
+        _decided(*measures[b.ceiling_mode]),
         violations=violations,
-        extra={"decide_s": measures["rpc"][1], "ceiling_decide_s": measures["sql"][1]},
+        extra={
+            "decide_s": measures["rpc"][1],
+            "ceiling_decide_s": measures[b.ceiling_mode][1],
+            "ceiling_form": CEILING_FORMS[b.ceiling_mode],
+        },
     )
     return [await b.check(result)]
 
@@ -295,10 +347,17 @@ async def history(b: Bench, slots: list[int], *, label: str) -> ScenarioResult:
     cfg = b.config
     past = await sql.count_bookings(b.conn)
     b.progress(f"history {label}: {cfg.history_callers} callers, {past:,} bookings in the table")
-    ceiling = await _closed_loop_keep(b, "sql", slots[0::2], cfg.history_callers, cfg.history_seconds, f"hc{label}-")
+    ceiling = await _closed_loop_keep(
+        b, b.ceiling_mode, slots[0::2], cfg.history_callers, cfg.history_seconds, f"hc{label}-"
+    )
     orflow = await _closed_loop_keep(b, "rpc", slots[1::2], cfg.history_callers, cfg.history_seconds, f"ho{label}-")
     result = ScenarioResult(
-        "5 history", label, f"{cfg.history_callers} callers", orflow, ceiling, extra={"bookings_in_table": past}
+        "5 history",
+        label,
+        f"{cfg.history_callers} callers",
+        orflow,
+        ceiling,
+        extra={"bookings_in_table": past, "ceiling_form": CEILING_FORMS[b.ceiling_mode]},
     )
     return await b.check(result)
 
@@ -458,3 +517,66 @@ async def expiry(b: Bench) -> list[ScenarioResult]:
         },
     )
     return [await b.check(result)]
+
+
+# --- 8. through the gRPC-web proxy, 9. server processes ---------------------------------------------------
+
+
+async def proxy(b: Bench) -> list[ScenarioResult]:
+    """CreateBooking as the portal sends it (gRPC-web over HTTP/1.1 through the proxy) beside direct gRPC."""
+    cfg = b.config
+    if b.stack.web_target is None:
+        b.progress("proxy: skipped (no proxy in a --target run)")
+        return []
+    await sql.clear_bookings(b.conn)
+    block = await sql.load_slots(
+        b.conn, count=cfg.spread_slots // 2, rooms=cfg.rooms, start=b.now() + timedelta(days=900)
+    )
+    callers = cfg.proxy_callers
+    b.progress(f"proxy: {callers} callers, direct gRPC then through the gRPC-web proxy, {cfg.spread_seconds:g} s each")
+    direct = await _closed_loop(b, "rpc", block.ids, callers, cfg.spread_seconds, "pd-")
+    web = await _closed_loop(b, "web", block.ids, callers, cfg.spread_seconds, "pw-")
+    offered = f"{callers} callers"
+    return [
+        await b.check(ScenarioResult("8 proxy", "direct gRPC", offered, direct)),
+        await b.check(
+            ScenarioResult(
+                "8 proxy",
+                "via gRPC-web proxy",
+                offered,
+                web,
+                extra={
+                    "vs_direct_throughput": round(web.throughput / direct.throughput, 3) if direct.throughput else None,
+                    "vs_direct_p50": round(web.p50_ms / direct.p50_ms, 3) if web.p50_ms and direct.p50_ms else None,
+                },
+            )
+        ),
+    ]
+
+
+async def processes(b: Bench) -> list[ScenarioResult]:
+    """The same spread load on 1 server process and on 2 sharing the port (SO_REUSEPORT), in one run."""
+    cfg = b.config
+    if b.stack.extra_env is None:
+        b.progress("processes: skipped (the bench does not start servers in a --target run)")
+        return []
+    await sql.clear_bookings(b.conn)
+    block = await sql.load_slots(
+        b.conn, count=cfg.spread_slots // 2, rooms=cfg.rooms, start=b.now() + timedelta(days=1100)
+    )
+    callers = cfg.proxy_callers
+    results = []
+    for count in (1, 2):
+        b.progress(f"processes: {callers} callers on {count} server process(es), {cfg.spread_seconds:g} s")
+        with extra_servers(b.stack, count) as target:
+            measure = await _closed_loop(b, "rpc", block.ids, callers, cfg.spread_seconds, f"pp{count}-", target=target)
+        results.append(
+            await b.check(
+                ScenarioResult(
+                    "9 processes", f"{count} server process{'es' if count > 1 else ''}", f"{callers} callers", measure
+                )
+            )
+        )
+    if results[0].orflow.throughput:
+        results[1].extra["vs_one_process"] = round(results[1].orflow.throughput / results[0].orflow.throughput, 3)
+    return results

@@ -319,6 +319,27 @@ async def ceiling_book(conn: Conn, slot_id: int, patient_id: str, request_id: st
     return True
 
 
+# The server's own booking function (migration 0006), called raw: one statement, its own transaction.
+_CEILING_FUNCTION = "SELECT outcome FROM orflow_book($1, $2, $3, 'orflow-bench', 'SERVICE', $4::interval, $5::interval)"
+REFUSED_SQLSTATE = "ORF01"  # what orflow_book() raises a refusal with
+
+
+async def ceiling_book_function(
+    conn: Conn, slot_id: int, patient_id: str, request_id: str, *, turnover: timedelta, hold_ttl: timedelta
+) -> bool:
+    """The same rule as CreateBooking in its fastest raw form: one round trip to orflow_book(), nothing around it.
+
+    True if it booked, False if the function refused (a conflict).
+    """
+    try:
+        await conn.fetchval(_CEILING_FUNCTION, slot_id, patient_id, request_id, turnover, hold_ttl)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == REFUSED_SQLSTATE:
+            return False
+        raise
+    return True
+
+
 async def vacuum_analyze(conn: asyncpg.Connection) -> None:
     """After a bulk load: statistics, hint bits and the visibility map, as a real database has them in time.
 

@@ -34,6 +34,8 @@ class Stack:
     redis_url: str
     queue_name: str
     token: str  # a service token: an internal system booking for many patients (no rate limit by default)
+    web_target: str | None = None  # host:port of the gRPC-web proxy in front of the server (None: no proxy)
+    extra_env: Mapping[str, str] | None = None  # how to start more servers on this stack (None: --target)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -67,7 +69,7 @@ def _services(settings: Settings, data_dir: Path) -> Iterator[tuple[str, str]]:
 
 def _start_children(
     url: str, redis_url: str, queue: str, *, environ: Mapping[str, str], secret: str, server_processes: int
-) -> tuple[str, ChildStack]:
+) -> tuple[str, dict[str, str], ChildStack]:
     addr = f"127.0.0.1:{free_port()}"
     env = {
         # The live-update scenario opens more WatchSlots streams than a server admits by default.
@@ -81,9 +83,25 @@ def _start_children(
         "ORFLOW_AUTH_SECRET": secret,
         "ORFLOW_METRICS_ADDR": "127.0.0.1:0",
         "ORFLOW_WORKER_METRICS_ADDR": "127.0.0.1:0",
+        "ORFLOW_PROCESSES": "1",  # the bench starts each process itself (`orflow server` would start one per core)
+        "ORFLOW_WEB_ADDR": f"127.0.0.1:{free_port()}",
     }
     # Several server processes share the port through SO_REUSEPORT (gRPC sets it on Linux).
-    return addr, ChildStack.start(["server"] * server_processes + ["worker"], env, quiet=True)
+    return addr, env, ChildStack.start(["server"] * server_processes + ["worker", "proxy"], env, quiet=True)
+
+
+@contextmanager
+def extra_servers(stack: Stack, count: int) -> Iterator[str]:
+    """`count` more server processes on a port of their own, sharing it (SO_REUSEPORT); yields their host:port."""
+    assert stack.extra_env is not None
+    addr = f"127.0.0.1:{free_port()}"
+    children = ChildStack.start(["server"] * count, {**stack.extra_env, "ORFLOW_GRPC_ADDR": addr}, quiet=True)
+    try:
+        if not children.wait_for(addr, timeout=60):
+            raise RuntimeError(f"{count} extra server process(es) did not come up on {addr} within 60 s")
+        yield addr
+    finally:
+        children.stop()
 
 
 @asynccontextmanager
@@ -103,13 +121,14 @@ async def bench_stack(
     with _services(settings, settings.data_dir.resolve()) as (server_url, redis_url):
         async with fresh_database(server_url, prefix="orflow_bench") as url:
             queue = f"orflow-bench-{uuid.uuid4().hex[:10]}"
-            addr, children = _start_children(
+            addr, env, children = _start_children(
                 url, redis_url, queue, environ=environ, secret=secret, server_processes=server_processes
             )
+            web = env["ORFLOW_WEB_ADDR"]
             try:
-                if not children.wait_for(addr, timeout=60):
-                    raise RuntimeError(f"the server or the worker did not come up on {addr} within 60 s")
-                yield Stack(addr, url, redis_url, queue, _service_token(settings, secret))
+                if not (children.wait_for(addr, timeout=60) and children.wait_for(web, timeout=60)):
+                    raise RuntimeError(f"the server, worker or proxy did not come up on {addr} / {web} within 60 s")
+                yield Stack(addr, url, redis_url, queue, _service_token(settings, secret), web, env)
             finally:
                 children.stop()
                 with contextlib.suppress(Exception):
