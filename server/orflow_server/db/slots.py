@@ -33,12 +33,12 @@ _AVAILABLE = f"""(s.start_time > now()
     SELECT 1 FROM bookings b
     WHERE b.room_id = s.room_id AND {is_active("b")}
       AND b.room_during && tstzrange(s.start_time, s.end_time + $1::interval, '[)')
-      AND (b.status = 'CONFIRMED' OR b.expire_time > now()))
+      AND (b.status <> 'PENDING' OR b.expire_time > now()))
   AND NOT EXISTS (
     SELECT 1 FROM bookings b
     WHERE b.doctor_id = s.doctor_id AND {is_active("b")}
       AND b.during && tstzrange(s.start_time, s.end_time, '[)')
-      AND (b.status = 'CONFIRMED' OR b.expire_time > now())))"""
+      AND (b.status <> 'PENDING' OR b.expire_time > now())))"""
 
 _SLOT_QUERY = _SELECT_SLOT.format(available=_AVAILABLE)
 

@@ -149,3 +149,16 @@ class ErrorReason(StrEnum):
     # google.rpc.RetryInfo says when the next one is allowed.
     # Metadata: "retry_after_seconds" (the same delay, as a decimal string).
     RATE_LIMITED = "RATE_LIMITED"
+
+    # FAILED_PRECONDITION: CheckInBooking or MarkBookingNoShow on a booking
+    # that is not CONFIRMED.
+    # Metadata: "booking_id", "status" (the current state).
+    BOOKING_NOT_CONFIRMED = "BOOKING_NOT_CONFIRMED"
+
+    # FAILED_PRECONDITION: StartBooking on a booking that is not CHECKED_IN.
+    # Metadata: "booking_id", "status" (the current state).
+    BOOKING_NOT_CHECKED_IN = "BOOKING_NOT_CHECKED_IN"
+
+    # FAILED_PRECONDITION: CompleteBooking on a booking that is not IN_PROGRESS.
+    # Metadata: "booking_id", "status" (the current state).
+    BOOKING_NOT_IN_PROGRESS = "BOOKING_NOT_IN_PROGRESS"

@@ -159,6 +159,19 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     google.rpc.RetryInfo says when the next one is allowed.
     Metadata: "retry_after_seconds" (the same delay, as a decimal string).
     """
+    ERROR_REASON_BOOKING_NOT_CONFIRMED: _ErrorReason.ValueType  # 29
+    """FAILED_PRECONDITION: CheckInBooking or MarkBookingNoShow on a booking
+    that is not CONFIRMED.
+    Metadata: "booking_id", "status" (the current state).
+    """
+    ERROR_REASON_BOOKING_NOT_CHECKED_IN: _ErrorReason.ValueType  # 30
+    """FAILED_PRECONDITION: StartBooking on a booking that is not CHECKED_IN.
+    Metadata: "booking_id", "status" (the current state).
+    """
+    ERROR_REASON_BOOKING_NOT_IN_PROGRESS: _ErrorReason.ValueType  # 31
+    """FAILED_PRECONDITION: CompleteBooking on a booking that is not IN_PROGRESS.
+    Metadata: "booking_id", "status" (the current state).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the google.rpc.ErrorInfo (domain
@@ -319,5 +332,18 @@ ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 28
 """RESOURCE_EXHAUSTED: too many bookings from one caller too fast. A
 google.rpc.RetryInfo says when the next one is allowed.
 Metadata: "retry_after_seconds" (the same delay, as a decimal string).
+"""
+ERROR_REASON_BOOKING_NOT_CONFIRMED: ErrorReason.ValueType  # 29
+"""FAILED_PRECONDITION: CheckInBooking or MarkBookingNoShow on a booking
+that is not CONFIRMED.
+Metadata: "booking_id", "status" (the current state).
+"""
+ERROR_REASON_BOOKING_NOT_CHECKED_IN: ErrorReason.ValueType  # 30
+"""FAILED_PRECONDITION: StartBooking on a booking that is not CHECKED_IN.
+Metadata: "booking_id", "status" (the current state).
+"""
+ERROR_REASON_BOOKING_NOT_IN_PROGRESS: ErrorReason.ValueType  # 31
+"""FAILED_PRECONDITION: CompleteBooking on a booking that is not IN_PROGRESS.
+Metadata: "booking_id", "status" (the current state).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -46,6 +46,15 @@ class _SlotChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlotCh
     same room (with turnover) or with the same surgeon at an overlapping time
     was made or released: `slot.available` says what the slot is now.
     """
+    SLOT_CHANGE_KIND_CASE_PROGRESSED: _SlotChangeKind.ValueType  # 8
+    """The slot's case moved on the day of surgery (CHECKED_IN, IN_PROGRESS or
+    COMPLETED); `slot.available` is unchanged.
+    """
+    SLOT_CHANGE_KIND_DELAYED: _SlotChangeKind.ValueType  # 9
+    """A case earlier in the same room finished past its slot's end: this slot
+    starts late (the room is free at that case's actual end plus turnover).
+    Bookings are not moved or refused by an overrun; this announces it.
+    """
 
 class SlotChangeKind(_SlotChangeKind, metaclass=_SlotChangeKindEnumTypeWrapper):
     """What a WatchSlotsResponse reports."""
@@ -68,6 +77,15 @@ SLOT_CHANGE_KIND_AVAILABILITY_CHANGED: SlotChangeKind.ValueType  # 7
 """The slot itself was not booked, but a booking of another slot in the
 same room (with turnover) or with the same surgeon at an overlapping time
 was made or released: `slot.available` says what the slot is now.
+"""
+SLOT_CHANGE_KIND_CASE_PROGRESSED: SlotChangeKind.ValueType  # 8
+"""The slot's case moved on the day of surgery (CHECKED_IN, IN_PROGRESS or
+COMPLETED); `slot.available` is unchanged.
+"""
+SLOT_CHANGE_KIND_DELAYED: SlotChangeKind.ValueType  # 9
+"""A case earlier in the same room finished past its slot's end: this slot
+starts late (the room is free at that case's actual end plus turnover).
+Bookings are not moved or refused by an overrun; this announces it.
 """
 Global___SlotChangeKind: _TypeAlias = SlotChangeKind  # noqa: Y015
 
