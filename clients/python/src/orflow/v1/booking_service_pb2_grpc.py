@@ -26,11 +26,14 @@ if _version_not_supported:
 
 
 class BookingServiceStub:
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     def __init__(self, channel):
@@ -92,11 +95,14 @@ class BookingServiceStub:
 
 
 class BookingServiceServicer:
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     def CreateBooking(self, request, context):
@@ -268,11 +274,14 @@ def add_BookingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BookingService:
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     @staticmethod

@@ -27,11 +27,14 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class BookingServiceStub:
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     @_typing.overload
@@ -108,11 +111,14 @@ class BookingServiceStub:
 
 @_typing.type_check_only
 class BookingServiceAsyncStub(BookingServiceStub):
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -185,11 +191,14 @@ class BookingServiceAsyncStub(BookingServiceStub):
     """
 
 class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     @_abc_1.abstractmethod

@@ -508,11 +508,14 @@ export const RescheduleBookingResponseSchema: GenMessage<RescheduleBookingRespon
   messageDesc(file_orflow_v1_booking_service, 19);
 
 /**
- * Hold, confirm and cancel bookings. A booking never double-books a slot, a
- * room, a surgeon, a patient or a unit of equipment.
+ * Hold, confirm, move and cancel bookings, and run them on the day of
+ * surgery. A booking never double-books a slot, a room, a surgeon, a
+ * patient or a unit of equipment.
  * Every method needs a token (UNAUTHENTICATED otherwise). A patient token
  * acts only for its own patient id: another patient's booking reads
- * NOT_FOUND. Service and admin tokens act for any patient.
+ * NOT_FOUND. Service and admin tokens act for any patient. The
+ * day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+ * MarkBookingNoShow) are for staff: service and admin tokens only.
  *
  * @generated from service orflow.v1.BookingService
  */
