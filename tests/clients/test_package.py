@@ -81,6 +81,8 @@ PINNED_NAMES = {
     "BookingNotConfirmed",
     "BookingNotCheckedIn",
     "BookingNotInProgress",
+    "SlotCancelled",
+    "SlotInUse",
     "Unauthenticated",
     "PermissionDenied",
     "ResourceExhausted",

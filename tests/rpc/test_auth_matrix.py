@@ -226,6 +226,9 @@ CASES: dict[str, Call] = {
         ),
         metadata=md,
     ),
+    "/orflow.v1.AdminService/CancelSlot": lambda st, f, md: st["admin"].CancelSlot(
+        A.CancelSlotRequest(slot_id=f.slot_id, note="matrix"), metadata=md
+    ),
     "/orflow.v1.AdminService/CreateRoom": lambda st, f, md: st["admin"].CreateRoom(
         A.CreateRoomRequest(name="OR matrix"), metadata=md
     ),

@@ -37,6 +37,8 @@ EXPECTED: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.BookingNotConfirmedError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.BookingNotCheckedInError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.BookingNotInProgressError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.SlotCancelledError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.SlotInUseError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
     errors.ResetDisabledError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,

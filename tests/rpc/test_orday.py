@@ -17,7 +17,7 @@ import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
-from orflow.v1 import booking_pb2, booking_service_pb2, booking_service_pb2_grpc
+from orflow.v1 import admin_service_pb2, booking_pb2, booking_service_pb2, booking_service_pb2_grpc
 from orflow_server.domain.access import Role
 
 from tests.auth import authorized_channel, token_for
@@ -25,6 +25,7 @@ from tests.factories import error_details, insert_room, insert_slot
 from tests.rpc.test_bookings import book, refused
 
 Pb = booking_service_pb2
+A = admin_service_pb2
 FP = grpc.StatusCode.FAILED_PRECONDITION
 
 # RPC name -> (request type, the one state it moves from, the state it moves to, its refusal reason)
@@ -252,3 +253,57 @@ async def test_a_bad_cancellation_is_refused_with_the_field(
 
 def test_the_stub_has_every_day_rpc() -> None:
     assert set(STEPS) <= set(booking_service_pb2.DESCRIPTOR.services_by_name["BookingService"].methods_by_name)
+
+
+# --- cancel a slot ------------------------------------------------------------------------------------
+
+
+async def test_cancelling_a_slot_cancels_its_booking_and_closes_it(
+    bookings: Any, admin: Any, db: asyncpg.Connection, slot_changes: asyncio.Queue[dict[str, Any]]
+) -> None:
+    booking = await confirmed(bookings, db)
+    reply = await admin.CancelSlot(A.CancelSlotRequest(slot_id=booking.slot_id, note="surgeon ill"))
+    assert reply.slot.HasField("cancel_time") and not reply.slot.available
+    cancelled = reply.cancelled_booking
+    assert (cancelled.id, status_name(cancelled)) == (booking.id, "CANCELLED")
+    assert cancelled.cancellation_reason == booking_pb2.CANCELLATION_REASON_SLOT_CANCELLED
+    assert (cancelled.cancellation_note, cancelled.cancelled_by) == ("surgeon ill", "test-admin")
+    await until_heard(slot_changes, {"slot_id": booking.slot_id, "kind": "CANCELLED"})
+    # Never bookable again, by anyone, nor as a reschedule target.
+    err = await refused(book(bookings, booking.slot_id, patient_id="p-after"), FP, "SLOT_CANCELLED")
+    info, _ = error_details(err)
+    assert info is not None and info.metadata["slot_id"] == str(booking.slot_id)
+    elsewhere = await book(bookings, await insert_slot(db), patient_id="p-elsewhere")
+    move = Pb.RescheduleBookingRequest(booking_id=elsewhere.id, slot_id=booking.slot_id)
+    await refused(bookings.RescheduleBooking(move), FP, "SLOT_CANCELLED")
+    # A repeat changes nothing.
+    again = await admin.CancelSlot(A.CancelSlotRequest(slot_id=booking.slot_id, note="again"))
+    assert again.slot.cancel_time == reply.slot.cancel_time and not again.HasField("cancelled_booking")
+    event = await db.fetchrow(
+        "SELECT actor FROM audit_events WHERE action = 'slot.updated' AND resource_id = $1 ORDER BY id DESC LIMIT 1",
+        str(booking.slot_id),
+    )
+    assert event["actor"] == "test-admin"
+
+
+async def test_a_free_slot_can_be_cancelled(admin: Any, db: asyncpg.Connection) -> None:
+    reply = await admin.CancelSlot(A.CancelSlotRequest(slot_id=await insert_slot(db)))
+    assert reply.slot.HasField("cancel_time") and not reply.HasField("cancelled_booking")
+
+
+@pytest.mark.parametrize("state", ["IN_PROGRESS", "COMPLETED"])
+async def test_a_slot_whose_case_started_cannot_be_cancelled(
+    bookings: Any, admin: Any, db: asyncpg.Connection, state: str
+) -> None:
+    booking = await confirmed(bookings, db)
+    await set_state(db, booking.id, state)
+    err = await refused(admin.CancelSlot(A.CancelSlotRequest(slot_id=booking.slot_id)), FP, "SLOT_IN_USE")
+    info, _ = error_details(err)
+    assert info is not None and info.metadata["status"] == state
+    assert await db.fetchval("SELECT cancel_time FROM slots WHERE id = $1", booking.slot_id) is None
+
+
+async def test_cancelling_an_unknown_slot_is_not_found(admin: Any) -> None:
+    await refused(
+        admin.CancelSlot(A.CancelSlotRequest(slot_id=987_654_321)), grpc.StatusCode.NOT_FOUND, "SLOT_NOT_FOUND"
+    )

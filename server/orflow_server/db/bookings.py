@@ -75,7 +75,7 @@ class Hold:
     clock: datetime
 
 
-_REFUSED = "ORF01"  # the SQLSTATE orflow_book() raises a refusal with
+REFUSED = "ORF01"  # the SQLSTATE orflow_book() (and the other functions of 0006/0007) raise a refusal with
 
 
 async def hold_slot(
@@ -107,7 +107,7 @@ async def hold_slot(
             hold_ttl,
         )
     except asyncpg.PostgresError as exc:
-        if exc.sqlstate == _REFUSED:
+        if exc.sqlstate == REFUSED:
             return Refusal(str(exc.message), dict(json.loads(getattr(exc, "detail", None) or "{}")))
         error = _translated(exc)
         if error is None:
@@ -147,7 +147,7 @@ async def move_booking(
             turnover,
         )
     except asyncpg.PostgresError as exc:
-        if exc.sqlstate == _REFUSED:
+        if exc.sqlstate == REFUSED:
             return Refusal(str(exc.message), dict(json.loads(getattr(exc, "detail", None) or "{}")))
         error = _translated(exc)
         if error is None:

@@ -16,6 +16,7 @@ class SlotChangeKind(enum.Enum):
     AVAILABILITY_CHANGED = "AVAILABILITY_CHANGED"  # another slot's booking blocks or frees its room or surgeon
     CASE_PROGRESSED = "CASE_PROGRESSED"  # the slot's case was checked in, started or completed
     DELAYED = "DELAYED"  # an earlier case in the room overran into this slot
+    CANCELLED = "CANCELLED"  # the slot itself was cancelled (CancelSlot)
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,14 @@ class BookingNotInProgressError(FailedPreconditionError):
     reason = ErrorReason.BOOKING_NOT_IN_PROGRESS
 
 
+class SlotCancelledError(FailedPreconditionError):
+    reason = ErrorReason.SLOT_CANCELLED
+
+
+class SlotInUseError(FailedPreconditionError):
+    reason = ErrorReason.SLOT_IN_USE
+
+
 class RequestIdReusedError(InvalidArgumentError):
     """The same idempotency key was sent before with a different request."""
 

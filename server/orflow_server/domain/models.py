@@ -84,6 +84,7 @@ class Slot:
     required_equipment: tuple[EquipmentNeed, ...]
     is_available: bool
     create_time: datetime
+    cancel_time: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,13 @@ class ErrorReason(StrEnum):
     # FAILED_PRECONDITION: CompleteBooking on a booking that is not IN_PROGRESS.
     # Metadata: "booking_id", "status" (the current state).
     BOOKING_NOT_IN_PROGRESS = "BOOKING_NOT_IN_PROGRESS"
+
+    # FAILED_PRECONDITION: CreateBooking or RescheduleBooking onto a slot that
+    # was cancelled (AdminService.CancelSlot).
+    # Metadata: "slot_id".
+    SLOT_CANCELLED = "SLOT_CANCELLED"
+
+    # FAILED_PRECONDITION: CancelSlot on a slot whose case is IN_PROGRESS or
+    # COMPLETED.
+    # Metadata: "slot_id", "status" (the case's state).
+    SLOT_IN_USE = "SLOT_IN_USE"

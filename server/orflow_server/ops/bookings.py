@@ -28,6 +28,7 @@ from ..domain.errors import (
     PatientBusyError,
     RequestIdReusedError,
     RoomBusyError,
+    SlotCancelledError,
     SlotStartedError,
     SlotTakenError,
     SurgeonBusyError,
@@ -83,6 +84,8 @@ def _refusal_error(refusal: db.Refusal, slot_id: int) -> OrFlowError:
         case "SLOT_STARTED":
             start = datetime.fromisoformat(details["start_time"]).replace(tzinfo=UTC)
             return SlotStartedError(f"slot {slot_id} started at {start.isoformat()}")
+        case "SLOT_CANCELLED":
+            return SlotCancelledError(f"slot {slot_id} was cancelled", metadata=meta)
         case "SLOT_TAKEN":
             return SlotTakenError(f"slot {slot_id} is already held by another booking", metadata=meta)
         case "ROOM_BUSY":

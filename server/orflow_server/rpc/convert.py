@@ -56,6 +56,7 @@ CHANGE_KIND_TO_PROTO: dict[SlotChangeKind, slot_service_pb2.SlotChangeKind.Value
     SlotChangeKind.AVAILABILITY_CHANGED: slot_service_pb2.SLOT_CHANGE_KIND_AVAILABILITY_CHANGED,
     SlotChangeKind.CASE_PROGRESSED: slot_service_pb2.SLOT_CHANGE_KIND_CASE_PROGRESSED,
     SlotChangeKind.DELAYED: slot_service_pb2.SLOT_CHANGE_KIND_DELAYED,
+    SlotChangeKind.CANCELLED: slot_service_pb2.SLOT_CHANGE_KIND_CANCELLED,
 }
 
 
@@ -93,6 +94,7 @@ def slot_to_proto(slot: Slot) -> resources_pb2.Slot:
         ],
         available=slot.is_available,
         create_time=timestamp(slot.create_time),
+        cancel_time=_optional_timestamp(slot.cancel_time),
     )
 
 

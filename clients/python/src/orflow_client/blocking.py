@@ -359,6 +359,13 @@ class BlockingOrFlowClient:
         )
         return self._call(self._admin.CreateSlot, request, timeout).slot
 
+    def cancel_slot(
+        self, slot_id: int, *, note: str = "", timeout: float | None = None
+    ) -> admin_service_pb2.CancelSlotResponse:
+        """Cancels the slot (never bookable again) and its active booking, with reason SLOT_CANCELLED and `note`."""
+        request = admin_service_pb2.CancelSlotRequest(slot_id=slot_id, note=note)
+        return self._call(self._admin.CancelSlot, request, timeout)
+
     def create_room(self, *, name: str, timeout: float | None = None) -> resources_pb2.Room:
         request = admin_service_pb2.CreateRoomRequest(name=name)
         return self._call(self._admin.CreateRoom, request, timeout).room

@@ -27,6 +27,12 @@ ALTER TABLE bookings
         status = 'CANCELLED' OR (cancellation_reason IS NULL AND cancellation_note IS NULL AND cancelled_by IS NULL)),
     ADD CONSTRAINT bookings_actual_end_after_start CHECK (actual_end_time >= actual_start_time);
 
+-- A cancelled slot (CancelSlot: surgeon ill, theatre closed) stays, for
+-- history and audit, but is never bookable again.
+ALTER TABLE slots
+    ADD COLUMN cancel_time timestamptz,
+    ADD COLUMN cancel_note text CHECK (length(cancel_note) <= 500);
+
 -- The active predicate, widened. The unique index first, as in 0001, so a
 -- second booking of one slot is reported as such.
 ALTER TABLE bookings
@@ -144,7 +150,11 @@ DECLARE
     in_use integer;
     now_   timestamptz;
 BEGIN
-    SELECT sl.id, sl.room_id, sl.doctor_id, sl.start_time, sl.end_time INTO s FROM slots sl WHERE sl.id = p_slot_id;
+    SELECT sl.id, sl.room_id, sl.doctor_id, sl.start_time, sl.end_time, sl.cancel_time INTO s
+    FROM slots sl WHERE sl.id = p_slot_id;
+    IF s.cancel_time IS NOT NULL THEN
+        RAISE EXCEPTION 'SLOT_CANCELLED' USING ERRCODE = 'ORF01', DETAIL = '{}';
+    END IF;
     -- An overdue hold counts as free; failing it under its row lock, before
     -- the checks read, means a racing confirm either committed first or
     -- finds it FAILED.
@@ -463,3 +473,60 @@ BEGIN
     SELECT 'RESCHEDULED', b.id, now_ INTO outcome, booking_id, clock;
 END;
 $$;
+
+-- CancelSlot in ONE transaction, under the slot's row lock (so a booking
+-- racing it either committed first, and is cancelled here, or finds the slot
+-- cancelled): the slot is marked cancelled and its active booking, if any,
+-- CANCELLED with reason SLOT_CANCELLED, the note and the canceller. A slot
+-- whose case is IN_PROGRESS or COMPLETED cannot be cancelled (SLOT_IN_USE
+-- {status}). Cancelling a cancelled slot again changes nothing (REPLAYED).
+CREATE FUNCTION orflow_cancel_slot(
+    p_slot_id bigint,
+    p_note text,
+    p_actor text,
+    p_actor_role text,
+    OUT outcome text,
+    OUT booking_id bigint
+) RETURNS record
+LANGUAGE plpgsql AS $$
+DECLARE
+    s       record;
+    in_use  text;
+BEGIN
+    SELECT sl.id, sl.cancel_time INTO s FROM slots sl WHERE sl.id = p_slot_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'SLOT_NOT_FOUND' USING ERRCODE = 'ORF01', DETAIL = '{}';
+    END IF;
+    IF s.cancel_time IS NOT NULL THEN
+        outcome := 'REPLAYED';
+        RETURN;
+    END IF;
+    SELECT b.status INTO in_use FROM bookings b
+    WHERE b.slot_id = p_slot_id AND b.status IN ('IN_PROGRESS', 'COMPLETED');
+    IF FOUND THEN
+        RAISE EXCEPTION 'SLOT_IN_USE' USING ERRCODE = 'ORF01', DETAIL = json_build_object('status', in_use)::text;
+    END IF;
+    PERFORM set_config('orflow.actor', p_actor, true), set_config('orflow.actor_role', p_actor_role, true);
+    UPDATE slots SET cancel_time = clock_timestamp(), cancel_note = nullif(p_note, '') WHERE id = p_slot_id;
+    UPDATE bookings b
+    SET status = 'CANCELLED', cancellation_reason = 'SLOT_CANCELLED', cancellation_note = nullif(p_note, ''),
+        cancelled_by = p_actor, update_time = clock_timestamp()
+    WHERE b.slot_id = p_slot_id AND b.status IN ('PENDING', 'CONFIRMED', 'CHECKED_IN')
+    RETURNING b.id INTO booking_id;
+    outcome := 'CANCELLED';
+END;
+$$;
+
+-- Watchers hear a cancelled slot as such (kind CANCELLED), besides the
+-- RELEASED of its booking.
+CREATE FUNCTION slots_notify_cancel() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('orflow_slot_changes', json_build_object('slot_id', NEW.id, 'kind', 'CANCELLED')::text);
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER slots_cancel_notify
+    AFTER UPDATE OF cancel_time ON slots
+    FOR EACH ROW WHEN (OLD.cancel_time IS NULL AND NEW.cancel_time IS NOT NULL)
+    EXECUTE FUNCTION slots_notify_cancel();

@@ -172,6 +172,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: CompleteBooking on a booking that is not IN_PROGRESS.
     Metadata: "booking_id", "status" (the current state).
     """
+    ERROR_REASON_SLOT_CANCELLED: _ErrorReason.ValueType  # 32
+    """FAILED_PRECONDITION: CreateBooking or RescheduleBooking onto a slot that
+    was cancelled (AdminService.CancelSlot).
+    Metadata: "slot_id".
+    """
+    ERROR_REASON_SLOT_IN_USE: _ErrorReason.ValueType  # 33
+    """FAILED_PRECONDITION: CancelSlot on a slot whose case is IN_PROGRESS or
+    COMPLETED.
+    Metadata: "slot_id", "status" (the case's state).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the google.rpc.ErrorInfo (domain
@@ -345,5 +355,15 @@ Metadata: "booking_id", "status" (the current state).
 ERROR_REASON_BOOKING_NOT_IN_PROGRESS: ErrorReason.ValueType  # 31
 """FAILED_PRECONDITION: CompleteBooking on a booking that is not IN_PROGRESS.
 Metadata: "booking_id", "status" (the current state).
+"""
+ERROR_REASON_SLOT_CANCELLED: ErrorReason.ValueType  # 32
+"""FAILED_PRECONDITION: CreateBooking or RescheduleBooking onto a slot that
+was cancelled (AdminService.CancelSlot).
+Metadata: "slot_id".
+"""
+ERROR_REASON_SLOT_IN_USE: ErrorReason.ValueType  # 33
+"""FAILED_PRECONDITION: CancelSlot on a slot whose case is IN_PROGRESS or
+COMPLETED.
+Metadata: "slot_id", "status" (the case's state).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -55,6 +55,10 @@ class _SlotChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlotCh
     starts late (the room is free at that case's actual end plus turnover).
     Bookings are not moved or refused by an overrun; this announces it.
     """
+    SLOT_CHANGE_KIND_CANCELLED: _SlotChangeKind.ValueType  # 10
+    """The slot was cancelled (surgeon ill, theatre closed): it will never be
+    available again; its booking, if any, is announced RELEASED.
+    """
 
 class SlotChangeKind(_SlotChangeKind, metaclass=_SlotChangeKindEnumTypeWrapper):
     """What a WatchSlotsResponse reports."""
@@ -86,6 +90,10 @@ SLOT_CHANGE_KIND_DELAYED: SlotChangeKind.ValueType  # 9
 """A case earlier in the same room finished past its slot's end: this slot
 starts late (the room is free at that case's actual end plus turnover).
 Bookings are not moved or refused by an overrun; this announces it.
+"""
+SLOT_CHANGE_KIND_CANCELLED: SlotChangeKind.ValueType  # 10
+"""The slot was cancelled (surgeon ill, theatre closed): it will never be
+available again; its booking, if any, is announced RELEASED.
 """
 Global___SlotChangeKind: _TypeAlias = SlotChangeKind  # noqa: Y015
 
