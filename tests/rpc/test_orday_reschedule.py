@@ -18,7 +18,7 @@ from orflow_server.domain.access import Role
 from orflow_tools.testkit import invariants
 
 from tests.auth import authorized_channel, token_for
-from tests.factories import future, insert_room, insert_slot
+from tests.factories import future, insert_equipment, insert_room, insert_slot
 from tests.rpc.test_bookings import book, refused
 from tests.rpc.test_concurrency import failures, fire, successes
 
@@ -189,4 +189,19 @@ async def test_crossing_reschedules_never_deadlock(db: asyncpg.Connection, targe
 
     assert failures(outcomes) == {}
     assert len(successes(outcomes)) == 2 * ROUNDS
+    assert await invariants.violations(db) == invariants.NO_VIOLATIONS
+
+
+async def test_a_move_overlapping_its_own_time_does_not_compete_with_itself(
+    bookings: Any, db: asyncpg.Connection
+) -> None:
+    """The last ventilator: moving a case an hour later needs the unit it already holds, and gets it."""
+    ventilator = await insert_equipment(db, quantity=1)
+    start = future(60)
+    old_slot = await insert_slot(db, start=start, equipment=[(ventilator, 1)])
+    new_slot = await insert_slot(db, start=start + timedelta(hours=1), equipment=[(ventilator, 1)])
+    rival = await insert_slot(db, start=start + timedelta(hours=1), equipment=[(ventilator, 1)])
+    held = await book(bookings, old_slot, patient_id=patient())
+    assert (await move(bookings, held.id, new_slot)).slot_id == new_slot
+    await refused(book(bookings, rival, patient_id=patient()), ABORTED, "EQUIPMENT_UNAVAILABLE")
     assert await invariants.violations(db) == invariants.NO_VIOLATIONS
