@@ -14,7 +14,7 @@ from orflow_server.domain.models import ACTIVE_STATUSES
 
 from tests.factories import insert_equipment, insert_slot
 
-# The partial indexes (and EXCLUDE constraints' indexes) of migration 0001 whose predicate is "active".
+# The partial indexes (and EXCLUDE constraints' indexes) of migrations 0001/0007 whose predicate is "active".
 ACTIVE_INDEXES = {
     "bookings_one_active_per_slot",
     "bookings_room_no_overlap",
@@ -36,9 +36,11 @@ def index_names(plan: Any) -> Iterator[str]:
 
 
 def test_the_clause_reads_as_the_migrations_wrote_it() -> None:
-    assert ACTIVE_STATUS_LIST == "'PENDING', 'CONFIRMED'"
-    assert is_active() == "status IN ('PENDING', 'CONFIRMED')"
-    assert is_active("b") == "b.status IN ('PENDING', 'CONFIRMED')"
+    # As migration 0007 (running the day) wrote it; 0001 had only PENDING and CONFIRMED.
+    statuses = "'PENDING', 'CONFIRMED', 'CHECKED_IN', 'IN_PROGRESS', 'COMPLETED'"
+    assert statuses == ACTIVE_STATUS_LIST
+    assert is_active() == f"status IN ({statuses})"
+    assert is_active("b") == f"b.status IN ({statuses})"
 
 
 async def test_every_active_partial_index_has_the_same_statuses(db: asyncpg.Connection) -> None:

@@ -1,11 +1,12 @@
-"""A worker process that fires CreateBooking calls concurrently at a server.
+"""A worker process that fires CreateBooking (and RescheduleBooking) calls concurrently at a server.
 
 Run from the repository root: ``python -m tests.rpc.concurrent_client``.
 
 Protocol on stdin/stdout (one JSON document or word per line):
 
 1. the parent writes the job: ``{"target": "host:port", "calls": [{"slot_id": 1,
-   "patient_id": "p-1", "request_id": ""}, ...]}``;
+   "patient_id": "p-1", "request_id": ""}, ...]}`` (a call with a ``booking_id`` is a
+   RescheduleBooking of that booking to ``slot_id``);
 2. the worker connects, waits until its channel is READY, and prints ``ready``;
 3. the parent writes ``go`` to every worker once all are ready (the start
    barrier), and each worker fires all of its calls at once (asyncio.gather);
@@ -30,17 +31,21 @@ from tests.factories import error_details
 CALL_TIMEOUT_SECONDS = 30.0
 
 
-async def _one_call(
-    stub: booking_service_pb2_grpc.BookingServiceStub, request: booking_service_pb2.CreateBookingRequest
-) -> dict[str, Any]:
+Request = booking_service_pb2.CreateBookingRequest | booking_service_pb2.RescheduleBookingRequest
+
+
+async def _one_call(stub: booking_service_pb2_grpc.BookingServiceStub, request: Request) -> dict[str, Any]:
     try:
-        response = await stub.CreateBooking(request, timeout=CALL_TIMEOUT_SECONDS)
+        if isinstance(request, booking_service_pb2.RescheduleBookingRequest):
+            response = await stub.RescheduleBooking(request, timeout=CALL_TIMEOUT_SECONDS)
+        else:
+            response = await stub.CreateBooking(request, timeout=CALL_TIMEOUT_SECONDS)
     except grpc.aio.AioRpcError as error:
         info, _ = error_details(error)
         return {
             "ok": False,
             "slot_id": request.slot_id,
-            "patient_id": request.patient_id,
+            "patient_id": getattr(request, "patient_id", ""),
             "code": error.code().name,
             "reason": info.reason if info is not None else "",
             "message": error.details() or "",
@@ -48,14 +53,18 @@ async def _one_call(
     return {
         "ok": True,
         "slot_id": request.slot_id,
-        "patient_id": request.patient_id,
+        "patient_id": response.booking.patient_id,
         "booking_id": response.booking.id,
     }
 
 
 async def run(job: dict[str, Any]) -> list[dict[str, Any]]:
-    requests = [
-        booking_service_pb2.CreateBookingRequest(
+    requests: list[Request] = [
+        booking_service_pb2.RescheduleBookingRequest(
+            booking_id=call["booking_id"], slot_id=call["slot_id"], request_id=call.get("request_id", "")
+        )
+        if "booking_id" in call
+        else booking_service_pb2.CreateBookingRequest(
             slot_id=call["slot_id"], patient_id=call["patient_id"], request_id=call.get("request_id", "")
         )
         for call in job["calls"]

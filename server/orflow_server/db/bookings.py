@@ -16,9 +16,10 @@ from typing import Any
 import asyncpg
 
 from ..domain.access import Actor
+from ..domain.day import DayStep, Stamp
 from ..domain.errors import FieldViolation, RequestIdReusedError
 from ..domain.filters import BookingFilters
-from ..domain.models import Booking, BookingStatus, FailureReason
+from ..domain.models import Booking, BookingStatus, CancellationReason, FailureReason
 from .connection import Conn
 from .errors import translate
 from .where import Where
@@ -28,11 +29,16 @@ PATIENT_LOCK_SPACE = 7_406_115
 # The one-key advisory lock bulk expiry takes (one-key and two-key locks never collide).
 _OVERDUE_SWEEP_LOCK = 7_406_116
 
-_BOOKING_COLUMNS = "id, slot_id, patient_id, status, failure_reason, create_time, expire_time, update_time, request_id"
+_BOOKING_COLUMNS = (
+    "id, slot_id, patient_id, status, failure_reason, create_time, expire_time, update_time, request_id,"
+    " cancellation_reason, cancellation_note, cancelled_by, actual_start_time, actual_end_time, end_time"
+)
 
 
 def booking_from_row(row: asyncpg.Record) -> Booking:
+    """A booking from a row of _BOOKING_COLUMNS (orflow_book()'s rows lack the day-of-surgery columns)."""
     reason = row["failure_reason"]
+    cancellation = row.get("cancellation_reason")
     return Booking(
         id=row["id"],
         slot_id=row["slot_id"],
@@ -43,6 +49,12 @@ def booking_from_row(row: asyncpg.Record) -> Booking:
         expire_time=row["expire_time"],
         update_time=row["update_time"],
         request_id=row["request_id"] or "",
+        cancellation_reason=CancellationReason(cancellation) if cancellation else None,
+        cancellation_note=row.get("cancellation_note") or "",
+        cancelled_by=row.get("cancelled_by") or "",
+        actual_start_time=row.get("actual_start_time"),
+        actual_end_time=row.get("actual_end_time"),
+        slot_end_time=row.get("end_time"),
     )
 
 
@@ -63,7 +75,7 @@ class Hold:
     clock: datetime
 
 
-_REFUSED = "ORF01"  # the SQLSTATE orflow_book() raises a refusal with
+REFUSED = "ORF01"  # the SQLSTATE orflow_book() (and the other functions of 0006/0007) raise a refusal with
 
 
 async def hold_slot(
@@ -95,7 +107,7 @@ async def hold_slot(
             hold_ttl,
         )
     except asyncpg.PostgresError as exc:
-        if exc.sqlstate == _REFUSED:
+        if exc.sqlstate == REFUSED:
             return Refusal(str(exc.message), dict(json.loads(getattr(exc, "detail", None) or "{}")))
         error = _translated(exc)
         if error is None:
@@ -103,6 +115,46 @@ async def hold_slot(
         raise error from exc
     assert row is not None
     return Hold(booking_from_row(row), row["outcome"] == "BOOKED", row["clock"])
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What the reschedule function did: moved the booking, or found a replayed request's result."""
+
+    booking_id: int
+    is_new: bool
+
+
+async def move_booking(
+    conn: Conn,
+    *,
+    booking_id: int,
+    slot_id: int,
+    request_id: str,
+    actor: Actor,
+    turnover: timedelta,
+) -> Moved | Refusal:
+    """RescheduleBooking in ONE statement: orflow_reschedule(), migration 0007 (lock order there)."""
+    try:
+        row = await conn.fetchrow(
+            "SELECT * FROM orflow_reschedule($1, $2, $3, $4, $5, $6, $7)",
+            booking_id,
+            slot_id,
+            actor.patient_scope,
+            request_id or None,
+            actor.subject,
+            actor.role.value,
+            turnover,
+        )
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == REFUSED:
+            return Refusal(str(exc.message), dict(json.loads(getattr(exc, "detail", None) or "{}")))
+        error = _translated(exc)
+        if error is None:
+            raise
+        raise error from exc
+    assert row is not None
+    return Moved(row["booking_id"], row["outcome"] == "RESCHEDULED")
 
 
 def _translated(exc: asyncpg.PostgresError) -> Exception | None:
@@ -151,14 +203,22 @@ async def confirm_pending(conn: Conn, booking_id: int, *, actor: Actor) -> Booki
     return None if row is None else booking_from_row(row)
 
 
-async def cancel_active(conn: Conn, booking_id: int, *, actor: Actor) -> Booking | None:
-    """Compare-and-set: cancels a CONFIRMED booking or a live PENDING hold (the actor's own, if a patient)."""
+async def cancel_active(
+    conn: Conn, booking_id: int, *, actor: Actor, reason: CancellationReason | None, note: str
+) -> Booking | None:
+    """Compare-and-set: cancels a CONFIRMED or CHECKED_IN booking or a live PENDING hold, recording why and by whom.
+
+    A patient may cancel only its own, and only before the day of surgery
+    has begun for it (CHECKED_IN is staff's to cancel).
+    """
     row = await conn.fetchrow(
         f"""
         {_WITH_ACTOR}
-        UPDATE bookings SET status = 'CANCELLED', update_time = clock_timestamp()
+        UPDATE bookings SET status = 'CANCELLED', update_time = clock_timestamp(),
+                            cancellation_reason = $5, cancellation_note = nullif($6, ''), cancelled_by = $3
         FROM actor
         WHERE id = $1 AND (status = 'CONFIRMED'
+                           OR (status = 'CHECKED_IN' AND $2::text IS NULL)
                            OR (status = 'PENDING' AND expire_time > clock_timestamp()))
           AND ($2::text IS NULL OR patient_id = $2)
         RETURNING {_BOOKING_COLUMNS}
@@ -167,6 +227,32 @@ async def cancel_active(conn: Conn, booking_id: int, *, actor: Actor) -> Booking
         actor.patient_scope,
         actor.subject,
         actor.role.value,
+        None if reason is None else reason.value,
+        note,
+    )
+    return None if row is None else booking_from_row(row)
+
+
+async def advance_day_state(conn: Conn, booking_id: int, step: DayStep, *, actor: Actor) -> Booking | None:
+    """Compare-and-set: moves the booking from step.source to step.target, stamping the actual start or end."""
+    row = await conn.fetchrow(
+        f"""
+        {_WITH_ACTOR}
+        UPDATE bookings SET status = $5, update_time = clock_timestamp(),
+            actual_start_time = CASE WHEN $7 THEN clock_timestamp() ELSE actual_start_time END,
+            actual_end_time = CASE WHEN $8 THEN clock_timestamp() ELSE actual_end_time END
+        FROM actor
+        WHERE id = $1 AND status = $6 AND ($2::text IS NULL OR patient_id = $2)
+        RETURNING {_BOOKING_COLUMNS}
+        """,
+        booking_id,
+        actor.patient_scope,
+        actor.subject,
+        actor.role.value,
+        step.target.value,
+        step.source.value,
+        step.stamp is Stamp.START,
+        step.stamp is Stamp.END,
     )
     return None if row is None else booking_from_row(row)
 
@@ -177,6 +263,10 @@ _STATUS_CLAUSES: dict[BookingStatus, str] = {
     BookingStatus.FAILED: "(status = 'FAILED' OR (status = 'PENDING' AND expire_time <= now()))",
     BookingStatus.CONFIRMED: "status = 'CONFIRMED'",
     BookingStatus.CANCELLED: "status = 'CANCELLED'",
+    BookingStatus.CHECKED_IN: "status = 'CHECKED_IN'",
+    BookingStatus.IN_PROGRESS: "status = 'IN_PROGRESS'",
+    BookingStatus.COMPLETED: "status = 'COMPLETED'",
+    BookingStatus.NO_SHOW: "status = 'NO_SHOW'",
 }
 
 

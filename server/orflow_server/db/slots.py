@@ -7,13 +7,15 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from ..domain.access import Actor
 from ..domain.filters import SlotFilters
 from ..domain.models import Doctor, EquipmentNeed, NewSlot, Room, Slot
 from .active import is_active
+from .bookings import REFUSED, Refusal
 from .connection import Conn
 
 _SELECT_SLOT = """
-SELECT s.id, s.procedure_type, s.start_time, s.end_time, s.create_time,
+SELECT s.id, s.procedure_type, s.start_time, s.end_time, s.create_time, s.cancel_time,
        d.id AS doctor_id, d.name AS doctor_name, d.specialty AS doctor_specialty,
        r.id AS room_id, r.name AS room_name,
        COALESCE((SELECT json_agg(json_build_array(e.id, e.name, se.quantity) ORDER BY e.id)
@@ -25,20 +27,20 @@ JOIN doctors d ON d.id = s.doctor_id
 JOIN rooms r ON r.id = s.room_id
 """
 
-# A slot is available when it has not started and no active booking holds its
+# A slot is available when it has not started, is not cancelled, and no active booking holds its
 # room (with turnover) or its surgeon at an overlapping time. $1 is the room
 # turnover buffer. Equipment is checked only when booking (see bookings.py).
-_AVAILABLE = f"""(s.start_time > now()
+_AVAILABLE = f"""(s.start_time > now() AND s.cancel_time IS NULL
   AND NOT EXISTS (
     SELECT 1 FROM bookings b
     WHERE b.room_id = s.room_id AND {is_active("b")}
       AND b.room_during && tstzrange(s.start_time, s.end_time + $1::interval, '[)')
-      AND (b.status = 'CONFIRMED' OR b.expire_time > now()))
+      AND (b.status <> 'PENDING' OR b.expire_time > now()))
   AND NOT EXISTS (
     SELECT 1 FROM bookings b
     WHERE b.doctor_id = s.doctor_id AND {is_active("b")}
       AND b.during && tstzrange(s.start_time, s.end_time, '[)')
-      AND (b.status = 'CONFIRMED' OR b.expire_time > now())))"""
+      AND (b.status <> 'PENDING' OR b.expire_time > now())))"""
 
 _SLOT_QUERY = _SELECT_SLOT.format(available=_AVAILABLE)
 
@@ -57,6 +59,7 @@ def _slot_from_row(row: asyncpg.Record) -> Slot:
         ),
         is_available=row["available"],
         create_time=row["create_time"],
+        cancel_time=row["cancel_time"],
     )
 
 
@@ -123,3 +126,17 @@ async def insert_slot(conn: Conn, slot: NewSlot) -> int:
             [need.quantity for need in slot.required_equipment],
         )
     return slot_id
+
+
+async def cancel_slot(conn: Conn, slot_id: int, *, note: str, actor: Actor) -> Refusal | tuple[bool, int | None]:
+    """CancelSlot in ONE statement: orflow_cancel_slot(), migration 0007; (is it new, the booking it cancelled)."""
+    try:
+        row = await conn.fetchrow(
+            "SELECT * FROM orflow_cancel_slot($1, $2, $3, $4)", slot_id, note, actor.subject, actor.role.value
+        )
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == REFUSED:
+            return Refusal(str(exc.message), dict(json.loads(getattr(exc, "detail", None) or "{}")))
+        raise
+    assert row is not None
+    return row["outcome"] == "CANCELLED", row["booking_id"]

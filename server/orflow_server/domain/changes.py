@@ -14,6 +14,9 @@ class SlotChangeKind(enum.Enum):
     CONFIRMED = "CONFIRMED"
     RELEASED = "RELEASED"
     AVAILABILITY_CHANGED = "AVAILABILITY_CHANGED"  # another slot's booking blocks or frees its room or surgeon
+    CASE_PROGRESSED = "CASE_PROGRESSED"  # the slot's case was checked in, started or completed
+    DELAYED = "DELAYED"  # an earlier case in the room overran into this slot
+    CANCELLED = "CANCELLED"  # the slot itself was cancelled (CancelSlot)
 
 
 PUBLIC_KINDS: dict[SlotChangeKind, SlotChangeKind | None] = {

@@ -116,6 +116,26 @@ class BookingNotActiveError(FailedPreconditionError):
     reason = ErrorReason.BOOKING_NOT_ACTIVE
 
 
+class BookingNotConfirmedError(FailedPreconditionError):
+    reason = ErrorReason.BOOKING_NOT_CONFIRMED
+
+
+class BookingNotCheckedInError(FailedPreconditionError):
+    reason = ErrorReason.BOOKING_NOT_CHECKED_IN
+
+
+class BookingNotInProgressError(FailedPreconditionError):
+    reason = ErrorReason.BOOKING_NOT_IN_PROGRESS
+
+
+class SlotCancelledError(FailedPreconditionError):
+    reason = ErrorReason.SLOT_CANCELLED
+
+
+class SlotInUseError(FailedPreconditionError):
+    reason = ErrorReason.SLOT_IN_USE
+
+
 class RequestIdReusedError(InvalidArgumentError):
     """The same idempotency key was sent before with a different request."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -13,9 +13,31 @@ class BookingStatus(enum.Enum):
     CONFIRMED = "CONFIRMED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    CHECKED_IN = "CHECKED_IN"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    NO_SHOW = "NO_SHOW"
 
 
-ACTIVE_STATUSES = frozenset({BookingStatus.PENDING, BookingStatus.CONFIRMED})
+ACTIVE_STATUSES = frozenset(
+    {
+        BookingStatus.PENDING,
+        BookingStatus.CONFIRMED,
+        BookingStatus.CHECKED_IN,
+        BookingStatus.IN_PROGRESS,
+        BookingStatus.COMPLETED,
+    }
+)
+"""Statuses that hold the slot, room, surgeon, patient and equipment (migration 0007 says why COMPLETED does)."""
+
+
+class CancellationReason(enum.Enum):
+    PATIENT_REQUEST = "PATIENT_REQUEST"
+    SURGEON_UNAVAILABLE = "SURGEON_UNAVAILABLE"
+    EQUIPMENT_UNAVAILABLE = "EQUIPMENT_UNAVAILABLE"
+    MEDICAL = "MEDICAL"
+    SLOT_CANCELLED = "SLOT_CANCELLED"  # given only by cancelling the slot itself
+    OTHER = "OTHER"
 
 
 class FailureReason(enum.Enum):
@@ -62,6 +84,7 @@ class Slot:
     required_equipment: tuple[EquipmentNeed, ...]
     is_available: bool
     create_time: datetime
+    cancel_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,14 @@ class Booking:
     expire_time: datetime
     update_time: datetime
     request_id: str
+    cancellation_reason: CancellationReason | None = None
+    cancellation_note: str = ""
+    cancelled_by: str = ""
+    actual_start_time: datetime | None = None
+    actual_end_time: datetime | None = None
+    slot_end_time: datetime | None = None
+    overrun: timedelta = timedelta(0)
+    """How far the case ran past its slot's end (domain.day.overrun)."""
 
 
 @dataclass(frozen=True)

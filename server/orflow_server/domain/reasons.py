@@ -157,3 +157,26 @@ class ErrorReason(StrEnum):
     # Metadata: "limit" ("per_caller", "per_connection" or "total"), "max"
     # (that limit, as a decimal string), "retry_after_seconds".
     STREAM_LIMIT = "STREAM_LIMIT"
+
+    # FAILED_PRECONDITION: CheckInBooking or MarkBookingNoShow on a booking
+    # that is not CONFIRMED.
+    # Metadata: "booking_id", "status" (the current state).
+    BOOKING_NOT_CONFIRMED = "BOOKING_NOT_CONFIRMED"
+
+    # FAILED_PRECONDITION: StartBooking on a booking that is not CHECKED_IN.
+    # Metadata: "booking_id", "status" (the current state).
+    BOOKING_NOT_CHECKED_IN = "BOOKING_NOT_CHECKED_IN"
+
+    # FAILED_PRECONDITION: CompleteBooking on a booking that is not IN_PROGRESS.
+    # Metadata: "booking_id", "status" (the current state).
+    BOOKING_NOT_IN_PROGRESS = "BOOKING_NOT_IN_PROGRESS"
+
+    # FAILED_PRECONDITION: CreateBooking or RescheduleBooking onto a slot that
+    # was cancelled (AdminService.CancelSlot).
+    # Metadata: "slot_id".
+    SLOT_CANCELLED = "SLOT_CANCELLED"
+
+    # FAILED_PRECONDITION: CancelSlot on a slot whose case is IN_PROGRESS or
+    # COMPLETED.
+    # Metadata: "slot_id", "status" (the case's state).
+    SLOT_IN_USE = "SLOT_IN_USE"

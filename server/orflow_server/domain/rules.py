@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from .day import overrun
 from .errors import FieldViolation
 from .models import Booking, BookingStatus, EquipmentNeed, FailureReason, NewSlot, Usage
 
@@ -48,6 +49,9 @@ def effective_booking(booking: Booking, now: datetime) -> Booking:
             failure_reason=FailureReason.HOLD_EXPIRED,
             update_time=booking.expire_time,
         )
+    if booking.slot_end_time is not None and booking.status in (BookingStatus.IN_PROGRESS, BookingStatus.COMPLETED):
+        late = overrun(booking.status, end_time=booking.slot_end_time, actual_end_time=booking.actual_end_time, now=now)
+        return replace(booking, overrun=late)
     return booking
 
 

@@ -15,23 +15,26 @@ from ..db import bookings as db
 from ..db.clock import current_time
 from ..db.connection import Conn
 from ..domain.access import Actor
+from ..domain.day import DayStep
 from ..domain.errors import (
     BookingNotActiveError,
     BookingNotPendingError,
     EquipmentUnavailableError,
     FieldViolation,
     HoldExpiredError,
+    InvalidArgumentError,
     NotFoundError,
     OrFlowError,
     PatientBusyError,
     RequestIdReusedError,
     RoomBusyError,
+    SlotCancelledError,
     SlotStartedError,
     SlotTakenError,
     SurgeonBusyError,
 )
 from ..domain.filters import BookingFilters
-from ..domain.models import Booking, BookingStatus, FailureReason
+from ..domain.models import Booking, BookingStatus, CancellationReason, FailureReason
 from ..domain.paging import decode_page_token, encode_page_token
 from ..domain.rules import effective_booking
 from .context import OpsContext
@@ -81,6 +84,8 @@ def _refusal_error(refusal: db.Refusal, slot_id: int, *, is_staff: bool) -> OrFl
         case "SLOT_STARTED":
             start = datetime.fromisoformat(details["start_time"]).replace(tzinfo=UTC)
             return SlotStartedError(f"slot {slot_id} started at {start.isoformat()}")
+        case "SLOT_CANCELLED":
+            return SlotCancelledError(f"slot {slot_id} was cancelled", metadata=meta)
         case "SLOT_TAKEN":
             return SlotTakenError(f"slot {slot_id} is already held by another booking", metadata=meta)
         case "ROOM_BUSY":
@@ -145,19 +150,70 @@ async def confirm_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Boo
     return confirmed
 
 
-async def cancel_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Booking:
-    """Cancels a live hold or a confirmed booking; its slot is free the moment this commits."""
+async def cancel_booking(
+    ctx: OpsContext, actor: Actor, booking_id: int, *, reason: CancellationReason | None = None, note: str = ""
+) -> Booking:
+    """Cancels a live hold or a confirmed (or checked-in) booking, recording why and by whom; frees its slot."""
     async with ctx.pool.acquire() as conn:  # one statement, its own transaction
-        cancelled = await db.cancel_active(conn, booking_id, actor=actor)  # names the actor in the same statement
+        # names the actor in the same statement
+        cancelled = await db.cancel_active(conn, booking_id, actor=actor, reason=reason, note=note)
         if cancelled is None:
             current = await _read_booking(conn, actor, booking_id)
             raise BookingNotActiveError(
-                f"booking {booking_id} is {current.status.value}; only PENDING or CONFIRMED bookings can be cancelled",
+                f"booking {booking_id} is {current.status.value}; only PENDING, CONFIRMED or (by staff)"
+                " CHECKED_IN bookings can be cancelled",
                 metadata={"booking_id": str(booking_id), "status": current.status.value},
             )
     ctx.metrics.holds_cancelled.inc()
     await ctx.expiry.cancel(cancelled)
     return cancelled
+
+
+async def advance_booking(ctx: OpsContext, actor: Actor, booking_id: int, step: DayStep) -> Booking:
+    """One day-of-surgery transition (domain/day.py); any other current state is refused, naming it."""
+    async with ctx.pool.acquire() as conn:  # one statement, its own transaction
+        moved = await db.advance_day_state(conn, booking_id, step, actor=actor)
+        if moved is None:
+            current = await _read_booking(conn, actor, booking_id)
+            raise step.error(
+                f"booking {booking_id} is {current.status.value}, not {step.source.value}",
+                metadata={"booking_id": str(booking_id), "status": current.status.value},
+            )
+        return effective_booking(moved, await current_time(conn))
+
+
+async def reschedule_booking(
+    ctx: OpsContext, actor: Actor, booking_id: int, *, slot_id: int, request_id: str
+) -> Booking:
+    """Moves a booking to another slot in one statement (the rule of CreateBooking); retried once if it raced itself."""
+    async with ctx.pool.acquire() as conn:  # no explicit transaction: the one statement is its own
+        for _ in range(2):
+            moved = await db.move_booking(
+                conn, booking_id=booking_id, slot_id=slot_id, request_id=request_id, actor=actor, turnover=ctx.turnover
+            )
+            if not (isinstance(moved, db.Refusal) and moved.code == "BOOKING_MOVED"):
+                break
+        if isinstance(moved, db.Refusal):
+            raise _reschedule_refusal_error(moved, booking_id, slot_id, is_staff=actor.is_staff)
+        return await _read_booking(conn, actor, moved.booking_id)
+
+
+def _reschedule_refusal_error(refusal: db.Refusal, booking_id: int, slot_id: int, *, is_staff: bool) -> OrFlowError:
+    """The domain error for orflow_reschedule()'s own codes; the rest are orflow_book()'s."""
+    match refusal.code:
+        case "BOOKING_NOT_FOUND":
+            return NotFoundError("booking", booking_id)
+        case "BOOKING_NOT_ACTIVE":
+            status = str(refusal.details["status"])
+            return BookingNotActiveError(
+                f"booking {booking_id} is {status}; only PENDING or CONFIRMED bookings can be rescheduled",
+                metadata={"booking_id": str(booking_id), "status": status},
+            )
+        case "SAME_SLOT":
+            return InvalidArgumentError([FieldViolation("slot_id", "is the booking's slot already")])
+        case "BOOKING_MOVED":
+            return SlotTakenError(f"booking {booking_id} was moved by another request meanwhile; retry")
+    return _refusal_error(refusal, slot_id, is_staff=is_staff)
 
 
 async def list_bookings(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from ..db import bookings as db_bookings
 from ..db import inventory as db_inventory
 from ..db import slots as db
 from ..db.audit import set_actor
+from ..db.bookings import Refusal
 from ..db.clock import current_time
 from ..domain.access import Actor
-from ..domain.errors import FieldViolation, InvalidArgumentError, NotFoundError
+from ..domain.errors import FieldViolation, InvalidArgumentError, NotFoundError, SlotInUseError
 from ..domain.filters import DoctorFilters, SlotFilters
-from ..domain.models import Doctor, NewSlot, Slot
+from ..domain.models import Booking, Doctor, NewSlot, Slot
 from ..domain.paging import decode_page_token, encode_page_token
 from ..domain.rules import slot_violations
 from .context import OpsContext
@@ -65,6 +67,25 @@ async def create_slot(ctx: OpsContext, actor: Actor, new: NewSlot) -> Slot:
         slot = await db.fetch_slot(conn, slot_id, turnover=ctx.turnover)
     assert slot is not None
     return slot
+
+
+async def cancel_slot(ctx: OpsContext, actor: Actor, slot_id: int, *, note: str) -> tuple[Slot, Booking | None]:
+    """Cancels the slot and its active booking in one statement; returns the slot and the booking it cancelled."""
+    async with ctx.pool.acquire() as conn:  # one statement, its own transaction
+        done = await db.cancel_slot(conn, slot_id, note=note, actor=actor)
+        if isinstance(done, Refusal):
+            if done.code == "SLOT_NOT_FOUND":
+                raise NotFoundError("slot", slot_id)
+            status = str(done.details["status"])
+            raise SlotInUseError(
+                f"slot {slot_id}'s case is {status}: it can no longer be cancelled",
+                metadata={"slot_id": str(slot_id), "status": status},
+            )
+        _, booking_id = done
+        slot = await db.fetch_slot(conn, slot_id, turnover=ctx.turnover)
+        booking = None if booking_id is None else await db_bookings.fetch_booking(conn, booking_id)
+    assert slot is not None
+    return slot, booking
 
 
 async def list_doctors(ctx: OpsContext, *, query: str, page_size: int, page_token: str) -> tuple[list[Doctor], str]:

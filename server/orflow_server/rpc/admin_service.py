@@ -79,6 +79,17 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             slot=convert.slot_to_proto(await slot_ops.create_slot(self._ctx, current_actor(), new))
         )
 
+    async def CancelSlot(self, request: pb.CancelSlotRequest, context: Context) -> pb.CancelSlotResponse:
+        check = RequestChecker()
+        slot_id = check.positive_id("slot_id", request.slot_id)
+        note = check.text("note", request.note, max_length=500, is_required=False)
+        check.raise_if_any()
+        slot, booking = await slot_ops.cancel_slot(self._ctx, current_actor(), slot_id, note=note)
+        return pb.CancelSlotResponse(
+            slot=convert.slot_to_proto(slot),
+            cancelled_booking=None if booking is None else convert.booking_to_proto(booking),
+        )
+
     async def CreateRoom(self, request: pb.CreateRoomRequest, context: Context) -> pb.CreateRoomResponse:
         check = RequestChecker()
         name = check.text("name", request.name, max_length=200)

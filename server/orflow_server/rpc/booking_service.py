@@ -8,8 +8,10 @@ import grpc
 from orflow.v1 import booking_service_pb2 as pb
 from orflow.v1 import booking_service_pb2_grpc
 
+from ..domain import day
 from ..domain.access import Role
 from ..domain.filters import BookingFilters
+from ..domain.models import CancellationReason
 from ..domain.paging import page_size_or_default
 from ..ops import bookings as ops
 from ..ops.context import OpsContext
@@ -49,8 +51,48 @@ class BookingService(booking_service_pb2_grpc.BookingServiceServicer):
         return pb.ConfirmBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def CancelBooking(self, request: pb.CancelBookingRequest, context: Context) -> pb.CancelBookingResponse:
-        booking = await ops.cancel_booking(self._ctx, current_actor(), _booking_id(request.booking_id))
+        check = RequestChecker()
+        booking_id = check.positive_id("booking_id", request.booking_id)
+        reason = check.enum_filter(
+            "reason", request.reason, convert.CANCELLATION_REASON_FROM_PROTO, what="CancellationReason"
+        )
+        if reason is CancellationReason.SLOT_CANCELLED:
+            check.fail("reason", "SLOT_CANCELLED is given only by CancelSlot")
+        note = check.text("note", request.note, max_length=500, is_required=False)
+        check.raise_if_any()
+        booking = await ops.cancel_booking(self._ctx, current_actor(), booking_id, reason=reason, note=note)
         return pb.CancelBookingResponse(booking=convert.booking_to_proto(booking))
+
+    async def RescheduleBooking(
+        self, request: pb.RescheduleBookingRequest, context: Context
+    ) -> pb.RescheduleBookingResponse:
+        check = RequestChecker()
+        booking_id = check.positive_id("booking_id", request.booking_id)
+        slot_id = check.positive_id("slot_id", request.slot_id)
+        request_id = check.text("request_id", request.request_id, max_length=128, is_required=False)
+        check.raise_if_any()
+        actor = current_actor()
+        await self._limits.take(actor)  # a reschedule books a slot: the same budget as CreateBooking
+        booking = await ops.reschedule_booking(self._ctx, actor, booking_id, slot_id=slot_id, request_id=request_id)
+        return pb.RescheduleBookingResponse(booking=convert.booking_to_proto(booking))
+
+    async def CheckInBooking(self, request: pb.CheckInBookingRequest, context: Context) -> pb.CheckInBookingResponse:
+        booking = await ops.advance_booking(self._ctx, current_actor(), _booking_id(request.booking_id), day.CHECK_IN)
+        return pb.CheckInBookingResponse(booking=convert.booking_to_proto(booking))
+
+    async def StartBooking(self, request: pb.StartBookingRequest, context: Context) -> pb.StartBookingResponse:
+        booking = await ops.advance_booking(self._ctx, current_actor(), _booking_id(request.booking_id), day.START)
+        return pb.StartBookingResponse(booking=convert.booking_to_proto(booking))
+
+    async def CompleteBooking(self, request: pb.CompleteBookingRequest, context: Context) -> pb.CompleteBookingResponse:
+        booking = await ops.advance_booking(self._ctx, current_actor(), _booking_id(request.booking_id), day.COMPLETE)
+        return pb.CompleteBookingResponse(booking=convert.booking_to_proto(booking))
+
+    async def MarkBookingNoShow(
+        self, request: pb.MarkBookingNoShowRequest, context: Context
+    ) -> pb.MarkBookingNoShowResponse:
+        booking = await ops.advance_booking(self._ctx, current_actor(), _booking_id(request.booking_id), day.NO_SHOW)
+        return pb.MarkBookingNoShowResponse(booking=convert.booking_to_proto(booking))
 
     async def ListPatientBookings(
         self, request: pb.ListPatientBookingsRequest, context: Context

@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 from orflow.v1 import audit_pb2, booking_pb2, resources_pb2, slot_service_pb2
 
 from ..domain.changes import SlotChangeKind
-from ..domain.models import AuditEvent, Booking, BookingStatus, Doctor, Equipment, FailureReason, Room, Slot
+from ..domain.models import (
+    AuditEvent,
+    Booking,
+    BookingStatus,
+    CancellationReason,
+    Doctor,
+    Equipment,
+    FailureReason,
+    Room,
+    Slot,
+)
 
 STATUS_TO_PROTO: dict[BookingStatus, booking_pb2.BookingStatus.ValueType] = {
     BookingStatus.PENDING: booking_pb2.BOOKING_STATUS_PENDING,
     BookingStatus.CONFIRMED: booking_pb2.BOOKING_STATUS_CONFIRMED,
     BookingStatus.FAILED: booking_pb2.BOOKING_STATUS_FAILED,
     BookingStatus.CANCELLED: booking_pb2.BOOKING_STATUS_CANCELLED,
+    BookingStatus.CHECKED_IN: booking_pb2.BOOKING_STATUS_CHECKED_IN,
+    BookingStatus.IN_PROGRESS: booking_pb2.BOOKING_STATUS_IN_PROGRESS,
+    BookingStatus.COMPLETED: booking_pb2.BOOKING_STATUS_COMPLETED,
+    BookingStatus.NO_SHOW: booking_pb2.BOOKING_STATUS_NO_SHOW,
 }
 STATUS_FROM_PROTO = {proto: status for status, proto in STATUS_TO_PROTO.items()}
+
+CANCELLATION_REASON_TO_PROTO: dict[CancellationReason, booking_pb2.CancellationReason.ValueType] = {
+    CancellationReason.PATIENT_REQUEST: booking_pb2.CANCELLATION_REASON_PATIENT_REQUEST,
+    CancellationReason.SURGEON_UNAVAILABLE: booking_pb2.CANCELLATION_REASON_SURGEON_UNAVAILABLE,
+    CancellationReason.EQUIPMENT_UNAVAILABLE: booking_pb2.CANCELLATION_REASON_EQUIPMENT_UNAVAILABLE,
+    CancellationReason.MEDICAL: booking_pb2.CANCELLATION_REASON_MEDICAL,
+    CancellationReason.SLOT_CANCELLED: booking_pb2.CANCELLATION_REASON_SLOT_CANCELLED,
+    CancellationReason.OTHER: booking_pb2.CANCELLATION_REASON_OTHER,
+}
+CANCELLATION_REASON_FROM_PROTO = {proto: reason for reason, proto in CANCELLATION_REASON_TO_PROTO.items()}
 
 FAILURE_REASON_TO_PROTO: dict[FailureReason, booking_pb2.FailureReason.ValueType] = {
     FailureReason.HOLD_EXPIRED: booking_pb2.FAILURE_REASON_HOLD_EXPIRED,
@@ -30,6 +54,9 @@ CHANGE_KIND_TO_PROTO: dict[SlotChangeKind, slot_service_pb2.SlotChangeKind.Value
     SlotChangeKind.CONFIRMED: slot_service_pb2.SLOT_CHANGE_KIND_CONFIRMED,
     SlotChangeKind.RELEASED: slot_service_pb2.SLOT_CHANGE_KIND_RELEASED,
     SlotChangeKind.AVAILABILITY_CHANGED: slot_service_pb2.SLOT_CHANGE_KIND_AVAILABILITY_CHANGED,
+    SlotChangeKind.CASE_PROGRESSED: slot_service_pb2.SLOT_CHANGE_KIND_CASE_PROGRESSED,
+    SlotChangeKind.DELAYED: slot_service_pb2.SLOT_CHANGE_KIND_DELAYED,
+    SlotChangeKind.CANCELLED: slot_service_pb2.SLOT_CHANGE_KIND_CANCELLED,
 }
 
 
@@ -67,6 +94,7 @@ def slot_to_proto(slot: Slot) -> resources_pb2.Slot:
         ],
         available=slot.is_available,
         create_time=timestamp(slot.create_time),
+        cancel_time=_optional_timestamp(slot.cancel_time),
     )
 
 
@@ -85,7 +113,29 @@ def booking_to_proto(booking: Booking) -> booking_pb2.Booking:
         expire_time=timestamp(booking.expire_time),
         update_time=timestamp(booking.update_time),
         request_id=booking.request_id,
+        cancellation_reason=(
+            CANCELLATION_REASON_TO_PROTO[booking.cancellation_reason]
+            if booking.cancellation_reason
+            else booking_pb2.CANCELLATION_REASON_UNSPECIFIED
+        ),
+        cancellation_note=booking.cancellation_note,
+        cancelled_by=booking.cancelled_by,
+        actual_start_time=_optional_timestamp(booking.actual_start_time),
+        actual_end_time=_optional_timestamp(booking.actual_end_time),
+        overrun=_optional_duration(booking.overrun),
     )
+
+
+def _optional_timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
+    return None if moment is None else timestamp(moment)
+
+
+def _optional_duration(span: timedelta) -> duration_pb2.Duration | None:
+    if span <= timedelta(0):
+        return None
+    duration = duration_pb2.Duration()
+    duration.FromTimedelta(span)
+    return duration
 
 
 def audit_event_to_proto(event: AuditEvent) -> audit_pb2.AuditEvent:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncpg
 
-ACTIVE_STATUSES = ("PENDING", "CONFIRMED")
+# Spelt out here, not imported: the checks must not share the definition they check (domain.models has the same
+# set; CHECKED_IN, IN_PROGRESS and COMPLETED hold everything a CONFIRMED booking holds, migration 0007).
+ACTIVE_STATUSES = ("PENDING", "CONFIRMED", "CHECKED_IN", "IN_PROGRESS", "COMPLETED")
 
 _ACTIVE = """
 WITH active AS (

@@ -220,9 +220,61 @@ class BlockingOrFlowClient:
         request = booking_service_pb2.ConfirmBookingRequest(booking_id=booking_id)
         return self._call(self._bookings.ConfirmBooking, request, timeout).booking
 
-    def cancel_booking(self, booking_id: int, *, timeout: float | None = None) -> booking_pb2.Booking:
-        request = booking_service_pb2.CancelBookingRequest(booking_id=booking_id)
+    def cancel_booking(
+        self,
+        booking_id: int,
+        *,
+        reason: booking_pb2.CancellationReason.ValueType = booking_pb2.CANCELLATION_REASON_UNSPECIFIED,
+        note: str = "",
+        timeout: float | None = None,
+    ) -> booking_pb2.Booking:
+        """Cancels the booking, recording why (`reason`, free-text `note`) and who (the token's subject)."""
+        request = booking_service_pb2.CancelBookingRequest(booking_id=booking_id, reason=reason, note=note)
         return self._call(self._bookings.CancelBooking, request, timeout).booking
+
+    def reschedule_booking(
+        self, booking_id: int, *, slot_id: int, request_id: str | None = None, timeout: float | None = None
+    ) -> booking_pb2.Booking:
+        """Moves the booking to `slot_id` in one transaction (both or neither); it keeps its status and deadline.
+
+        Retries UNAVAILABLE and DEADLINE_EXCEEDED with the same `request_id`
+        (a new one is made when none is given), so a retry after a lost reply
+        returns the booking as the first attempt left it.
+        """
+        request = booking_service_pb2.RescheduleBookingRequest(
+            booking_id=booking_id, slot_id=slot_id, request_id=request_id or new_request_id()
+        )
+        backoffs = self._options.retry.backoffs()
+        while True:
+            try:
+                reply = self._call(self._bookings.RescheduleBooking, request, timeout)
+            except OrFlowError as exc:
+                pause = next(backoffs, None) if exc.code in self._options.retry.retryable_codes else None
+                if pause is None:
+                    raise
+                time.sleep(pause)
+            else:
+                return reply.booking
+
+    def check_in_booking(self, booking_id: int, *, timeout: float | None = None) -> booking_pb2.Booking:
+        """CONFIRMED -> CHECKED_IN (staff tokens only); any other state raises BookingNotConfirmed."""
+        request = booking_service_pb2.CheckInBookingRequest(booking_id=booking_id)
+        return self._call(self._bookings.CheckInBooking, request, timeout).booking
+
+    def start_booking(self, booking_id: int, *, timeout: float | None = None) -> booking_pb2.Booking:
+        """CHECKED_IN -> IN_PROGRESS, recording actual_start_time; any other state raises BookingNotCheckedIn."""
+        request = booking_service_pb2.StartBookingRequest(booking_id=booking_id)
+        return self._call(self._bookings.StartBooking, request, timeout).booking
+
+    def complete_booking(self, booking_id: int, *, timeout: float | None = None) -> booking_pb2.Booking:
+        """IN_PROGRESS -> COMPLETED, recording actual_end_time; any other state raises BookingNotInProgress."""
+        request = booking_service_pb2.CompleteBookingRequest(booking_id=booking_id)
+        return self._call(self._bookings.CompleteBooking, request, timeout).booking
+
+    def mark_booking_no_show(self, booking_id: int, *, timeout: float | None = None) -> booking_pb2.Booking:
+        """CONFIRMED -> NO_SHOW, freeing the slot's resources; any other state raises BookingNotConfirmed."""
+        request = booking_service_pb2.MarkBookingNoShowRequest(booking_id=booking_id)
+        return self._call(self._bookings.MarkBookingNoShow, request, timeout).booking
 
     def list_patient_bookings_page(
         self,
@@ -307,6 +359,13 @@ class BlockingOrFlowClient:
             required_equipment=required_equipment,
         )
         return self._call(self._admin.CreateSlot, request, timeout).slot
+
+    def cancel_slot(
+        self, slot_id: int, *, note: str = "", timeout: float | None = None
+    ) -> admin_service_pb2.CancelSlotResponse:
+        """Cancels the slot (never bookable again) and its active booking, with reason SLOT_CANCELLED and `note`."""
+        request = admin_service_pb2.CancelSlotRequest(slot_id=slot_id, note=note)
+        return self._call(self._admin.CancelSlot, request, timeout)
 
     def create_room(self, *, name: str, timeout: float | None = None) -> resources_pb2.Room:
         request = admin_service_pb2.CreateRoomRequest(name=name)

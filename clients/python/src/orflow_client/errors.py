@@ -128,6 +128,26 @@ class BookingNotActive(FailedPrecondition):
     pass
 
 
+class BookingNotConfirmed(FailedPrecondition):
+    """A check-in or no-show of a booking that is not CONFIRMED; `metadata["status"]` names its state."""
+
+
+class BookingNotCheckedIn(FailedPrecondition):
+    """A start of a case that is not CHECKED_IN; `metadata["status"]` names its state."""
+
+
+class BookingNotInProgress(FailedPrecondition):
+    """A completion of a case that is not IN_PROGRESS; `metadata["status"]` names its state."""
+
+
+class SlotCancelled(FailedPrecondition):
+    """A booking or reschedule onto a slot that was cancelled."""
+
+
+class SlotInUse(FailedPrecondition):
+    """CancelSlot on a slot whose case is in progress or completed; `metadata["status"]` names its state."""
+
+
 class Unauthenticated(OrFlowError):
     """No token, or one that is expired, malformed or wrongly signed."""
 
@@ -166,6 +186,11 @@ BY_REASON: dict[ErrorReason.ValueType, type[OrFlowError]] = {
     error_reason_pb2.ERROR_REASON_SLOT_STARTED: SlotStarted,
     error_reason_pb2.ERROR_REASON_BOOKING_NOT_PENDING: BookingNotPending,
     error_reason_pb2.ERROR_REASON_BOOKING_NOT_ACTIVE: BookingNotActive,
+    error_reason_pb2.ERROR_REASON_BOOKING_NOT_CONFIRMED: BookingNotConfirmed,
+    error_reason_pb2.ERROR_REASON_BOOKING_NOT_CHECKED_IN: BookingNotCheckedIn,
+    error_reason_pb2.ERROR_REASON_BOOKING_NOT_IN_PROGRESS: BookingNotInProgress,
+    error_reason_pb2.ERROR_REASON_SLOT_CANCELLED: SlotCancelled,
+    error_reason_pb2.ERROR_REASON_SLOT_IN_USE: SlotInUse,
     error_reason_pb2.ERROR_REASON_REQUEST_ID_REUSED: RequestIdReused,
 }
 """ErrorInfo reasons (domain "orflow") that have a class of their own."""

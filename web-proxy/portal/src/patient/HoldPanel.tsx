@@ -11,6 +11,10 @@ const STATUS_WORDS: Record<BookingStatus, string> = {
   [BookingStatus.CONFIRMED]: "CONFIRMED",
   [BookingStatus.FAILED]: "Not confirmed",
   [BookingStatus.CANCELLED]: "Cancelled",
+  [BookingStatus.CHECKED_IN]: "Checked in",
+  [BookingStatus.IN_PROGRESS]: "In surgery",
+  [BookingStatus.COMPLETED]: "Completed",
+  [BookingStatus.NO_SHOW]: "Missed",
 };
 
 export function HoldPanel(props: {

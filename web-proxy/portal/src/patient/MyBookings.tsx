@@ -15,6 +15,10 @@ const STATUS_WORDS: Record<BookingStatus, string> = {
   [BookingStatus.CONFIRMED]: "Confirmed",
   [BookingStatus.FAILED]: "Hold ran out",
   [BookingStatus.CANCELLED]: "Cancelled",
+  [BookingStatus.CHECKED_IN]: "Checked in",
+  [BookingStatus.IN_PROGRESS]: "In surgery",
+  [BookingStatus.COMPLETED]: "Completed",
+  [BookingStatus.NO_SHOW]: "Missed",
 };
 
 export function MyBookingsPage() {

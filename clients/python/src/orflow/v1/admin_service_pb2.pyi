@@ -520,3 +520,59 @@ class ListAuditEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015
+
+@_typing.final
+class CancelSlotRequest(_message.Message):
+    """Request for CancelSlot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    slot_id: _builtins.int
+    """The slot to cancel."""
+    note: _builtins.str
+    """Why, at most 500 characters; copied to the cancelled booking."""
+    def __init__(
+        self,
+        *,
+        slot_id: _builtins.int = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "slot_id", b"slot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelSlotRequest: _TypeAlias = CancelSlotRequest  # noqa: Y015
+
+@_typing.final
+class CancelSlotResponse(_message.Message):
+    """Response for CancelSlot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    CANCELLED_BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def slot(self) -> _resources_pb2.Slot:
+        """The cancelled slot."""
+
+    @_builtins.property
+    def cancelled_booking(self) -> _booking_pb2.Booking:
+        """The booking this cancelled; unset if the slot had none (or on a repeat)."""
+
+    def __init__(
+        self,
+        *,
+        slot: _resources_pb2.Slot | None = ...,
+        cancelled_booking: _booking_pb2.Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled_booking", b"cancelled_booking", "slot", b"slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_booking", b"cancelled_booking", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelSlotResponse: _TypeAlias = CancelSlotResponse  # noqa: Y015

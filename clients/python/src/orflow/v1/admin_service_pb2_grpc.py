@@ -53,6 +53,11 @@ class AdminServiceStub:
                 request_serializer=orflow_dot_v1_dot_admin__service__pb2.CreateSlotRequest.SerializeToString,
                 response_deserializer=orflow_dot_v1_dot_admin__service__pb2.CreateSlotResponse.FromString,
                 _registered_method=True)
+        self.CancelSlot = channel.unary_unary(
+                '/orflow.v1.AdminService/CancelSlot',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.CancelSlotRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.CancelSlotResponse.FromString,
+                _registered_method=True)
         self.CreateRoom = channel.unary_unary(
                 '/orflow.v1.AdminService/CreateRoom',
                 request_serializer=orflow_dot_v1_dot_admin__service__pb2.CreateRoomRequest.SerializeToString,
@@ -115,6 +120,18 @@ class AdminServiceServicer:
         Errors: INVALID_ARGUMENT (field violations, e.g. end_time not after
         start_time, start_time in the past, more equipment than the inventory
         holds), NOT_FOUND (doctor, room or equipment).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSlot(self, request, context):
+        """Cancels a slot (surgeon ill, theatre closed) in one transaction: the slot
+        is never bookable again, and its active booking, if any, is CANCELLED
+        with reason SLOT_CANCELLED, the note and the caller as canceller.
+        Cancelling a cancelled slot again changes nothing.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (slot), FAILED_PRECONDITION with
+        ErrorInfo reason SLOT_IN_USE (its case is IN_PROGRESS or COMPLETED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,6 +201,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.CreateSlot,
                     request_deserializer=orflow_dot_v1_dot_admin__service__pb2.CreateSlotRequest.FromString,
                     response_serializer=orflow_dot_v1_dot_admin__service__pb2.CreateSlotResponse.SerializeToString,
+            ),
+            'CancelSlot': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSlot,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.CancelSlotRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.CancelSlotResponse.SerializeToString,
             ),
             'CreateRoom': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRoom,
@@ -301,6 +323,33 @@ class AdminService:
             '/orflow.v1.AdminService/CreateSlot',
             orflow_dot_v1_dot_admin__service__pb2.CreateSlotRequest.SerializeToString,
             orflow_dot_v1_dot_admin__service__pb2.CreateSlotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSlot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/CancelSlot',
+            orflow_dot_v1_dot_admin__service__pb2.CancelSlotRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.CancelSlotResponse.FromString,
             options,
             channel_credentials,
             insecure,

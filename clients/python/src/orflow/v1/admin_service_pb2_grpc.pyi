@@ -53,6 +53,14 @@ class AdminServiceStub:
     start_time, start_time in the past, more equipment than the inventory
     holds), NOT_FOUND (doctor, room or equipment).
     """
+    CancelSlot: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CancelSlotRequest, _admin_service_pb2.CancelSlotResponse]
+    """Cancels a slot (surgeon ill, theatre closed) in one transaction: the slot
+    is never bookable again, and its active booking, if any, is CANCELLED
+    with reason SLOT_CANCELLED, the note and the caller as canceller.
+    Cancelling a cancelled slot again changes nothing.
+    Errors: INVALID_ARGUMENT, NOT_FOUND (slot), FAILED_PRECONDITION with
+    ErrorInfo reason SLOT_IN_USE (its case is IN_PROGRESS or COMPLETED).
+    """
     CreateRoom: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateRoomRequest, _admin_service_pb2.CreateRoomResponse]
     """Adds an operating room.
     Errors: INVALID_ARGUMENT, ALREADY_EXISTS (name taken).
@@ -99,6 +107,14 @@ class AdminServiceAsyncStub(AdminServiceStub):
     Errors: INVALID_ARGUMENT (field violations, e.g. end_time not after
     start_time, start_time in the past, more equipment than the inventory
     holds), NOT_FOUND (doctor, room or equipment).
+    """
+    CancelSlot: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CancelSlotRequest, _admin_service_pb2.CancelSlotResponse]  # type: ignore[assignment]
+    """Cancels a slot (surgeon ill, theatre closed) in one transaction: the slot
+    is never bookable again, and its active booking, if any, is CANCELLED
+    with reason SLOT_CANCELLED, the note and the caller as canceller.
+    Cancelling a cancelled slot again changes nothing.
+    Errors: INVALID_ARGUMENT, NOT_FOUND (slot), FAILED_PRECONDITION with
+    ErrorInfo reason SLOT_IN_USE (its case is IN_PROGRESS or COMPLETED).
     """
     CreateRoom: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateRoomRequest, _admin_service_pb2.CreateRoomResponse]  # type: ignore[assignment]
     """Adds an operating room.
@@ -161,6 +177,20 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (field violations, e.g. end_time not after
         start_time, start_time in the past, more equipment than the inventory
         holds), NOT_FOUND (doctor, room or equipment).
+        """
+
+    @_abc_1.abstractmethod
+    def CancelSlot(
+        self,
+        request: _admin_service_pb2.CancelSlotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CancelSlotResponse, _abc.Awaitable[_admin_service_pb2.CancelSlotResponse]]:
+        """Cancels a slot (surgeon ill, theatre closed) in one transaction: the slot
+        is never bookable again, and its active booking, if any, is CANCELLED
+        with reason SLOT_CANCELLED, the note and the caller as canceller.
+        Cancelling a cancelled slot again changes nothing.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (slot), FAILED_PRECONDITION with
+        ErrorInfo reason SLOT_IN_USE (its case is IN_PROGRESS or COMPLETED).
         """
 
     @_abc_1.abstractmethod

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -34,10 +35,22 @@ class _BookingStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Booking
     """A hold that could not be kept; failure_reason says why."""
     BOOKING_STATUS_CANCELLED: _BookingStatus.ValueType  # 4
     """Cancelled by the patient or an admin."""
+    BOOKING_STATUS_CHECKED_IN: _BookingStatus.ValueType  # 5
+    """The patient has arrived for surgery (from CONFIRMED)."""
+    BOOKING_STATUS_IN_PROGRESS: _BookingStatus.ValueType  # 6
+    """The case is in the room; actual_start_time says since when (from CHECKED_IN)."""
+    BOOKING_STATUS_COMPLETED: _BookingStatus.ValueType  # 7
+    """The case is finished; actual_end_time says when (from IN_PROGRESS)."""
+    BOOKING_STATUS_NO_SHOW: _BookingStatus.ValueType  # 8
+    """The patient did not come (from CONFIRMED); frees the slot's resources."""
 
 class BookingStatus(_BookingStatus, metaclass=_BookingStatusEnumTypeWrapper):
-    """The life cycle of a booking. PENDING and CONFIRMED are active: they hold
-    the slot, its room, its surgeon and its equipment.
+    """The life cycle of a booking. PENDING, CONFIRMED, CHECKED_IN, IN_PROGRESS
+    and COMPLETED are active: they hold the slot, its room, its surgeon, the
+    patient and its equipment for the slot's scheduled time (a completed case
+    keeps its slot: a slot is used once). FAILED, CANCELLED and NO_SHOW free
+    them. On the day of surgery a CONFIRMED booking moves CONFIRMED ->
+    CHECKED_IN -> IN_PROGRESS -> COMPLETED, or CONFIRMED -> NO_SHOW.
     """
 
 BOOKING_STATUS_UNSPECIFIED: BookingStatus.ValueType  # 0
@@ -50,7 +63,55 @@ BOOKING_STATUS_FAILED: BookingStatus.ValueType  # 3
 """A hold that could not be kept; failure_reason says why."""
 BOOKING_STATUS_CANCELLED: BookingStatus.ValueType  # 4
 """Cancelled by the patient or an admin."""
+BOOKING_STATUS_CHECKED_IN: BookingStatus.ValueType  # 5
+"""The patient has arrived for surgery (from CONFIRMED)."""
+BOOKING_STATUS_IN_PROGRESS: BookingStatus.ValueType  # 6
+"""The case is in the room; actual_start_time says since when (from CHECKED_IN)."""
+BOOKING_STATUS_COMPLETED: BookingStatus.ValueType  # 7
+"""The case is finished; actual_end_time says when (from IN_PROGRESS)."""
+BOOKING_STATUS_NO_SHOW: BookingStatus.ValueType  # 8
+"""The patient did not come (from CONFIRMED); frees the slot's resources."""
 Global___BookingStatus: _TypeAlias = BookingStatus  # noqa: Y015
+
+class _CancellationReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CancellationReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CancellationReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CANCELLATION_REASON_UNSPECIFIED: _CancellationReason.ValueType  # 0
+    """Not given (a client older than cancellation reasons), or not cancelled."""
+    CANCELLATION_REASON_PATIENT_REQUEST: _CancellationReason.ValueType  # 1
+    """The patient asked to cancel."""
+    CANCELLATION_REASON_SURGEON_UNAVAILABLE: _CancellationReason.ValueType  # 2
+    """The surgeon cannot operate then."""
+    CANCELLATION_REASON_EQUIPMENT_UNAVAILABLE: _CancellationReason.ValueType  # 3
+    """Equipment the case needs is not available."""
+    CANCELLATION_REASON_MEDICAL: _CancellationReason.ValueType  # 4
+    """A medical reason (the patient is not fit for surgery, ...)."""
+    CANCELLATION_REASON_SLOT_CANCELLED: _CancellationReason.ValueType  # 5
+    """The slot itself was cancelled (CancelSlot); never accepted by CancelBooking."""
+    CANCELLATION_REASON_OTHER: _CancellationReason.ValueType  # 6
+    """Anything else; say what in cancellation_note."""
+
+class CancellationReason(_CancellationReason, metaclass=_CancellationReasonEnumTypeWrapper):
+    """Why a booking was cancelled."""
+
+CANCELLATION_REASON_UNSPECIFIED: CancellationReason.ValueType  # 0
+"""Not given (a client older than cancellation reasons), or not cancelled."""
+CANCELLATION_REASON_PATIENT_REQUEST: CancellationReason.ValueType  # 1
+"""The patient asked to cancel."""
+CANCELLATION_REASON_SURGEON_UNAVAILABLE: CancellationReason.ValueType  # 2
+"""The surgeon cannot operate then."""
+CANCELLATION_REASON_EQUIPMENT_UNAVAILABLE: CancellationReason.ValueType  # 3
+"""Equipment the case needs is not available."""
+CANCELLATION_REASON_MEDICAL: CancellationReason.ValueType  # 4
+"""A medical reason (the patient is not fit for surgery, ...)."""
+CANCELLATION_REASON_SLOT_CANCELLED: CancellationReason.ValueType  # 5
+"""The slot itself was cancelled (CancelSlot); never accepted by CancelBooking."""
+CANCELLATION_REASON_OTHER: CancellationReason.ValueType  # 6
+"""Anything else; say what in cancellation_note."""
+Global___CancellationReason: _TypeAlias = CancellationReason  # noqa: Y015
 
 class _FailureReason:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -87,6 +148,12 @@ class Booking(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CANCELLATION_REASON_FIELD_NUMBER: _builtins.int
+    CANCELLATION_NOTE_FIELD_NUMBER: _builtins.int
+    CANCELLED_BY_FIELD_NUMBER: _builtins.int
+    ACTUAL_START_TIME_FIELD_NUMBER: _builtins.int
+    ACTUAL_END_TIME_FIELD_NUMBER: _builtins.int
+    OVERRUN_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Output only. Server-assigned identifier."""
     slot_id: _builtins.int
@@ -101,6 +168,12 @@ class Booking(_message.Message):
     """Output only. Set when status is FAILED."""
     request_id: _builtins.str
     """The idempotency key the booking was created with, if any."""
+    cancellation_reason: Global___CancellationReason.ValueType
+    """Output only. Why it was cancelled; set when status is CANCELLED."""
+    cancellation_note: _builtins.str
+    """Output only. The canceller's free text, if any."""
+    cancelled_by: _builtins.str
+    """Output only. Who cancelled it (the token's subject)."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the booking was created."""
@@ -112,6 +185,23 @@ class Booking(_message.Message):
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the status last changed."""
+
+    @_builtins.property
+    def actual_start_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the case actually started (set by StartBooking)."""
+
+    @_builtins.property
+    def actual_end_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the case actually ended (set by CompleteBooking)."""
+
+    @_builtins.property
+    def overrun(self) -> _duration_pb2.Duration:
+        """Output only. How far the case ran past its slot's scheduled end: for a
+        COMPLETED case actual_end_time - end, for one IN_PROGRESS now - end;
+        zero (unset) when it has not overrun. The room is really free at the
+        actual end plus turnover, so the room's next case starts late by at
+        most this much (see WatchSlots' SLOT_CHANGE_KIND_DELAYED).
+        """
 
     def __init__(
         self,
@@ -125,10 +215,16 @@ class Booking(_message.Message):
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         request_id: _builtins.str = ...,
+        cancellation_reason: Global___CancellationReason.ValueType = ...,
+        cancellation_note: _builtins.str = ...,
+        cancelled_by: _builtins.str = ...,
+        actual_start_time: _timestamp_pb2.Timestamp | None = ...,
+        actual_end_time: _timestamp_pb2.Timestamp | None = ...,
+        overrun: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actual_end_time", b"actual_end_time", "actual_start_time", b"actual_start_time", "create_time", b"create_time", "expire_time", b"expire_time", "overrun", b"overrun", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "failure_reason", b"failure_reason", "id", b"id", "patient_id", b"patient_id", "request_id", b"request_id", "slot_id", b"slot_id", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_end_time", b"actual_end_time", "actual_start_time", b"actual_start_time", "cancellation_note", b"cancellation_note", "cancellation_reason", b"cancellation_reason", "cancelled_by", b"cancelled_by", "create_time", b"create_time", "expire_time", b"expire_time", "failure_reason", b"failure_reason", "id", b"id", "overrun", b"overrun", "patient_id", b"patient_id", "request_id", b"request_id", "slot_id", b"slot_id", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

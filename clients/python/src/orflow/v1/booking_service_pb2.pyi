@@ -174,16 +174,24 @@ class CancelBookingRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BOOKING_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
     booking_id: _builtins.int
     """The booking to cancel."""
+    reason: _booking_pb2.CancellationReason.ValueType
+    """Why (UNSPECIFIED is accepted from older clients and recorded as such)."""
+    note: _builtins.str
+    """Free text, at most 500 characters."""
     def __init__(
         self,
         *,
         booking_id: _builtins.int = ...,
+        reason: _booking_pb2.CancellationReason.ValueType = ...,
+        note: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "note", b"note", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -274,3 +282,243 @@ class ListPatientBookingsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListPatientBookingsResponse: _TypeAlias = ListPatientBookingsResponse  # noqa: Y015
+
+@_typing.final
+class CheckInBookingRequest(_message.Message):
+    """Request for CheckInBooking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.int
+    """The booking."""
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckInBookingRequest: _TypeAlias = CheckInBookingRequest  # noqa: Y015
+
+@_typing.final
+class CheckInBookingResponse(_message.Message):
+    """Response for CheckInBooking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> _booking_pb2.Booking:
+        """The booking in its new state."""
+
+    def __init__(
+        self,
+        *,
+        booking: _booking_pb2.Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckInBookingResponse: _TypeAlias = CheckInBookingResponse  # noqa: Y015
+
+@_typing.final
+class StartBookingRequest(_message.Message):
+    """Request for StartBooking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.int
+    """The booking."""
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartBookingRequest: _TypeAlias = StartBookingRequest  # noqa: Y015
+
+@_typing.final
+class StartBookingResponse(_message.Message):
+    """Response for StartBooking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> _booking_pb2.Booking:
+        """The booking in its new state."""
+
+    def __init__(
+        self,
+        *,
+        booking: _booking_pb2.Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartBookingResponse: _TypeAlias = StartBookingResponse  # noqa: Y015
+
+@_typing.final
+class CompleteBookingRequest(_message.Message):
+    """Request for CompleteBooking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.int
+    """The booking."""
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteBookingRequest: _TypeAlias = CompleteBookingRequest  # noqa: Y015
+
+@_typing.final
+class CompleteBookingResponse(_message.Message):
+    """Response for CompleteBooking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> _booking_pb2.Booking:
+        """The booking in its new state."""
+
+    def __init__(
+        self,
+        *,
+        booking: _booking_pb2.Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteBookingResponse: _TypeAlias = CompleteBookingResponse  # noqa: Y015
+
+@_typing.final
+class MarkBookingNoShowRequest(_message.Message):
+    """Request for MarkBookingNoShow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.int
+    """The booking."""
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkBookingNoShowRequest: _TypeAlias = MarkBookingNoShowRequest  # noqa: Y015
+
+@_typing.final
+class MarkBookingNoShowResponse(_message.Message):
+    """Response for MarkBookingNoShow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> _booking_pb2.Booking:
+        """The booking in its new state."""
+
+    def __init__(
+        self,
+        *,
+        booking: _booking_pb2.Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkBookingNoShowResponse: _TypeAlias = MarkBookingNoShowResponse  # noqa: Y015
+
+@_typing.final
+class RescheduleBookingRequest(_message.Message):
+    """Request for RescheduleBooking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    SLOT_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.int
+    """The booking to move."""
+    slot_id: _builtins.int
+    """The slot to move it to."""
+    request_id: _builtins.str
+    """Idempotency key, at most 128 characters: a retry with the same key
+    returns the booking as it is. Empty disables idempotency.
+    """
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.int = ...,
+        slot_id: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "request_id", b"request_id", "slot_id", b"slot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RescheduleBookingRequest: _TypeAlias = RescheduleBookingRequest  # noqa: Y015
+
+@_typing.final
+class RescheduleBookingResponse(_message.Message):
+    """Response for RescheduleBooking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> _booking_pb2.Booking:
+        """The booking on its new slot."""
+
+    def __init__(
+        self,
+        *,
+        booking: _booking_pb2.Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RescheduleBookingResponse: _TypeAlias = RescheduleBookingResponse  # noqa: Y015

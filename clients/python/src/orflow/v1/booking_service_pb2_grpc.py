@@ -26,11 +26,14 @@ if _version_not_supported:
 
 
 class BookingServiceStub:
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     def __init__(self, channel):
@@ -59,6 +62,31 @@ class BookingServiceStub:
                 request_serializer=orflow_dot_v1_dot_booking__service__pb2.CancelBookingRequest.SerializeToString,
                 response_deserializer=orflow_dot_v1_dot_booking__service__pb2.CancelBookingResponse.FromString,
                 _registered_method=True)
+        self.RescheduleBooking = channel.unary_unary(
+                '/orflow.v1.BookingService/RescheduleBooking',
+                request_serializer=orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingResponse.FromString,
+                _registered_method=True)
+        self.CheckInBooking = channel.unary_unary(
+                '/orflow.v1.BookingService/CheckInBooking',
+                request_serializer=orflow_dot_v1_dot_booking__service__pb2.CheckInBookingRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_booking__service__pb2.CheckInBookingResponse.FromString,
+                _registered_method=True)
+        self.StartBooking = channel.unary_unary(
+                '/orflow.v1.BookingService/StartBooking',
+                request_serializer=orflow_dot_v1_dot_booking__service__pb2.StartBookingRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_booking__service__pb2.StartBookingResponse.FromString,
+                _registered_method=True)
+        self.CompleteBooking = channel.unary_unary(
+                '/orflow.v1.BookingService/CompleteBooking',
+                request_serializer=orflow_dot_v1_dot_booking__service__pb2.CompleteBookingRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_booking__service__pb2.CompleteBookingResponse.FromString,
+                _registered_method=True)
+        self.MarkBookingNoShow = channel.unary_unary(
+                '/orflow.v1.BookingService/MarkBookingNoShow',
+                request_serializer=orflow_dot_v1_dot_booking__service__pb2.MarkBookingNoShowRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_booking__service__pb2.MarkBookingNoShowResponse.FromString,
+                _registered_method=True)
         self.ListPatientBookings = channel.unary_unary(
                 '/orflow.v1.BookingService/ListPatientBookings',
                 request_serializer=orflow_dot_v1_dot_booking__service__pb2.ListPatientBookingsRequest.SerializeToString,
@@ -67,11 +95,14 @@ class BookingServiceStub:
 
 
 class BookingServiceServicer:
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     def CreateBooking(self, request, context):
@@ -106,9 +137,66 @@ class BookingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelBooking(self, request, context):
-        """Cancels a PENDING or CONFIRMED booking, freeing its slot at once.
-        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+        """Cancels a PENDING, CONFIRMED or CHECKED_IN booking, freeing its slot at
+        once, and records why (reason, note) and who cancelled it.
+        Errors: INVALID_ARGUMENT (note too long, reason SLOT_CANCELLED, which
+        only CancelSlot gives), NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
         reason BOOKING_NOT_ACTIVE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RescheduleBooking(self, request, context):
+        """Moves a PENDING or CONFIRMED booking to another slot in ONE transaction:
+        the new slot is booked under every rule CreateBooking applies and the old
+        one released, both or neither. The booking keeps its id and status (a
+        hold keeps its expire_time). Retrying with the same request_id returns
+        the booking as it is instead of moving it again.
+        Errors: INVALID_ARGUMENT (field violations, slot_id is the booking's
+        own slot, REQUEST_ID_REUSED), NOT_FOUND (booking, slot),
+        FAILED_PRECONDITION (SLOT_STARTED, BOOKING_NOT_ACTIVE), ABORTED with
+        ErrorInfo reason SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or
+        EQUIPMENT_UNAVAILABLE (the booking stays where it was).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckInBooking(self, request, context):
+        """Checks a CONFIRMED booking's patient in on the day of surgery: CHECKED_IN. Staff only.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+        reason BOOKING_NOT_CONFIRMED (metadata "status" names the current state).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartBooking(self, request, context):
+        """Starts a CHECKED_IN case: IN_PROGRESS, recording actual_start_time. Staff only.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+        reason BOOKING_NOT_CHECKED_IN (metadata "status" names the current state).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteBooking(self, request, context):
+        """Completes an IN_PROGRESS case: COMPLETED, recording actual_end_time. A
+        case that ran past its slot announces the room's later slots it delays
+        (WatchSlots kind DELAYED). Staff only.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+        reason BOOKING_NOT_IN_PROGRESS (metadata "status" names the current state).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkBookingNoShow(self, request, context):
+        """Marks a CONFIRMED booking NO_SHOW: the patient did not come; its slot's
+        resources are freed. Staff only.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+        reason BOOKING_NOT_CONFIRMED (metadata "status" names the current state).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +235,31 @@ def add_BookingServiceServicer_to_server(servicer, server):
                     request_deserializer=orflow_dot_v1_dot_booking__service__pb2.CancelBookingRequest.FromString,
                     response_serializer=orflow_dot_v1_dot_booking__service__pb2.CancelBookingResponse.SerializeToString,
             ),
+            'RescheduleBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.RescheduleBooking,
+                    request_deserializer=orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingResponse.SerializeToString,
+            ),
+            'CheckInBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckInBooking,
+                    request_deserializer=orflow_dot_v1_dot_booking__service__pb2.CheckInBookingRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_booking__service__pb2.CheckInBookingResponse.SerializeToString,
+            ),
+            'StartBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartBooking,
+                    request_deserializer=orflow_dot_v1_dot_booking__service__pb2.StartBookingRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_booking__service__pb2.StartBookingResponse.SerializeToString,
+            ),
+            'CompleteBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteBooking,
+                    request_deserializer=orflow_dot_v1_dot_booking__service__pb2.CompleteBookingRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_booking__service__pb2.CompleteBookingResponse.SerializeToString,
+            ),
+            'MarkBookingNoShow': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkBookingNoShow,
+                    request_deserializer=orflow_dot_v1_dot_booking__service__pb2.MarkBookingNoShowRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_booking__service__pb2.MarkBookingNoShowResponse.SerializeToString,
+            ),
             'ListPatientBookings': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPatientBookings,
                     request_deserializer=orflow_dot_v1_dot_booking__service__pb2.ListPatientBookingsRequest.FromString,
@@ -161,11 +274,14 @@ def add_BookingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BookingService:
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     @staticmethod
@@ -266,6 +382,141 @@ class BookingService:
             '/orflow.v1.BookingService/CancelBooking',
             orflow_dot_v1_dot_booking__service__pb2.CancelBookingRequest.SerializeToString,
             orflow_dot_v1_dot_booking__service__pb2.CancelBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RescheduleBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.BookingService/RescheduleBooking',
+            orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingRequest.SerializeToString,
+            orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckInBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.BookingService/CheckInBooking',
+            orflow_dot_v1_dot_booking__service__pb2.CheckInBookingRequest.SerializeToString,
+            orflow_dot_v1_dot_booking__service__pb2.CheckInBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.BookingService/StartBooking',
+            orflow_dot_v1_dot_booking__service__pb2.StartBookingRequest.SerializeToString,
+            orflow_dot_v1_dot_booking__service__pb2.StartBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.BookingService/CompleteBooking',
+            orflow_dot_v1_dot_booking__service__pb2.CompleteBookingRequest.SerializeToString,
+            orflow_dot_v1_dot_booking__service__pb2.CompleteBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkBookingNoShow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.BookingService/MarkBookingNoShow',
+            orflow_dot_v1_dot_booking__service__pb2.MarkBookingNoShowRequest.SerializeToString,
+            orflow_dot_v1_dot_booking__service__pb2.MarkBookingNoShowResponse.FromString,
             options,
             channel_credentials,
             insecure,

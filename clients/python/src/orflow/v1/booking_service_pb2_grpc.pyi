@@ -27,11 +27,14 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class BookingServiceStub:
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     @_typing.overload
@@ -58,9 +61,46 @@ class BookingServiceStub:
     reason HOLD_EXPIRED or BOOKING_NOT_PENDING.
     """
     CancelBooking: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.CancelBookingRequest, _booking_service_pb2.CancelBookingResponse]
-    """Cancels a PENDING or CONFIRMED booking, freeing its slot at once.
-    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+    """Cancels a PENDING, CONFIRMED or CHECKED_IN booking, freeing its slot at
+    once, and records why (reason, note) and who cancelled it.
+    Errors: INVALID_ARGUMENT (note too long, reason SLOT_CANCELLED, which
+    only CancelSlot gives), NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
     reason BOOKING_NOT_ACTIVE.
+    """
+    RescheduleBooking: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.RescheduleBookingRequest, _booking_service_pb2.RescheduleBookingResponse]
+    """Moves a PENDING or CONFIRMED booking to another slot in ONE transaction:
+    the new slot is booked under every rule CreateBooking applies and the old
+    one released, both or neither. The booking keeps its id and status (a
+    hold keeps its expire_time). Retrying with the same request_id returns
+    the booking as it is instead of moving it again.
+    Errors: INVALID_ARGUMENT (field violations, slot_id is the booking's
+    own slot, REQUEST_ID_REUSED), NOT_FOUND (booking, slot),
+    FAILED_PRECONDITION (SLOT_STARTED, BOOKING_NOT_ACTIVE), ABORTED with
+    ErrorInfo reason SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or
+    EQUIPMENT_UNAVAILABLE (the booking stays where it was).
+    """
+    CheckInBooking: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.CheckInBookingRequest, _booking_service_pb2.CheckInBookingResponse]
+    """Checks a CONFIRMED booking's patient in on the day of surgery: CHECKED_IN. Staff only.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+    reason BOOKING_NOT_CONFIRMED (metadata "status" names the current state).
+    """
+    StartBooking: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.StartBookingRequest, _booking_service_pb2.StartBookingResponse]
+    """Starts a CHECKED_IN case: IN_PROGRESS, recording actual_start_time. Staff only.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+    reason BOOKING_NOT_CHECKED_IN (metadata "status" names the current state).
+    """
+    CompleteBooking: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.CompleteBookingRequest, _booking_service_pb2.CompleteBookingResponse]
+    """Completes an IN_PROGRESS case: COMPLETED, recording actual_end_time. A
+    case that ran past its slot announces the room's later slots it delays
+    (WatchSlots kind DELAYED). Staff only.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+    reason BOOKING_NOT_IN_PROGRESS (metadata "status" names the current state).
+    """
+    MarkBookingNoShow: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.MarkBookingNoShowRequest, _booking_service_pb2.MarkBookingNoShowResponse]
+    """Marks a CONFIRMED booking NO_SHOW: the patient did not come; its slot's
+    resources are freed. Staff only.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+    reason BOOKING_NOT_CONFIRMED (metadata "status" names the current state).
     """
     ListPatientBookings: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.ListPatientBookingsRequest, _booking_service_pb2.ListPatientBookingsResponse]
     """Lists one patient's bookings, newest first. A patient token lists its
@@ -71,11 +111,14 @@ class BookingServiceStub:
 
 @_typing.type_check_only
 class BookingServiceAsyncStub(BookingServiceStub):
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -99,9 +142,46 @@ class BookingServiceAsyncStub(BookingServiceStub):
     reason HOLD_EXPIRED or BOOKING_NOT_PENDING.
     """
     CancelBooking: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.CancelBookingRequest, _booking_service_pb2.CancelBookingResponse]  # type: ignore[assignment]
-    """Cancels a PENDING or CONFIRMED booking, freeing its slot at once.
-    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+    """Cancels a PENDING, CONFIRMED or CHECKED_IN booking, freeing its slot at
+    once, and records why (reason, note) and who cancelled it.
+    Errors: INVALID_ARGUMENT (note too long, reason SLOT_CANCELLED, which
+    only CancelSlot gives), NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
     reason BOOKING_NOT_ACTIVE.
+    """
+    RescheduleBooking: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.RescheduleBookingRequest, _booking_service_pb2.RescheduleBookingResponse]  # type: ignore[assignment]
+    """Moves a PENDING or CONFIRMED booking to another slot in ONE transaction:
+    the new slot is booked under every rule CreateBooking applies and the old
+    one released, both or neither. The booking keeps its id and status (a
+    hold keeps its expire_time). Retrying with the same request_id returns
+    the booking as it is instead of moving it again.
+    Errors: INVALID_ARGUMENT (field violations, slot_id is the booking's
+    own slot, REQUEST_ID_REUSED), NOT_FOUND (booking, slot),
+    FAILED_PRECONDITION (SLOT_STARTED, BOOKING_NOT_ACTIVE), ABORTED with
+    ErrorInfo reason SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or
+    EQUIPMENT_UNAVAILABLE (the booking stays where it was).
+    """
+    CheckInBooking: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.CheckInBookingRequest, _booking_service_pb2.CheckInBookingResponse]  # type: ignore[assignment]
+    """Checks a CONFIRMED booking's patient in on the day of surgery: CHECKED_IN. Staff only.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+    reason BOOKING_NOT_CONFIRMED (metadata "status" names the current state).
+    """
+    StartBooking: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.StartBookingRequest, _booking_service_pb2.StartBookingResponse]  # type: ignore[assignment]
+    """Starts a CHECKED_IN case: IN_PROGRESS, recording actual_start_time. Staff only.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+    reason BOOKING_NOT_CHECKED_IN (metadata "status" names the current state).
+    """
+    CompleteBooking: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.CompleteBookingRequest, _booking_service_pb2.CompleteBookingResponse]  # type: ignore[assignment]
+    """Completes an IN_PROGRESS case: COMPLETED, recording actual_end_time. A
+    case that ran past its slot announces the room's later slots it delays
+    (WatchSlots kind DELAYED). Staff only.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+    reason BOOKING_NOT_IN_PROGRESS (metadata "status" names the current state).
+    """
+    MarkBookingNoShow: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.MarkBookingNoShowRequest, _booking_service_pb2.MarkBookingNoShowResponse]  # type: ignore[assignment]
+    """Marks a CONFIRMED booking NO_SHOW: the patient did not come; its slot's
+    resources are freed. Staff only.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+    reason BOOKING_NOT_CONFIRMED (metadata "status" names the current state).
     """
     ListPatientBookings: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.ListPatientBookingsRequest, _booking_service_pb2.ListPatientBookingsResponse]  # type: ignore[assignment]
     """Lists one patient's bookings, newest first. A patient token lists its
@@ -111,11 +191,14 @@ class BookingServiceAsyncStub(BookingServiceStub):
     """
 
 class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Hold, confirm and cancel bookings. A booking never double-books a slot, a
-    room, a surgeon, a patient or a unit of equipment.
+    """Hold, confirm, move and cancel bookings, and run them on the day of
+    surgery. A booking never double-books a slot, a room, a surgeon, a
+    patient or a unit of equipment.
     Every method needs a token (UNAUTHENTICATED otherwise). A patient token
     acts only for its own patient id: another patient's booking reads
-    NOT_FOUND. Service and admin tokens act for any patient.
+    NOT_FOUND. Service and admin tokens act for any patient. The
+    day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+    MarkBookingNoShow) are for staff: service and admin tokens only.
     """
 
     @_abc_1.abstractmethod
@@ -161,9 +244,76 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _booking_service_pb2.CancelBookingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_booking_service_pb2.CancelBookingResponse, _abc.Awaitable[_booking_service_pb2.CancelBookingResponse]]:
-        """Cancels a PENDING or CONFIRMED booking, freeing its slot at once.
-        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+        """Cancels a PENDING, CONFIRMED or CHECKED_IN booking, freeing its slot at
+        once, and records why (reason, note) and who cancelled it.
+        Errors: INVALID_ARGUMENT (note too long, reason SLOT_CANCELLED, which
+        only CancelSlot gives), NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
         reason BOOKING_NOT_ACTIVE.
+        """
+
+    @_abc_1.abstractmethod
+    def RescheduleBooking(
+        self,
+        request: _booking_service_pb2.RescheduleBookingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booking_service_pb2.RescheduleBookingResponse, _abc.Awaitable[_booking_service_pb2.RescheduleBookingResponse]]:
+        """Moves a PENDING or CONFIRMED booking to another slot in ONE transaction:
+        the new slot is booked under every rule CreateBooking applies and the old
+        one released, both or neither. The booking keeps its id and status (a
+        hold keeps its expire_time). Retrying with the same request_id returns
+        the booking as it is instead of moving it again.
+        Errors: INVALID_ARGUMENT (field violations, slot_id is the booking's
+        own slot, REQUEST_ID_REUSED), NOT_FOUND (booking, slot),
+        FAILED_PRECONDITION (SLOT_STARTED, BOOKING_NOT_ACTIVE), ABORTED with
+        ErrorInfo reason SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or
+        EQUIPMENT_UNAVAILABLE (the booking stays where it was).
+        """
+
+    @_abc_1.abstractmethod
+    def CheckInBooking(
+        self,
+        request: _booking_service_pb2.CheckInBookingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booking_service_pb2.CheckInBookingResponse, _abc.Awaitable[_booking_service_pb2.CheckInBookingResponse]]:
+        """Checks a CONFIRMED booking's patient in on the day of surgery: CHECKED_IN. Staff only.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+        reason BOOKING_NOT_CONFIRMED (metadata "status" names the current state).
+        """
+
+    @_abc_1.abstractmethod
+    def StartBooking(
+        self,
+        request: _booking_service_pb2.StartBookingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booking_service_pb2.StartBookingResponse, _abc.Awaitable[_booking_service_pb2.StartBookingResponse]]:
+        """Starts a CHECKED_IN case: IN_PROGRESS, recording actual_start_time. Staff only.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+        reason BOOKING_NOT_CHECKED_IN (metadata "status" names the current state).
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteBooking(
+        self,
+        request: _booking_service_pb2.CompleteBookingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booking_service_pb2.CompleteBookingResponse, _abc.Awaitable[_booking_service_pb2.CompleteBookingResponse]]:
+        """Completes an IN_PROGRESS case: COMPLETED, recording actual_end_time. A
+        case that ran past its slot announces the room's later slots it delays
+        (WatchSlots kind DELAYED). Staff only.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+        reason BOOKING_NOT_IN_PROGRESS (metadata "status" names the current state).
+        """
+
+    @_abc_1.abstractmethod
+    def MarkBookingNoShow(
+        self,
+        request: _booking_service_pb2.MarkBookingNoShowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booking_service_pb2.MarkBookingNoShowResponse, _abc.Awaitable[_booking_service_pb2.MarkBookingNoShowResponse]]:
+        """Marks a CONFIRMED booking NO_SHOW: the patient did not come; its slot's
+        resources are freed. Staff only.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+        reason BOOKING_NOT_CONFIRMED (metadata "status" names the current state).
         """
 
     @_abc_1.abstractmethod

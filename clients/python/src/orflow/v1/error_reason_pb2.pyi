@@ -167,6 +167,29 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     Metadata: "limit" ("per_caller", "per_connection" or "total"), "max"
     (that limit, as a decimal string), "retry_after_seconds".
     """
+    ERROR_REASON_BOOKING_NOT_CONFIRMED: _ErrorReason.ValueType  # 30
+    """FAILED_PRECONDITION: CheckInBooking or MarkBookingNoShow on a booking
+    that is not CONFIRMED.
+    Metadata: "booking_id", "status" (the current state).
+    """
+    ERROR_REASON_BOOKING_NOT_CHECKED_IN: _ErrorReason.ValueType  # 31
+    """FAILED_PRECONDITION: StartBooking on a booking that is not CHECKED_IN.
+    Metadata: "booking_id", "status" (the current state).
+    """
+    ERROR_REASON_BOOKING_NOT_IN_PROGRESS: _ErrorReason.ValueType  # 32
+    """FAILED_PRECONDITION: CompleteBooking on a booking that is not IN_PROGRESS.
+    Metadata: "booking_id", "status" (the current state).
+    """
+    ERROR_REASON_SLOT_CANCELLED: _ErrorReason.ValueType  # 33
+    """FAILED_PRECONDITION: CreateBooking or RescheduleBooking onto a slot that
+    was cancelled (AdminService.CancelSlot).
+    Metadata: "slot_id".
+    """
+    ERROR_REASON_SLOT_IN_USE: _ErrorReason.ValueType  # 34
+    """FAILED_PRECONDITION: CancelSlot on a slot whose case is IN_PROGRESS or
+    COMPLETED.
+    Metadata: "slot_id", "status" (the case's state).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the google.rpc.ErrorInfo (domain
@@ -335,5 +358,28 @@ by this caller, on this connection, or on the whole server. Close a
 stream (or wait, as RetryInfo says) before watching again.
 Metadata: "limit" ("per_caller", "per_connection" or "total"), "max"
 (that limit, as a decimal string), "retry_after_seconds".
+"""
+ERROR_REASON_BOOKING_NOT_CONFIRMED: ErrorReason.ValueType  # 30
+"""FAILED_PRECONDITION: CheckInBooking or MarkBookingNoShow on a booking
+that is not CONFIRMED.
+Metadata: "booking_id", "status" (the current state).
+"""
+ERROR_REASON_BOOKING_NOT_CHECKED_IN: ErrorReason.ValueType  # 31
+"""FAILED_PRECONDITION: StartBooking on a booking that is not CHECKED_IN.
+Metadata: "booking_id", "status" (the current state).
+"""
+ERROR_REASON_BOOKING_NOT_IN_PROGRESS: ErrorReason.ValueType  # 32
+"""FAILED_PRECONDITION: CompleteBooking on a booking that is not IN_PROGRESS.
+Metadata: "booking_id", "status" (the current state).
+"""
+ERROR_REASON_SLOT_CANCELLED: ErrorReason.ValueType  # 33
+"""FAILED_PRECONDITION: CreateBooking or RescheduleBooking onto a slot that
+was cancelled (AdminService.CancelSlot).
+Metadata: "slot_id".
+"""
+ERROR_REASON_SLOT_IN_USE: ErrorReason.ValueType  # 34
+"""FAILED_PRECONDITION: CancelSlot on a slot whose case is IN_PROGRESS or
+COMPLETED.
+Metadata: "slot_id", "status" (the case's state).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

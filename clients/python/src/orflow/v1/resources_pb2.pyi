@@ -154,6 +154,7 @@ class Slot(_message.Message):
     REQUIRED_EQUIPMENT_FIELD_NUMBER: _builtins.int
     AVAILABLE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    CANCEL_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Output only. Server-assigned identifier."""
     procedure_type: _builtins.str
@@ -187,6 +188,12 @@ class Slot(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the slot was published."""
 
+    @_builtins.property
+    def cancel_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the slot was cancelled (AdminService.CancelSlot);
+        unset while it stands. A cancelled slot is never available.
+        """
+
     def __init__(
         self,
         *,
@@ -199,10 +206,11 @@ class Slot(_message.Message):
         required_equipment: _abc.Iterable[Global___EquipmentRequirement] | None = ...,
         available: _builtins.bool = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        cancel_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "room", b"room", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "room", b"room", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "id", b"id", "procedure_type", b"procedure_type", "required_equipment", b"required_equipment", "room", b"room", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "cancel_time", b"cancel_time", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "id", b"id", "procedure_type", b"procedure_type", "required_equipment", b"required_equipment", "room", b"room", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

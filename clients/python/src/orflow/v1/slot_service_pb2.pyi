@@ -54,6 +54,19 @@ class _SlotChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlotCh
     same room (with turnover) or with the same surgeon at an overlapping time
     was made or released: `slot.available` says what the slot is now.
     """
+    SLOT_CHANGE_KIND_CASE_PROGRESSED: _SlotChangeKind.ValueType  # 8
+    """The slot's case moved on the day of surgery (CHECKED_IN, IN_PROGRESS or
+    COMPLETED); `slot.available` is unchanged.
+    """
+    SLOT_CHANGE_KIND_DELAYED: _SlotChangeKind.ValueType  # 9
+    """A case earlier in the same room finished past its slot's end: this slot
+    starts late (the room is free at that case's actual end plus turnover).
+    Bookings are not moved or refused by an overrun; this announces it.
+    """
+    SLOT_CHANGE_KIND_CANCELLED: _SlotChangeKind.ValueType  # 10
+    """The slot was cancelled (surgeon ill, theatre closed): it will never be
+    available again; its booking, if any, is announced RELEASED.
+    """
 
 class SlotChangeKind(_SlotChangeKind, metaclass=_SlotChangeKindEnumTypeWrapper):
     """What a WatchSlotsResponse reports."""
@@ -84,6 +97,19 @@ SLOT_CHANGE_KIND_AVAILABILITY_CHANGED: SlotChangeKind.ValueType  # 7
 everyone: the slot itself was not booked, but a booking of another slot in the
 same room (with turnover) or with the same surgeon at an overlapping time
 was made or released: `slot.available` says what the slot is now.
+"""
+SLOT_CHANGE_KIND_CASE_PROGRESSED: SlotChangeKind.ValueType  # 8
+"""The slot's case moved on the day of surgery (CHECKED_IN, IN_PROGRESS or
+COMPLETED); `slot.available` is unchanged.
+"""
+SLOT_CHANGE_KIND_DELAYED: SlotChangeKind.ValueType  # 9
+"""A case earlier in the same room finished past its slot's end: this slot
+starts late (the room is free at that case's actual end plus turnover).
+Bookings are not moved or refused by an overrun; this announces it.
+"""
+SLOT_CHANGE_KIND_CANCELLED: SlotChangeKind.ValueType  # 10
+"""The slot was cancelled (surgeon ill, theatre closed): it will never be
+available again; its booking, if any, is announced RELEASED.
 """
 Global___SlotChangeKind: _TypeAlias = SlotChangeKind  # noqa: Y015
 

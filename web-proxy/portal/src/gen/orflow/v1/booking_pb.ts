@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file orflow/v1/booking.proto.
  */
 export const file_orflow_v1_booking: GenFile = /*@__PURE__*/
-  fileDesc("ChdvcmZsb3cvdjEvYm9va2luZy5wcm90bxIJb3JmbG93LnYxIr0CCgdCb29raW5nEgoKAmlkGAEgASgDEg8KB3Nsb3RfaWQYAiABKAMSEgoKcGF0aWVudF9pZBgDIAEoCRIoCgZzdGF0dXMYBCABKA4yGC5vcmZsb3cudjEuQm9va2luZ1N0YXR1cxIwCg5mYWlsdXJlX3JlYXNvbhgFIAEoDjIYLm9yZmxvdy52MS5GYWlsdXJlUmVhc29uEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYCSABKAkqogEKDUJvb2tpbmdTdGF0dXMSHgoaQk9PS0lOR19TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZCT09LSU5HX1NUQVRVU19QRU5ESU5HEAESHAoYQk9PS0lOR19TVEFUVVNfQ09ORklSTUVEEAISGQoVQk9PS0lOR19TVEFUVVNfRkFJTEVEEAMSHAoYQk9PS0lOR19TVEFUVVNfQ0FOQ0VMTEVEEAQqUAoNRmFpbHVyZVJlYXNvbhIeChpGQUlMVVJFX1JFQVNPTl9VTlNQRUNJRklFRBAAEh8KG0ZBSUxVUkVfUkVBU09OX0hPTERfRVhQSVJFRBABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChdvcmZsb3cvdjEvYm9va2luZy5wcm90bxIJb3JmbG93LnYxIsIECgdCb29raW5nEgoKAmlkGAEgASgDEg8KB3Nsb3RfaWQYAiABKAMSEgoKcGF0aWVudF9pZBgDIAEoCRIoCgZzdGF0dXMYBCABKA4yGC5vcmZsb3cudjEuQm9va2luZ1N0YXR1cxIwCg5mYWlsdXJlX3JlYXNvbhgFIAEoDjIYLm9yZmxvdy52MS5GYWlsdXJlUmVhc29uEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYCSABKAkSOgoTY2FuY2VsbGF0aW9uX3JlYXNvbhgKIAEoDjIdLm9yZmxvdy52MS5DYW5jZWxsYXRpb25SZWFzb24SGQoRY2FuY2VsbGF0aW9uX25vdGUYCyABKAkSFAoMY2FuY2VsbGVkX2J5GAwgASgJEjUKEWFjdHVhbF9zdGFydF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9hY3R1YWxfZW5kX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB292ZXJydW4YDyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24qmwIKDUJvb2tpbmdTdGF0dXMSHgoaQk9PS0lOR19TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZCT09LSU5HX1NUQVRVU19QRU5ESU5HEAESHAoYQk9PS0lOR19TVEFUVVNfQ09ORklSTUVEEAISGQoVQk9PS0lOR19TVEFUVVNfRkFJTEVEEAMSHAoYQk9PS0lOR19TVEFUVVNfQ0FOQ0VMTEVEEAQSHQoZQk9PS0lOR19TVEFUVVNfQ0hFQ0tFRF9JThAFEh4KGkJPT0tJTkdfU1RBVFVTX0lOX1BST0dSRVNTEAYSHAoYQk9PS0lOR19TVEFUVVNfQ09NUExFVEVEEAcSGgoWQk9PS0lOR19TVEFUVVNfTk9fU0hPVxAIKqYCChJDYW5jZWxsYXRpb25SZWFzb24SIwofQ0FOQ0VMTEFUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEicKI0NBTkNFTExBVElPTl9SRUFTT05fUEFUSUVOVF9SRVFVRVNUEAESKwonQ0FOQ0VMTEFUSU9OX1JFQVNPTl9TVVJHRU9OX1VOQVZBSUxBQkxFEAISLQopQ0FOQ0VMTEFUSU9OX1JFQVNPTl9FUVVJUE1FTlRfVU5BVkFJTEFCTEUQAxIfChtDQU5DRUxMQVRJT05fUkVBU09OX01FRElDQUwQBBImCiJDQU5DRUxMQVRJT05fUkVBU09OX1NMT1RfQ0FOQ0VMTEVEEAUSHQoZQ0FOQ0VMTEFUSU9OX1JFQVNPTl9PVEhFUhAGKlAKDUZhaWx1cmVSZWFzb24SHgoaRkFJTFVSRV9SRUFTT05fVU5TUEVDSUZJRUQQABIfChtGQUlMVVJFX1JFQVNPTl9IT0xEX0VYUElSRUQQAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A patient's booking of one slot.
@@ -83,6 +83,52 @@ export type Booking = Message<"orflow.v1.Booking"> & {
    * @generated from field: string request_id = 9;
    */
   requestId: string;
+
+  /**
+   * Output only. Why it was cancelled; set when status is CANCELLED.
+   *
+   * @generated from field: orflow.v1.CancellationReason cancellation_reason = 10;
+   */
+  cancellationReason: CancellationReason;
+
+  /**
+   * Output only. The canceller's free text, if any.
+   *
+   * @generated from field: string cancellation_note = 11;
+   */
+  cancellationNote: string;
+
+  /**
+   * Output only. Who cancelled it (the token's subject).
+   *
+   * @generated from field: string cancelled_by = 12;
+   */
+  cancelledBy: string;
+
+  /**
+   * Output only. When the case actually started (set by StartBooking).
+   *
+   * @generated from field: google.protobuf.Timestamp actual_start_time = 13;
+   */
+  actualStartTime?: Timestamp | undefined;
+
+  /**
+   * Output only. When the case actually ended (set by CompleteBooking).
+   *
+   * @generated from field: google.protobuf.Timestamp actual_end_time = 14;
+   */
+  actualEndTime?: Timestamp | undefined;
+
+  /**
+   * Output only. How far the case ran past its slot's scheduled end: for a
+   * COMPLETED case actual_end_time - end, for one IN_PROGRESS now - end;
+   * zero (unset) when it has not overrun. The room is really free at the
+   * actual end plus turnover, so the room's next case starts late by at
+   * most this much (see WatchSlots' SLOT_CHANGE_KIND_DELAYED).
+   *
+   * @generated from field: google.protobuf.Duration overrun = 15;
+   */
+  overrun?: Duration | undefined;
 };
 
 /**
@@ -93,8 +139,12 @@ export const BookingSchema: GenMessage<Booking> = /*@__PURE__*/
   messageDesc(file_orflow_v1_booking, 0);
 
 /**
- * The life cycle of a booking. PENDING and CONFIRMED are active: they hold
- * the slot, its room, its surgeon and its equipment.
+ * The life cycle of a booking. PENDING, CONFIRMED, CHECKED_IN, IN_PROGRESS
+ * and COMPLETED are active: they hold the slot, its room, its surgeon, the
+ * patient and its equipment for the slot's scheduled time (a completed case
+ * keeps its slot: a slot is used once). FAILED, CANCELLED and NO_SHOW free
+ * them. On the day of surgery a CONFIRMED booking moves CONFIRMED ->
+ * CHECKED_IN -> IN_PROGRESS -> COMPLETED, or CONFIRMED -> NO_SHOW.
  *
  * @generated from enum orflow.v1.BookingStatus
  */
@@ -133,6 +183,34 @@ export enum BookingStatus {
    * @generated from enum value: BOOKING_STATUS_CANCELLED = 4;
    */
   CANCELLED = 4,
+
+  /**
+   * The patient has arrived for surgery (from CONFIRMED).
+   *
+   * @generated from enum value: BOOKING_STATUS_CHECKED_IN = 5;
+   */
+  CHECKED_IN = 5,
+
+  /**
+   * The case is in the room; actual_start_time says since when (from CHECKED_IN).
+   *
+   * @generated from enum value: BOOKING_STATUS_IN_PROGRESS = 6;
+   */
+  IN_PROGRESS = 6,
+
+  /**
+   * The case is finished; actual_end_time says when (from IN_PROGRESS).
+   *
+   * @generated from enum value: BOOKING_STATUS_COMPLETED = 7;
+   */
+  COMPLETED = 7,
+
+  /**
+   * The patient did not come (from CONFIRMED); frees the slot's resources.
+   *
+   * @generated from enum value: BOOKING_STATUS_NO_SHOW = 8;
+   */
+  NO_SHOW = 8,
 }
 
 /**
@@ -140,6 +218,68 @@ export enum BookingStatus {
  */
 export const BookingStatusSchema: GenEnum<BookingStatus> = /*@__PURE__*/
   enumDesc(file_orflow_v1_booking, 0);
+
+/**
+ * Why a booking was cancelled.
+ *
+ * @generated from enum orflow.v1.CancellationReason
+ */
+export enum CancellationReason {
+  /**
+   * Not given (a client older than cancellation reasons), or not cancelled.
+   *
+   * @generated from enum value: CANCELLATION_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The patient asked to cancel.
+   *
+   * @generated from enum value: CANCELLATION_REASON_PATIENT_REQUEST = 1;
+   */
+  PATIENT_REQUEST = 1,
+
+  /**
+   * The surgeon cannot operate then.
+   *
+   * @generated from enum value: CANCELLATION_REASON_SURGEON_UNAVAILABLE = 2;
+   */
+  SURGEON_UNAVAILABLE = 2,
+
+  /**
+   * Equipment the case needs is not available.
+   *
+   * @generated from enum value: CANCELLATION_REASON_EQUIPMENT_UNAVAILABLE = 3;
+   */
+  EQUIPMENT_UNAVAILABLE = 3,
+
+  /**
+   * A medical reason (the patient is not fit for surgery, ...).
+   *
+   * @generated from enum value: CANCELLATION_REASON_MEDICAL = 4;
+   */
+  MEDICAL = 4,
+
+  /**
+   * The slot itself was cancelled (CancelSlot); never accepted by CancelBooking.
+   *
+   * @generated from enum value: CANCELLATION_REASON_SLOT_CANCELLED = 5;
+   */
+  SLOT_CANCELLED = 5,
+
+  /**
+   * Anything else; say what in cancellation_note.
+   *
+   * @generated from enum value: CANCELLATION_REASON_OTHER = 6;
+   */
+  OTHER = 6,
+}
+
+/**
+ * Describes the enum orflow.v1.CancellationReason.
+ */
+export const CancellationReasonSchema: GenEnum<CancellationReason> = /*@__PURE__*/
+  enumDesc(file_orflow_v1_booking, 1);
 
 /**
  * Why a booking is FAILED.
@@ -166,5 +306,5 @@ export enum FailureReason {
  * Describes the enum orflow.v1.FailureReason.
  */
 export const FailureReasonSchema: GenEnum<FailureReason> = /*@__PURE__*/
-  enumDesc(file_orflow_v1_booking, 1);
+  enumDesc(file_orflow_v1_booking, 2);
 

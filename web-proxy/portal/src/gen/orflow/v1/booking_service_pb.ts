@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_orflow_v1_access } from "./access_pb";
-import type { Booking, BookingStatus } from "./booking_pb";
+import type { Booking, BookingStatus, CancellationReason } from "./booking_pb";
 import { file_orflow_v1_booking } from "./booking_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file orflow/v1/booking_service.proto.
  */
 export const file_orflow_v1_booking_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9vcmZsb3cvdjEvYm9va2luZ19zZXJ2aWNlLnByb3RvEglvcmZsb3cudjEiTwoUQ3JlYXRlQm9va2luZ1JlcXVlc3QSDwoHc2xvdF9pZBgBIAEoAxISCgpwYXRpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPAoVQ3JlYXRlQm9va2luZ1Jlc3BvbnNlEiMKB2Jvb2tpbmcYASABKAsyEi5vcmZsb3cudjEuQm9va2luZyInChFHZXRCb29raW5nUmVxdWVzdBISCgpib29raW5nX2lkGAEgASgDIjkKEkdldEJvb2tpbmdSZXNwb25zZRIjCgdib29raW5nGAEgASgLMhIub3JmbG93LnYxLkJvb2tpbmciKwoVQ29uZmlybUJvb2tpbmdSZXF1ZXN0EhIKCmJvb2tpbmdfaWQYASABKAMiPQoWQ29uZmlybUJvb2tpbmdSZXNwb25zZRIjCgdib29raW5nGAEgASgLMhIub3JmbG93LnYxLkJvb2tpbmciKgoUQ2FuY2VsQm9va2luZ1JlcXVlc3QSEgoKYm9va2luZ19pZBgBIAEoAyI8ChVDYW5jZWxCb29raW5nUmVzcG9uc2USIwoHYm9va2luZxgBIAEoCzISLm9yZmxvdy52MS5Cb29raW5nIoEBChpMaXN0UGF0aWVudEJvb2tpbmdzUmVxdWVzdBISCgpwYXRpZW50X2lkGAEgASgJEigKBnN0YXR1cxgCIAEoDjIYLm9yZmxvdy52MS5Cb29raW5nU3RhdHVzEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlwKG0xpc3RQYXRpZW50Qm9va2luZ3NSZXNwb25zZRIkCghib29raW5ncxgBIAMoCzISLm9yZmxvdy52MS5Cb29raW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTL9AwoOQm9va2luZ1NlcnZpY2USXQoNQ3JlYXRlQm9va2luZxIfLm9yZmxvdy52MS5DcmVhdGVCb29raW5nUmVxdWVzdBogLm9yZmxvdy52MS5DcmVhdGVCb29raW5nUmVzcG9uc2UiCer5GAUKAwIDBBJXCgpHZXRCb29raW5nEhwub3JmbG93LnYxLkdldEJvb2tpbmdSZXF1ZXN0Gh0ub3JmbG93LnYxLkdldEJvb2tpbmdSZXNwb25zZSIMkAIB6vkYBQoDAgMEEmAKDkNvbmZpcm1Cb29raW5nEiAub3JmbG93LnYxLkNvbmZpcm1Cb29raW5nUmVxdWVzdBohLm9yZmxvdy52MS5Db25maXJtQm9va2luZ1Jlc3BvbnNlIgnq+RgFCgMCAwQSXQoNQ2FuY2VsQm9va2luZxIfLm9yZmxvdy52MS5DYW5jZWxCb29raW5nUmVxdWVzdBogLm9yZmxvdy52MS5DYW5jZWxCb29raW5nUmVzcG9uc2UiCer5GAUKAwIDBBJyChNMaXN0UGF0aWVudEJvb2tpbmdzEiUub3JmbG93LnYxLkxpc3RQYXRpZW50Qm9va2luZ3NSZXF1ZXN0GiYub3JmbG93LnYxLkxpc3RQYXRpZW50Qm9va2luZ3NSZXNwb25zZSIMkAIB6vkYBQoDAgMEYgZwcm90bzM", [file_orflow_v1_access, file_orflow_v1_booking]);
+  fileDesc("Ch9vcmZsb3cvdjEvYm9va2luZ19zZXJ2aWNlLnByb3RvEglvcmZsb3cudjEiTwoUQ3JlYXRlQm9va2luZ1JlcXVlc3QSDwoHc2xvdF9pZBgBIAEoAxISCgpwYXRpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPAoVQ3JlYXRlQm9va2luZ1Jlc3BvbnNlEiMKB2Jvb2tpbmcYASABKAsyEi5vcmZsb3cudjEuQm9va2luZyInChFHZXRCb29raW5nUmVxdWVzdBISCgpib29raW5nX2lkGAEgASgDIjkKEkdldEJvb2tpbmdSZXNwb25zZRIjCgdib29raW5nGAEgASgLMhIub3JmbG93LnYxLkJvb2tpbmciKwoVQ29uZmlybUJvb2tpbmdSZXF1ZXN0EhIKCmJvb2tpbmdfaWQYASABKAMiPQoWQ29uZmlybUJvb2tpbmdSZXNwb25zZRIjCgdib29raW5nGAEgASgLMhIub3JmbG93LnYxLkJvb2tpbmciZwoUQ2FuY2VsQm9va2luZ1JlcXVlc3QSEgoKYm9va2luZ19pZBgBIAEoAxItCgZyZWFzb24YAiABKA4yHS5vcmZsb3cudjEuQ2FuY2VsbGF0aW9uUmVhc29uEgwKBG5vdGUYAyABKAkiPAoVQ2FuY2VsQm9va2luZ1Jlc3BvbnNlEiMKB2Jvb2tpbmcYASABKAsyEi5vcmZsb3cudjEuQm9va2luZyKBAQoaTGlzdFBhdGllbnRCb29raW5nc1JlcXVlc3QSEgoKcGF0aWVudF9pZBgBIAEoCRIoCgZzdGF0dXMYAiABKA4yGC5vcmZsb3cudjEuQm9va2luZ1N0YXR1cxIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJcChtMaXN0UGF0aWVudEJvb2tpbmdzUmVzcG9uc2USJAoIYm9va2luZ3MYASADKAsyEi5vcmZsb3cudjEuQm9va2luZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKwoVQ2hlY2tJbkJvb2tpbmdSZXF1ZXN0EhIKCmJvb2tpbmdfaWQYASABKAMiPQoWQ2hlY2tJbkJvb2tpbmdSZXNwb25zZRIjCgdib29raW5nGAEgASgLMhIub3JmbG93LnYxLkJvb2tpbmciKQoTU3RhcnRCb29raW5nUmVxdWVzdBISCgpib29raW5nX2lkGAEgASgDIjsKFFN0YXJ0Qm9va2luZ1Jlc3BvbnNlEiMKB2Jvb2tpbmcYASABKAsyEi5vcmZsb3cudjEuQm9va2luZyIsChZDb21wbGV0ZUJvb2tpbmdSZXF1ZXN0EhIKCmJvb2tpbmdfaWQYASABKAMiPgoXQ29tcGxldGVCb29raW5nUmVzcG9uc2USIwoHYm9va2luZxgBIAEoCzISLm9yZmxvdy52MS5Cb29raW5nIi4KGE1hcmtCb29raW5nTm9TaG93UmVxdWVzdBISCgpib29raW5nX2lkGAEgASgDIkAKGU1hcmtCb29raW5nTm9TaG93UmVzcG9uc2USIwoHYm9va2luZxgBIAEoCzISLm9yZmxvdy52MS5Cb29raW5nIlMKGFJlc2NoZWR1bGVCb29raW5nUmVxdWVzdBISCgpib29raW5nX2lkGAEgASgDEg8KB3Nsb3RfaWQYAiABKAMSEgoKcmVxdWVzdF9pZBgDIAEoCSJAChlSZXNjaGVkdWxlQm9va2luZ1Jlc3BvbnNlEiMKB2Jvb2tpbmcYASABKAsyEi5vcmZsb3cudjEuQm9va2luZzLyBwoOQm9va2luZ1NlcnZpY2USXQoNQ3JlYXRlQm9va2luZxIfLm9yZmxvdy52MS5DcmVhdGVCb29raW5nUmVxdWVzdBogLm9yZmxvdy52MS5DcmVhdGVCb29raW5nUmVzcG9uc2UiCer5GAUKAwIDBBJXCgpHZXRCb29raW5nEhwub3JmbG93LnYxLkdldEJvb2tpbmdSZXF1ZXN0Gh0ub3JmbG93LnYxLkdldEJvb2tpbmdSZXNwb25zZSIMkAIB6vkYBQoDAgMEEmAKDkNvbmZpcm1Cb29raW5nEiAub3JmbG93LnYxLkNvbmZpcm1Cb29raW5nUmVxdWVzdBohLm9yZmxvdy52MS5Db25maXJtQm9va2luZ1Jlc3BvbnNlIgnq+RgFCgMCAwQSXQoNQ2FuY2VsQm9va2luZxIfLm9yZmxvdy52MS5DYW5jZWxCb29raW5nUmVxdWVzdBogLm9yZmxvdy52MS5DYW5jZWxCb29raW5nUmVzcG9uc2UiCer5GAUKAwIDBBJpChFSZXNjaGVkdWxlQm9va2luZxIjLm9yZmxvdy52MS5SZXNjaGVkdWxlQm9va2luZ1JlcXVlc3QaJC5vcmZsb3cudjEuUmVzY2hlZHVsZUJvb2tpbmdSZXNwb25zZSIJ6vkYBQoDAgMEEl8KDkNoZWNrSW5Cb29raW5nEiAub3JmbG93LnYxLkNoZWNrSW5Cb29raW5nUmVxdWVzdBohLm9yZmxvdy52MS5DaGVja0luQm9va2luZ1Jlc3BvbnNlIgjq+RgECgIDBBJZCgxTdGFydEJvb2tpbmcSHi5vcmZsb3cudjEuU3RhcnRCb29raW5nUmVxdWVzdBofLm9yZmxvdy52MS5TdGFydEJvb2tpbmdSZXNwb25zZSII6vkYBAoCAwQSYgoPQ29tcGxldGVCb29raW5nEiEub3JmbG93LnYxLkNvbXBsZXRlQm9va2luZ1JlcXVlc3QaIi5vcmZsb3cudjEuQ29tcGxldGVCb29raW5nUmVzcG9uc2UiCOr5GAQKAgMEEmgKEU1hcmtCb29raW5nTm9TaG93EiMub3JmbG93LnYxLk1hcmtCb29raW5nTm9TaG93UmVxdWVzdBokLm9yZmxvdy52MS5NYXJrQm9va2luZ05vU2hvd1Jlc3BvbnNlIgjq+RgECgIDBBJyChNMaXN0UGF0aWVudEJvb2tpbmdzEiUub3JmbG93LnYxLkxpc3RQYXRpZW50Qm9va2luZ3NSZXF1ZXN0GiYub3JmbG93LnYxLkxpc3RQYXRpZW50Qm9va2luZ3NSZXNwb25zZSIMkAIB6vkYBQoDAgMEYgZwcm90bzM", [file_orflow_v1_access, file_orflow_v1_booking]);
 
 /**
  * Request for CreateBooking.
@@ -168,6 +168,20 @@ export type CancelBookingRequest = Message<"orflow.v1.CancelBookingRequest"> & {
    * @generated from field: int64 booking_id = 1;
    */
   bookingId: bigint;
+
+  /**
+   * Why (UNSPECIFIED is accepted from older clients and recorded as such).
+   *
+   * @generated from field: orflow.v1.CancellationReason reason = 2;
+   */
+  reason: CancellationReason;
+
+  /**
+   * Free text, at most 500 characters.
+   *
+   * @generated from field: string note = 3;
+   */
+  note: string;
 };
 
 /**
@@ -269,11 +283,239 @@ export const ListPatientBookingsResponseSchema: GenMessage<ListPatientBookingsRe
   messageDesc(file_orflow_v1_booking_service, 9);
 
 /**
- * Hold, confirm and cancel bookings. A booking never double-books a slot, a
- * room, a surgeon, a patient or a unit of equipment.
+ * Request for CheckInBooking.
+ *
+ * @generated from message orflow.v1.CheckInBookingRequest
+ */
+export type CheckInBookingRequest = Message<"orflow.v1.CheckInBookingRequest"> & {
+  /**
+   * The booking.
+   *
+   * @generated from field: int64 booking_id = 1;
+   */
+  bookingId: bigint;
+};
+
+/**
+ * Describes the message orflow.v1.CheckInBookingRequest.
+ * Use `create(CheckInBookingRequestSchema)` to create a new message.
+ */
+export const CheckInBookingRequestSchema: GenMessage<CheckInBookingRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_booking_service, 10);
+
+/**
+ * Response for CheckInBooking.
+ *
+ * @generated from message orflow.v1.CheckInBookingResponse
+ */
+export type CheckInBookingResponse = Message<"orflow.v1.CheckInBookingResponse"> & {
+  /**
+   * The booking in its new state.
+   *
+   * @generated from field: orflow.v1.Booking booking = 1;
+   */
+  booking?: Booking | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.CheckInBookingResponse.
+ * Use `create(CheckInBookingResponseSchema)` to create a new message.
+ */
+export const CheckInBookingResponseSchema: GenMessage<CheckInBookingResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_booking_service, 11);
+
+/**
+ * Request for StartBooking.
+ *
+ * @generated from message orflow.v1.StartBookingRequest
+ */
+export type StartBookingRequest = Message<"orflow.v1.StartBookingRequest"> & {
+  /**
+   * The booking.
+   *
+   * @generated from field: int64 booking_id = 1;
+   */
+  bookingId: bigint;
+};
+
+/**
+ * Describes the message orflow.v1.StartBookingRequest.
+ * Use `create(StartBookingRequestSchema)` to create a new message.
+ */
+export const StartBookingRequestSchema: GenMessage<StartBookingRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_booking_service, 12);
+
+/**
+ * Response for StartBooking.
+ *
+ * @generated from message orflow.v1.StartBookingResponse
+ */
+export type StartBookingResponse = Message<"orflow.v1.StartBookingResponse"> & {
+  /**
+   * The booking in its new state.
+   *
+   * @generated from field: orflow.v1.Booking booking = 1;
+   */
+  booking?: Booking | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.StartBookingResponse.
+ * Use `create(StartBookingResponseSchema)` to create a new message.
+ */
+export const StartBookingResponseSchema: GenMessage<StartBookingResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_booking_service, 13);
+
+/**
+ * Request for CompleteBooking.
+ *
+ * @generated from message orflow.v1.CompleteBookingRequest
+ */
+export type CompleteBookingRequest = Message<"orflow.v1.CompleteBookingRequest"> & {
+  /**
+   * The booking.
+   *
+   * @generated from field: int64 booking_id = 1;
+   */
+  bookingId: bigint;
+};
+
+/**
+ * Describes the message orflow.v1.CompleteBookingRequest.
+ * Use `create(CompleteBookingRequestSchema)` to create a new message.
+ */
+export const CompleteBookingRequestSchema: GenMessage<CompleteBookingRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_booking_service, 14);
+
+/**
+ * Response for CompleteBooking.
+ *
+ * @generated from message orflow.v1.CompleteBookingResponse
+ */
+export type CompleteBookingResponse = Message<"orflow.v1.CompleteBookingResponse"> & {
+  /**
+   * The booking in its new state.
+   *
+   * @generated from field: orflow.v1.Booking booking = 1;
+   */
+  booking?: Booking | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.CompleteBookingResponse.
+ * Use `create(CompleteBookingResponseSchema)` to create a new message.
+ */
+export const CompleteBookingResponseSchema: GenMessage<CompleteBookingResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_booking_service, 15);
+
+/**
+ * Request for MarkBookingNoShow.
+ *
+ * @generated from message orflow.v1.MarkBookingNoShowRequest
+ */
+export type MarkBookingNoShowRequest = Message<"orflow.v1.MarkBookingNoShowRequest"> & {
+  /**
+   * The booking.
+   *
+   * @generated from field: int64 booking_id = 1;
+   */
+  bookingId: bigint;
+};
+
+/**
+ * Describes the message orflow.v1.MarkBookingNoShowRequest.
+ * Use `create(MarkBookingNoShowRequestSchema)` to create a new message.
+ */
+export const MarkBookingNoShowRequestSchema: GenMessage<MarkBookingNoShowRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_booking_service, 16);
+
+/**
+ * Response for MarkBookingNoShow.
+ *
+ * @generated from message orflow.v1.MarkBookingNoShowResponse
+ */
+export type MarkBookingNoShowResponse = Message<"orflow.v1.MarkBookingNoShowResponse"> & {
+  /**
+   * The booking in its new state.
+   *
+   * @generated from field: orflow.v1.Booking booking = 1;
+   */
+  booking?: Booking | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.MarkBookingNoShowResponse.
+ * Use `create(MarkBookingNoShowResponseSchema)` to create a new message.
+ */
+export const MarkBookingNoShowResponseSchema: GenMessage<MarkBookingNoShowResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_booking_service, 17);
+
+/**
+ * Request for RescheduleBooking.
+ *
+ * @generated from message orflow.v1.RescheduleBookingRequest
+ */
+export type RescheduleBookingRequest = Message<"orflow.v1.RescheduleBookingRequest"> & {
+  /**
+   * The booking to move.
+   *
+   * @generated from field: int64 booking_id = 1;
+   */
+  bookingId: bigint;
+
+  /**
+   * The slot to move it to.
+   *
+   * @generated from field: int64 slot_id = 2;
+   */
+  slotId: bigint;
+
+  /**
+   * Idempotency key, at most 128 characters: a retry with the same key
+   * returns the booking as it is. Empty disables idempotency.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message orflow.v1.RescheduleBookingRequest.
+ * Use `create(RescheduleBookingRequestSchema)` to create a new message.
+ */
+export const RescheduleBookingRequestSchema: GenMessage<RescheduleBookingRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_booking_service, 18);
+
+/**
+ * Response for RescheduleBooking.
+ *
+ * @generated from message orflow.v1.RescheduleBookingResponse
+ */
+export type RescheduleBookingResponse = Message<"orflow.v1.RescheduleBookingResponse"> & {
+  /**
+   * The booking on its new slot.
+   *
+   * @generated from field: orflow.v1.Booking booking = 1;
+   */
+  booking?: Booking | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.RescheduleBookingResponse.
+ * Use `create(RescheduleBookingResponseSchema)` to create a new message.
+ */
+export const RescheduleBookingResponseSchema: GenMessage<RescheduleBookingResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_booking_service, 19);
+
+/**
+ * Hold, confirm, move and cancel bookings, and run them on the day of
+ * surgery. A booking never double-books a slot, a room, a surgeon, a
+ * patient or a unit of equipment.
  * Every method needs a token (UNAUTHENTICATED otherwise). A patient token
  * acts only for its own patient id: another patient's booking reads
- * NOT_FOUND. Service and admin tokens act for any patient.
+ * NOT_FOUND. Service and admin tokens act for any patient. The
+ * day-of-surgery methods (CheckInBooking, StartBooking, CompleteBooking,
+ * MarkBookingNoShow) are for staff: service and admin tokens only.
  *
  * @generated from service orflow.v1.BookingService
  */
@@ -319,8 +561,10 @@ export const BookingService: GenService<{
     output: typeof ConfirmBookingResponseSchema;
   },
   /**
-   * Cancels a PENDING or CONFIRMED booking, freeing its slot at once.
-   * Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+   * Cancels a PENDING, CONFIRMED or CHECKED_IN booking, freeing its slot at
+   * once, and records why (reason, note) and who cancelled it.
+   * Errors: INVALID_ARGUMENT (note too long, reason SLOT_CANCELLED, which
+   * only CancelSlot gives), NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
    * reason BOOKING_NOT_ACTIVE.
    *
    * @generated from rpc orflow.v1.BookingService.CancelBooking
@@ -329,6 +573,76 @@ export const BookingService: GenService<{
     methodKind: "unary";
     input: typeof CancelBookingRequestSchema;
     output: typeof CancelBookingResponseSchema;
+  },
+  /**
+   * Moves a PENDING or CONFIRMED booking to another slot in ONE transaction:
+   * the new slot is booked under every rule CreateBooking applies and the old
+   * one released, both or neither. The booking keeps its id and status (a
+   * hold keeps its expire_time). Retrying with the same request_id returns
+   * the booking as it is instead of moving it again.
+   * Errors: INVALID_ARGUMENT (field violations, slot_id is the booking's
+   * own slot, REQUEST_ID_REUSED), NOT_FOUND (booking, slot),
+   * FAILED_PRECONDITION (SLOT_STARTED, BOOKING_NOT_ACTIVE), ABORTED with
+   * ErrorInfo reason SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or
+   * EQUIPMENT_UNAVAILABLE (the booking stays where it was).
+   *
+   * @generated from rpc orflow.v1.BookingService.RescheduleBooking
+   */
+  rescheduleBooking: {
+    methodKind: "unary";
+    input: typeof RescheduleBookingRequestSchema;
+    output: typeof RescheduleBookingResponseSchema;
+  },
+  /**
+   * Checks a CONFIRMED booking's patient in on the day of surgery: CHECKED_IN. Staff only.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+   * reason BOOKING_NOT_CONFIRMED (metadata "status" names the current state).
+   *
+   * @generated from rpc orflow.v1.BookingService.CheckInBooking
+   */
+  checkInBooking: {
+    methodKind: "unary";
+    input: typeof CheckInBookingRequestSchema;
+    output: typeof CheckInBookingResponseSchema;
+  },
+  /**
+   * Starts a CHECKED_IN case: IN_PROGRESS, recording actual_start_time. Staff only.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+   * reason BOOKING_NOT_CHECKED_IN (metadata "status" names the current state).
+   *
+   * @generated from rpc orflow.v1.BookingService.StartBooking
+   */
+  startBooking: {
+    methodKind: "unary";
+    input: typeof StartBookingRequestSchema;
+    output: typeof StartBookingResponseSchema;
+  },
+  /**
+   * Completes an IN_PROGRESS case: COMPLETED, recording actual_end_time. A
+   * case that ran past its slot announces the room's later slots it delays
+   * (WatchSlots kind DELAYED). Staff only.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+   * reason BOOKING_NOT_IN_PROGRESS (metadata "status" names the current state).
+   *
+   * @generated from rpc orflow.v1.BookingService.CompleteBooking
+   */
+  completeBooking: {
+    methodKind: "unary";
+    input: typeof CompleteBookingRequestSchema;
+    output: typeof CompleteBookingResponseSchema;
+  },
+  /**
+   * Marks a CONFIRMED booking NO_SHOW: the patient did not come; its slot's
+   * resources are freed. Staff only.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
+   * reason BOOKING_NOT_CONFIRMED (metadata "status" names the current state).
+   *
+   * @generated from rpc orflow.v1.BookingService.MarkBookingNoShow
+   */
+  markBookingNoShow: {
+    methodKind: "unary";
+    input: typeof MarkBookingNoShowRequestSchema;
+    output: typeof MarkBookingNoShowResponseSchema;
   },
   /**
    * Lists one patient's bookings, newest first. A patient token lists its

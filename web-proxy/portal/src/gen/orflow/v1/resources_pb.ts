@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file orflow/v1/resources.proto.
  */
 export const file_orflow_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChlvcmZsb3cvdjEvcmVzb3VyY2VzLnByb3RvEglvcmZsb3cudjEiIAoEUm9vbRIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJIjUKBkRvY3RvchIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEhEKCXNwZWNpYWx0eRgDIAEoCSI3CglFcXVpcG1lbnQSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoBSJWChRFcXVpcG1lbnRSZXF1aXJlbWVudBIUCgxlcXVpcG1lbnRfaWQYASABKAMSFgoOZXF1aXBtZW50X25hbWUYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUiywIKBFNsb3QSCgoCaWQYASABKAMSIQoGZG9jdG9yGAIgASgLMhEub3JmbG93LnYxLkRvY3RvchIWCg5wcm9jZWR1cmVfdHlwZRgDIAEoCRIdCgRyb29tGAQgASgLMg8ub3JmbG93LnYxLlJvb20SLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKEnJlcXVpcmVkX2VxdWlwbWVudBgHIAMoCzIfLm9yZmxvdy52MS5FcXVpcG1lbnRSZXF1aXJlbWVudBIRCglhdmFpbGFibGUYCCABKAgSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChlvcmZsb3cvdjEvcmVzb3VyY2VzLnByb3RvEglvcmZsb3cudjEiIAoEUm9vbRIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJIjUKBkRvY3RvchIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEhEKCXNwZWNpYWx0eRgDIAEoCSI3CglFcXVpcG1lbnQSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoBSJWChRFcXVpcG1lbnRSZXF1aXJlbWVudBIUCgxlcXVpcG1lbnRfaWQYASABKAMSFgoOZXF1aXBtZW50X25hbWUYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUi/AIKBFNsb3QSCgoCaWQYASABKAMSIQoGZG9jdG9yGAIgASgLMhEub3JmbG93LnYxLkRvY3RvchIWCg5wcm9jZWR1cmVfdHlwZRgDIAEoCRIdCgRyb29tGAQgASgLMg8ub3JmbG93LnYxLlJvb20SLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKEnJlcXVpcmVkX2VxdWlwbWVudBgHIAMoCzIfLm9yZmxvdy52MS5FcXVpcG1lbnRSZXF1aXJlbWVudBIRCglhdmFpbGFibGUYCCABKAgSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NhbmNlbF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * An operating room. A room holds one surgery at a time, plus the configured
@@ -219,6 +219,14 @@ export type Slot = Message<"orflow.v1.Slot"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 9;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Output only. When the slot was cancelled (AdminService.CancelSlot);
+   * unset while it stands. A cancelled slot is never available.
+   *
+   * @generated from field: google.protobuf.Timestamp cancel_time = 10;
+   */
+  cancelTime?: Timestamp | undefined;
 };
 
 /**
