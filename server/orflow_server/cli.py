@@ -225,19 +225,27 @@ async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
 
 
 PROCESSES_ENV = "ORFLOW_PROCESSES"
-"""The default of `server`/`worker --processes` (else one per CPU this process may use)."""
+"""The default of `server`/`worker --processes`: a number, or `auto` for one per CPU this process may use.
+
+Without it the default is 1: under an orchestrator (deploy/) a pod is one
+process and replicas are the orchestrator's job, and the process an operator
+or a test starts is then the one it can signal or kill. `auto` is for a
+bigger bare machine.
+"""
 
 
 def default_processes(environ: Mapping[str, str]) -> int:
     text = environ.get(PROCESSES_ENV, "").strip()
+    if text.lower() == "auto":
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     if text:
         try:
             if int(text) >= 1:
                 return int(text)
         except ValueError:
             pass
-        raise CommandError(f"{PROCESSES_ENV} must be a whole number >= 1, not {text!r}")
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        raise CommandError(f"{PROCESSES_ENV} must be a whole number >= 1 or auto, not {text!r}")
+    return 1
 
 
 def _die_with_parent_hook() -> Callable[[], None] | None:
@@ -333,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--processes",
             type=int,
             default=None,
-            help=f"copies to run (servers share the port with SO_REUSEPORT); default {PROCESSES_ENV} or the CPU count",
+            help=f"copies to run (servers share the port: SO_REUSEPORT); default {PROCESSES_ENV} (a number, auto) or 1",
         )
     sub.add_parser("migrate", help="apply database migrations (idempotent)")
     sub.add_parser("seed", help="reset the database to the demo data set")

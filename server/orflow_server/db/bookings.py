@@ -323,7 +323,8 @@ async def fail_all_overdue_holds(conn: Conn, *, is_waiting: bool = True) -> list
     rows = await conn.fetch(
         """
         UPDATE bookings SET status = 'FAILED', failure_reason = 'HOLD_EXPIRED', update_time = clock_timestamp()
-        WHERE status = 'PENDING' AND expire_time <= clock_timestamp()
+        WHERE id IN (SELECT id FROM bookings WHERE status = 'PENDING' AND expire_time <= clock_timestamp()
+                     ORDER BY id FOR UPDATE)  -- ascending id, as orflow_check_slot_free locks them (0008)
         RETURNING extract(epoch FROM update_time - expire_time)::float8 AS lag
         """
     )

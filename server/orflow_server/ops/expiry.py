@@ -33,13 +33,17 @@ async def expire_booking(ctx: OpsContext, booking_id: int) -> bool:
     async with ctx.pool.acquire() as conn, conn.transaction():
         await set_actor(conn, EXPIRY_WORKER)
         lag = await db.fail_overdue_hold(conn, booking_id)
-        # Holds often expire together (thousands in one second): one job fails
-        # every one now overdue, and the jobs of those find nothing to do. One
-        # job at a time per hold would take tens of seconds for 10,000, and the
-        # sweep's cron job waits in the queue behind them.
-        others = await db.fail_all_overdue_holds(conn, is_waiting=False) if lag is not None else []
     if lag is None:
         return False
+    # Holds often expire together (thousands in one second): one job fails
+    # every one now overdue, and the jobs of those find nothing to do. One
+    # job at a time per hold would take tens of seconds for 10,000. It runs
+    # in a transaction of its own, after this hold's has committed: holding
+    # one hold's row lock while taking the others in id order could wait in
+    # a cycle with a booking that takes them in id order too.
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await set_actor(conn, EXPIRY_WORKER)
+        others = await db.fail_all_overdue_holds(conn, is_waiting=False)
     ctx.metrics.record_expired([lag, *(others or [])], trigger="job")
     return True
 
