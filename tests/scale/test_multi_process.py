@@ -158,7 +158,10 @@ async def _watch_latency(watched: Node, booked: Node, slot_ids: list[int]) -> li
     """Seconds from sending CreateBooking to server `booked` until the change reaches a watcher on `watched`."""
     latencies = []
     async with grpc.aio.insecure_channel(watched.addr) as watch_channel, grpc.aio.insecure_channel(booked.addr) as ch:
-        stream = slot_service_pb2_grpc.SlotServiceStub(watch_channel).WatchSlots(slot_service_pb2.WatchSlotsRequest())
+        # A staff watcher: anonymous and patient watchers see holds only as AVAILABILITY_CHANGED (issue 17, F10).
+        stream = slot_service_pb2_grpc.SlotServiceStub(watch_channel).WatchSlots(
+            slot_service_pb2.WatchSlotsRequest(), metadata=SERVICE, timeout=120
+        )
         async for message in stream:
             if message.kind == slot_service_pb2.SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE:
                 break

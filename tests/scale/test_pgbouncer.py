@@ -75,7 +75,10 @@ async def test_server_books_through_pgbouncer_and_watches_directly(server_url: s
 
 async def _book_and_watch(addr: str, slot_id: int) -> None:
     async with grpc.aio.insecure_channel(addr) as channel:
-        stream = slot_service_pb2_grpc.SlotServiceStub(channel).WatchSlots(slot_service_pb2.WatchSlotsRequest())
+        # A staff watcher sees BOOKED (anonymous ones see only AVAILABILITY_CHANGED, issue 17 F10).
+        stream = slot_service_pb2_grpc.SlotServiceStub(channel).WatchSlots(
+            slot_service_pb2.WatchSlotsRequest(), metadata=SERVICE, timeout=60
+        )
         async for message in stream:
             if message.kind == slot_service_pb2.SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE:
                 break
