@@ -140,7 +140,12 @@ async def test_hold_expires_within_ttl_plus_one_second(db, short_holds, start_wo
     assert 0 <= lag < 1.0, f"expired {lag:.3f} s after expire_time"
     reason = await db.fetchval("SELECT failure_reason FROM bookings WHERE id = $1", booking.id)
     assert reason == "HOLD_EXPIRED"
-    samples = await asyncio.to_thread(scrape, metrics_port)
+    # The worker counts after its commit: wait for the count rather than race it.
+    for _ in range(100):
+        samples = await asyncio.to_thread(scrape, metrics_port)
+        if "orflow_holds_expired_total{trigger=job}" in samples:
+            break
+        await asyncio.sleep(0.05)
     assert samples["orflow_holds_expired_total{trigger=job}"] == 1
     assert samples["orflow_hold_expiry_lag_seconds_count"] == 1
     assert "orflow_expiry_queue_depth" in samples
