@@ -107,12 +107,7 @@ async def hold_slot(
             hold_ttl,
         )
     except asyncpg.PostgresError as exc:
-        if exc.sqlstate == REFUSED:
-            return Refusal(str(exc.message), dict(json.loads(getattr(exc, "detail", None) or "{}")))
-        error = _translated(exc)
-        if error is None:
-            raise
-        raise error from exc
+        return _refusal_or_raise(exc)
     assert row is not None
     return Hold(booking_from_row(row), row["outcome"] == "BOOKED", row["clock"])
 
@@ -147,14 +142,19 @@ async def move_booking(
             turnover,
         )
     except asyncpg.PostgresError as exc:
-        if exc.sqlstate == REFUSED:
-            return Refusal(str(exc.message), dict(json.loads(getattr(exc, "detail", None) or "{}")))
-        error = _translated(exc)
-        if error is None:
-            raise
-        raise error from exc
+        return _refusal_or_raise(exc)
     assert row is not None
     return Moved(row["booking_id"], row["outcome"] == "RESCHEDULED")
+
+
+def _refusal_or_raise(exc: asyncpg.PostgresError) -> Refusal:
+    """A rule function's refusal (SQLSTATE ORF01) as a Refusal; any other error translated and raised."""
+    if exc.sqlstate == REFUSED:
+        return Refusal(str(exc.message), dict(json.loads(getattr(exc, "detail", None) or "{}")))
+    error = _translated(exc)
+    if error is None:
+        raise exc
+    raise error from exc
 
 
 def _translated(exc: asyncpg.PostgresError) -> Exception | None:
