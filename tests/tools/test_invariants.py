@@ -102,6 +102,33 @@ async def test_checks_find_every_planted_violation_and_no_false_one(db: asyncpg.
     assert await db.fetchval("SELECT count(*) FROM pg_constraint WHERE conname LIKE 'bookings_%_no_overlap'") == 3
 
 
+async def test_uses_starting_at_one_instant_are_counted_once(db: asyncpg.Connection) -> None:
+    """Two one-unit uses of a two-unit item starting together are within stock; a third is not.
+
+    The check once summed the uses at an instant once per booking starting there, so two such
+    bookings counted as four units: a false over-use that test_mixed_contention_keeps_every_invariant
+    hit now and then (its slots start on a 30-minute grid).
+    """
+    item = await insert_equipment(db, quantity=2)
+    start = future(300)
+    together = [await insert_slot(db, start=start, hours=1, equipment=[(item, 1)]) for _ in range(3)]
+    for slot_id in together[:2]:
+        await _insert_booking_sql(db, slot_id, f"p-{slot_id}")
+
+    assert await invariants.violations(db) == invariants.NO_VIOLATIONS
+    assert (await invariants.peak_use(db))[item] == (2, 2)
+
+    tx = db.transaction()
+    await tx.start()
+    try:
+        await db.execute("DROP TRIGGER bookings_equipment_within_inventory ON bookings")
+        await _insert_booking_sql(db, together[2], "p-third")
+        planted = await invariants.violations(db)
+    finally:
+        await tx.rollback()
+    assert planted == {**invariants.NO_VIOLATIONS, "equipment_over_use": 1}
+
+
 async def test_checks_find_nothing_on_sound_bench_data(db: asyncpg.Connection) -> None:
     """The bench's bulk loads (round-robin rooms, holds on every slot, overlapping ventilator slots) are sound."""
     await sql.reset(db, rooms=3)

@@ -48,14 +48,16 @@ _RULES = {
     "surgeon_overlap": _overlaps("doctor_id", "during"),
     "patient_overlap": _overlaps("patient_id", "during"),
     # Instants (some booking's start: use only rises there) at which an equipment type is used beyond its stock.
+    # Each instant once (DISTINCT): two uses starting together must not count each other twice.
     "equipment_over_use": """
     SELECT count(*) FROM (
-        SELECT u.equipment_id, lower(u.during) AS instant, sum(v.quantity) AS in_use FROM
-            (SELECT a.during, se.equipment_id FROM active a JOIN slot_equipment se ON se.slot_id = a.slot_id) u
+        SELECT u.equipment_id, u.instant, sum(v.quantity) AS in_use FROM
+            (SELECT DISTINCT se.equipment_id, lower(a.during) AS instant
+             FROM active a JOIN slot_equipment se ON se.slot_id = a.slot_id) u
             JOIN (SELECT a.during, se.equipment_id, se.quantity FROM active a
                   JOIN slot_equipment se ON se.slot_id = a.slot_id) v
-              ON v.equipment_id = u.equipment_id AND v.during @> lower(u.during)
-        GROUP BY u.equipment_id, lower(u.during)) peaks
+              ON v.equipment_id = u.equipment_id AND v.during @> u.instant
+        GROUP BY u.equipment_id, u.instant) peaks
     JOIN equipment e ON e.id = peaks.equipment_id WHERE peaks.in_use > e.quantity""",
 }
 
