@@ -25,6 +25,7 @@ from orflow.v1 import (
 from redis.asyncio import Redis
 from saq import Queue
 
+from .db.connection import PooledConnection
 from .db.errors import translate_transient
 from .jobs import BufferedExpiryScheduler, SaqExpiryScheduler
 from .live import SlotChangeHub
@@ -117,6 +118,7 @@ async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
         # 0 behind PgBouncer in transaction mode (before 1.21): a named prepared statement lives on one
         # server connection, and the next transaction may get another. Unnamed statements still work.
         statement_cache_size=settings.db_statement_cache_size,
+        connection_class=PooledConnection,
     )
     assert pool is not None
     return pool

@@ -41,6 +41,7 @@ import asyncpg
 import grpc
 from google.protobuf import timestamp_pb2
 from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc, slot_service_pb2, slot_service_pb2_grpc
+from orflow_server.db.connection import PooledConnection
 
 from . import sql
 
@@ -82,7 +83,10 @@ class Booker:
             self._stub = booking_service_pb2_grpc.BookingServiceStub(self._channel)
         else:
             size = int(self._job["pool_size"])
-            self._pool = await asyncpg.create_pool(self._job["dsn"], min_size=size, max_size=size)
+            # The server's connection class (no reset round trip on release), so the ceiling stays the fastest form.
+            self._pool = await asyncpg.create_pool(
+                self._job["dsn"], min_size=size, max_size=size, connection_class=PooledConnection
+            )
 
     async def close(self) -> None:
         if self._channel is not None:
