@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from .dev_sign_in import DevSignIn
 from .fhir import BASE_PATH as FHIR_BASE_PATH
+from .fhir import CORS_EXPOSED_HEADERS as FHIR_EXPOSED_HEADERS
 from .fhir import build_fhir_app
 from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, status_pairs
 from .guard import BodyDeadline, CappedSite, ConnectionCap, add_security_headers, refuse_odd_paths
@@ -56,7 +57,8 @@ def build_app(
         if origin is None or not ("*" in origins or origin in origins):
             return
         response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
-        response.headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSED_HEADERS)
+        exposed = FHIR_EXPOSED_HEADERS if _is_fhir(request) else EXPOSED_HEADERS
+        response.headers["Access-Control-Expose-Headers"] = ", ".join(exposed)
         response.headers.add("Vary", "Origin")
 
     async def health(request: web.Request) -> web.Response:
@@ -75,6 +77,10 @@ def build_app(
     app.router.add_post("/{tail:.*}", forwarder.handle)
     app.router.add_get("/{tail:.*}", portal.handle)
     return app
+
+
+def _is_fhir(request: web.Request) -> bool:
+    return request.path == FHIR_BASE_PATH or request.path.startswith(FHIR_BASE_PATH + "/")
 
 
 async def _preflight(request: web.Request) -> web.Response:

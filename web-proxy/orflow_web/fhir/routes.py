@@ -61,8 +61,28 @@ def build_fhir_app(channel: grpc.aio.Channel, *, organization: fhir.Organization
     app.router.add_get("/{type}/{id}", api.read)
     app.router.add_put("/Appointment/{id}", api.update_appointment)
     app.router.add_patch("/Appointment/{id}", api.patch_appointment)
+    app.router.add_route("OPTIONS", "/{tail:.*}", preflight)  # CORS (the proxy app adds Allow-Origin)
     app.router.add_route("*", "/{tail:.*}", _not_supported)
     return app
+
+
+# FHIR's REST verbs and headers, for a browser EHR app on an allowed origin: it updates an Appointment with
+# PUT/PATCH and If-Match, creates one conditionally with If-None-Exist, and reads ETag and Location back.
+CORS_EXPOSED_HEADERS = ("ETag", "Location", "Content-Location")
+_CORS_ALLOWED_METHODS = "GET, POST, PUT, PATCH, OPTIONS"
+_CORS_ALLOWED_REQUEST_HEADERS = "content-type, accept, authorization, if-match, if-none-exist, prefer"
+
+
+async def preflight(request: web.Request) -> web.Response:
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": _CORS_ALLOWED_METHODS,
+            "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "")
+            or _CORS_ALLOWED_REQUEST_HEADERS,
+            "Access-Control-Max-Age": "86400",
+        },
+    )
 
 
 class FhirApi:
