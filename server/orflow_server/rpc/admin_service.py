@@ -112,7 +112,9 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         name = check.text("name", request.name, max_length=200)
         site_id = check.optional_id("site_id", request.site_id)
         turnover = check.duration("turnover", request.turnover, is_set=request.HasField("turnover"))
-        if turnover is not None:
+        if turnover is not None and request.turnover.nanos:  # checked on the wire: a timedelta drops nanoseconds
+            check.fail("turnover", "must be a whole number of seconds")
+        elif turnover is not None:
             check.violations.extend(turnover_violations("turnover", turnover))
         check.raise_if_any()
         room = await inventory_ops.create_room(
