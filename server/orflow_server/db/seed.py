@@ -19,9 +19,7 @@ async def reset_to_demo(conn: Conn, now: datetime) -> tuple[int, int, int, int]:
 
     The counts are (rooms, doctors, equipment types, slots).
     """
-    await conn.execute(
-        "TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms, sites RESTART IDENTITY"
-    )
+    await conn.execute("TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms, sites RESTART IDENTITY")
     site_ids = {
         r["name"]: r["id"]
         for r in await conn.fetch(

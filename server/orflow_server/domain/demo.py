@@ -107,9 +107,10 @@ _PROCEDURES = (
 )
 
 
+# One surgeon per London theatre, in LONDON_ROOMS' order: the vascular cases need the hybrid theatre.
 _LONDON_PROCEDURES = (
-    ("Dr. Eleanor Hughes", "Endovascular Aneurysm Repair", (("Ventilator", 1), ("MRI Machine", 1))),
     ("Dr. James Whitfield", "Hip Replacement", (("ECG Monitor", 1),)),
+    ("Dr. Eleanor Hughes", "Endovascular Aneurysm Repair", (("Ventilator", 1), ("MRI Machine", 1))),
 )
 
 
@@ -119,9 +120,8 @@ def london_slots(now: datetime, *, days: int = 5) -> list[DemoSlot]:
     today = now.astimezone(zone).date()
     slots = []
     for day in range(1, days + 1):
-        for room_index, room in enumerate(LONDON_ROOMS):
-            for block, hour in enumerate((8, 13)):
-                doctor, procedure, equipment = _LONDON_PROCEDURES[(room_index + block) % len(_LONDON_PROCEDURES)]
+        for room, (doctor, procedure, equipment) in zip(LONDON_ROOMS, _LONDON_PROCEDURES, strict=True):
+            for hour in (8, 13):
                 local = datetime.combine(today + timedelta(days=day), time(hour), tzinfo=zone)
                 start = local.astimezone(UTC)
                 slots.append(DemoSlot(doctor, procedure, room, start, start + timedelta(hours=2), equipment))

@@ -398,9 +398,7 @@ class OrFlowClient:
         self, *, name: str, site_id: int = 0, turnover: timedelta | None = None, timeout: float | None = None
     ) -> resources_pb2.Room:
         """Adds a room to `site_id` (0: the default site) with its own `turnover` (None: the server's default)."""
-        request = admin_service_pb2.CreateRoomRequest(
-            name=name, site_id=site_id, turnover=_requests.duration(turnover)
-        )
+        request = admin_service_pb2.CreateRoomRequest(name=name, site_id=site_id, turnover=_requests.duration(turnover))
         return (await self._call(self._admin.CreateRoom, request, timeout)).room
 
     async def list_rooms(self, *, timeout: float | None = None) -> list[resources_pb2.Room]:
