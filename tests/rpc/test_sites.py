@@ -182,7 +182,14 @@ async def test_a_booking_carries_its_site_and_zone(db: asyncpg.Connection, booki
     got = (await bookings.GetBooking(booking_service_pb2.GetBookingRequest(booking_id=made.id))).booking
     listed_bookings = (await admin.ListBookings(A.ListBookingsRequest(slot_id=slot_id))).bookings
 
-    for booking in (made, got, *listed_bookings):
+    confirmed = (await bookings.ConfirmBooking(booking_service_pb2.ConfirmBookingRequest(booking_id=made.id))).booking
+    cancelled = (await bookings.CancelBooking(booking_service_pb2.CancelBookingRequest(booking_id=made.id))).booking
+    other_slot = await insert_slot(db, room_id=await insert_room(db, site_id=site), start=future(80))
+    other = await book(bookings, other_slot, patient_id="p-zone-2")
+    by_slot_cancel = (await admin.CancelSlot(A.CancelSlotRequest(slot_id=other_slot))).cancelled_booking
+    assert by_slot_cancel.id == other.id
+
+    for booking in (made, got, *listed_bookings, confirmed, cancelled, other, by_slot_cancel):
         assert (booking.site.id, booking.site.time_zone) == (site, "Asia/Kolkata")
 
 

@@ -108,7 +108,9 @@ async def hold_slot(
     Called outside an explicit transaction, the statement is its own
     implicit transaction: one round trip, BEGIN and COMMIT included. A
     refusal is raised inside the function, so everything it wrote on the way
-    (overdue holds failed) rolls back with it.
+    (overdue holds failed) rolls back with it. `turnover` is the default for
+    a room without its own (migration 0009). The booking comes back with its
+    site, read in the same statement.
     """
     try:
         row = await conn.fetchrow(
@@ -146,7 +148,8 @@ async def move_booking(
     actor: Actor,
     turnover: timedelta,
 ) -> Moved | Refusal:
-    """RescheduleBooking in ONE statement: orflow_reschedule(), migration 0007 (lock order there)."""
+    """RescheduleBooking in ONE statement: orflow_reschedule(), migration 0007 (lock order there; 0009: the room's
+    own turnover, `turnover` being the default)."""
     try:
         row = await conn.fetchrow(
             "SELECT * FROM orflow_reschedule($1, $2, $3, $4, $5, $6, $7)",
