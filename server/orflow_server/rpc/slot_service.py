@@ -105,6 +105,7 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
             procedure_type=check.text("procedure_type", request.procedure_type, max_length=200, is_required=False),
             doctor_id=check.optional_id("doctor_id", request.doctor_id),
             room_id=check.optional_id("room_id", request.room_id),
+            site_id=check.optional_id("site_id", request.site_id),
         )
         check.raise_if_any()
         if self._hub is None:

@@ -180,14 +180,14 @@ class BlockingOrFlowClient:
         )
 
     def watch_slots(
-        self, *, procedure_type: str = "", doctor_id: int = 0, room_id: int = 0
+        self, *, procedure_type: str = "", doctor_id: int = 0, room_id: int = 0, site_id: int = 0
     ) -> Iterator[slot_service_pb2.WatchSlotsResponse]:
         """Live slot changes: a SNAPSHOT of the matching slots first, then each change as it commits.
 
         The stream has no deadline; stop iterating (or close the generator) to end it.
         """
         request = slot_service_pb2.WatchSlotsRequest(
-            procedure_type=procedure_type, doctor_id=doctor_id, room_id=room_id
+            procedure_type=procedure_type, doctor_id=doctor_id, room_id=room_id, site_id=site_id
         )
         call = self._slots.WatchSlots(request, metadata=self._options.metadata())
         try:

@@ -321,22 +321,26 @@ class WatchSlotsRequest(_message.Message):
     PROCEDURE_TYPE_FIELD_NUMBER: _builtins.int
     DOCTOR_ID_FIELD_NUMBER: _builtins.int
     ROOM_ID_FIELD_NUMBER: _builtins.int
+    SITE_ID_FIELD_NUMBER: _builtins.int
     procedure_type: _builtins.str
     """Only this procedure (exact, case-insensitive)."""
     doctor_id: _builtins.int
     """Only this surgeon."""
     room_id: _builtins.int
     """Only this room."""
+    site_id: _builtins.int
+    """Only slots in this site's rooms."""
     def __init__(
         self,
         *,
         procedure_type: _builtins.str = ...,
         doctor_id: _builtins.int = ...,
         room_id: _builtins.int = ...,
+        site_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["doctor_id", b"doctor_id", "procedure_type", b"procedure_type", "room_id", b"room_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["doctor_id", b"doctor_id", "procedure_type", b"procedure_type", "room_id", b"room_id", "site_id", b"site_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
