@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,9 +21,30 @@ def future(hours: float = 24.0) -> datetime:
     return (datetime.now(UTC) + timedelta(hours=hours)).replace(second=0, microsecond=0)
 
 
+async def insert_site(conn: asyncpg.Connection, **overrides: Any) -> int:
+    """A site (names are unique and the `db` fixture keeps sites, so each gets a fresh one)."""
+    return int(
+        await conn.fetchval(
+            "INSERT INTO sites (name, display_name, time_zone) VALUES ($1, $2, $3) RETURNING id",
+            overrides.get("name", f"site-{next(_counter)}-{uuid.uuid4().hex[:8]}"),
+            overrides.get("display_name", "Test Hospital"),
+            overrides.get("time_zone", "UTC"),
+        )
+    )
+
+
 async def insert_room(conn: asyncpg.Connection, **overrides: Any) -> int:
+    """A room in `site_id` (default: the oldest site) with `turnover` (default: none of its own)."""
     name = overrides.get("name", f"Room {next(_counter)}")
-    return int(await conn.fetchval("INSERT INTO rooms (name) VALUES ($1) RETURNING id", name))
+    return int(
+        await conn.fetchval(
+            "INSERT INTO rooms (name, site_id, turnover)"
+            " VALUES ($1, coalesce($2::bigint, orflow_default_site_id()), $3) RETURNING id",
+            name,
+            overrides.get("site_id"),
+            overrides.get("turnover"),
+        )
+    )
 
 
 async def insert_doctor(conn: asyncpg.Connection, **overrides: Any) -> int:

@@ -14,7 +14,7 @@ from tests.e2e.pages import seed, sign_in_admin
 async def open_inventory(page: Page, portal: str) -> None:
     await sign_in_admin(page, portal)
     await page.get_by_role("tab", name="Inventory").click()
-    await expect(page.get_by_role("heading", name="Operating rooms (4)")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Operating rooms (6)")).to_be_visible()
 
 
 async def test_admin_adds_a_room_a_surgeon_and_an_equipment_type_and_sees_each_listed(
@@ -28,7 +28,7 @@ async def test_admin_adds_a_room_a_surgeon_and_an_equipment_type_and_sees_each_l
     await page.get_by_label("Room name", exact=True).fill("Hybrid OR 7")
     await page.get_by_label("Room name", exact=True).press("Enter")
     await expect(page.get_by_role("status").filter(has_text="Room “Hybrid OR 7” added.")).to_be_visible()
-    await expect(page.get_by_role("heading", name="Operating rooms (5)")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Operating rooms (7)")).to_be_visible()
     rooms = page.get_by_role("list", name="Operating rooms")
     await expect(rooms.get_by_role("listitem").filter(has_text="Hybrid OR 7")).to_have_class("row-new")
     await expect(page.get_by_label("Room name", exact=True)).to_have_value("")

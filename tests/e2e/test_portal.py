@@ -160,7 +160,7 @@ async def test_admin_reports_inventory_and_reset_with_confirmation(
     await page.screenshot(path=artifacts / "08-admin-bookings-report.png", full_page=True)
 
     await page.get_by_role("tab", name="Inventory").click()
-    await expect(page.get_by_role("heading", name="Operating rooms (4)")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Operating rooms (6)")).to_be_visible()
     await expect(page.locator("td", has_text="ECMO Machine")).to_be_visible()
     await page.screenshot(path=artifacts / "09-admin-inventory.png", full_page=True)
 

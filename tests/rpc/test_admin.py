@@ -13,7 +13,14 @@ from orflow.v1 import admin_service_pb2, booking_service_pb2, resources_pb2, slo
 from tests.factories import error_details, future, insert_doctor, insert_equipment, insert_room, insert_slot
 
 SEED = admin_service_pb2.SeedDatabaseRequest()
-DEMO_ROOMS = ["Apollo Room 101", "City Hospital 404", "Fortis Room 202", "Max Care 303"]  # by name
+DEMO_ROOMS = [
+    "Apollo Room 101",
+    "City Hospital 404",
+    "Fortis Room 202",
+    "Max Care 303",
+    "St Thomas' Hybrid Theatre",
+    "St Thomas' Theatre 1",
+]  # by name
 DEMO_EQUIPMENT = {"Ventilator": 5, "MRI Machine": 2, "ECG Monitor": 10, "Dialysis Unit": 3}
 
 
@@ -45,7 +52,7 @@ async def test_seed_loads_the_demo_set(db: asyncpg.Connection, admin: Any, slots
     assert all(s.available for s in listed)  # every demo slot is in the future and free
     doctors = (await slots.ListDoctors(slot_service_pb2.ListDoctorsRequest())).doctors
     assert (counts.room_count, counts.equipment_count, counts.doctor_count, counts.slot_count) == (
-        4,
+        6,
         len(equipment),
         len(doctors),
         len(listed),
@@ -71,7 +78,7 @@ async def test_seed_is_a_true_reset(db: asyncpg.Connection, admin: Any, bookings
     assert list(listed) == []
     rooms = (await admin.ListRooms(admin_service_pb2.ListRoomsRequest())).rooms
     assert [r.name for r in rooms] == DEMO_ROOMS
-    assert sorted(r.id for r in rooms) == [1, 2, 3, 4]  # identities restart
+    assert sorted(r.id for r in rooms) == [1, 2, 3, 4, 5, 6]  # identities restart
     reseeded = await all_slots(slots)
     assert min(s.id for s in reseeded) == 1
     assert all(s.available for s in reseeded)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -109,6 +110,11 @@ STAFF_ONLY = {
     "/orflow.v1.BookingService/CompleteBooking",
     "/orflow.v1.BookingService/MarkBookingNoShow",
 }
+
+
+# AdminService's one read open to every caller, as its comment says: a portal needs each site's time zone.
+OPEN_TO_ALL = {"/orflow.v1.AdminService/ListSites"}
+EVERYONE = {access_pb2.ROLE_ANONYMOUS, access_pb2.ROLE_PATIENT, access_pb2.ROLE_SERVICE, access_pb2.ROLE_ADMIN}
 
 
 def _declared_methods() -> dict[str, Any]:
@@ -233,6 +239,11 @@ CASES: dict[str, Call] = {
         A.CreateRoomRequest(name="OR matrix"), metadata=md
     ),
     "/orflow.v1.AdminService/ListRooms": lambda st, f, md: st["admin"].ListRooms(A.ListRoomsRequest(), metadata=md),
+    "/orflow.v1.AdminService/CreateSite": lambda st, f, md: st["admin"].CreateSite(
+        A.CreateSiteRequest(name=f"matrix-{uuid.uuid4().hex[:8]}", display_name="Matrix", time_zone="Europe/London"),
+        metadata=md,
+    ),
+    "/orflow.v1.AdminService/ListSites": lambda st, f, md: st["admin"].ListSites(A.ListSitesRequest(), metadata=md),
     "/orflow.v1.AdminService/CreateDoctor": lambda st, f, md: st["admin"].CreateDoctor(
         A.CreateDoctorRequest(name="Dr. M", specialty="X"), metadata=md
     ),
@@ -298,11 +309,12 @@ def test_a_method_without_the_option_is_refused_to_everyone() -> None:
 )
 def test_each_service_keeps_the_promise_of_its_comment(service: str, roles: set[int]) -> None:
     """The service comments say: browsing needs no token, booking needs one (the day of surgery a staff one),
-    admin needs the admin role."""
+    admin needs the admin role (but anyone may list the sites)."""
     methods = [m for m in DECLARED if m.startswith(f"/orflow.v1.{service}/")]
     assert methods
     for method in methods:
         expected = {access_pb2.ROLE_SERVICE, access_pb2.ROLE_ADMIN} if method in STAFF_ONLY else roles
+        expected = EVERYONE if method in OPEN_TO_ALL else expected
         assert _declared_roles(method) == expected, method
 
 

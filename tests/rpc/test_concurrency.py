@@ -222,6 +222,53 @@ async def test_one_patient_racing_for_many_rooms_gets_one(db: asyncpg.Connection
     assert failures(outcomes) == {("ABORTED", "PATIENT_BUSY"): CALLS - 1}
 
 
+async def test_room_turnover_back_to_back_pairs_exactly_one_per_pair(db: asyncpg.Connection, target: str) -> None:
+    """PAIRS pairs of back-to-back one-hour slots in a room with 30 minutes turnover, each slot raced by several
+    patients: in each pair exactly one wins (the room's own turnover, read under its row lock, makes the pair
+    overlap), while the same layout in a room without turnover books both slots of every pair."""
+    pairs = 20
+    rooms = {"turnover": await insert_room(db, turnover=timedelta(minutes=30)), "none": await insert_room(db)}
+    base = future(160)
+    slot_pairs: dict[str, list[tuple[int, int]]] = {}
+    for kind, room in rooms.items():
+        slot_pairs[kind] = []
+        for k in range(pairs):
+            start = base + timedelta(hours=3 * k)  # pairs 3 h apart: the second ends at 2 h, its turnover at 2.5 h
+            first = await insert_slot(db, room_id=room, start=start, hours=1)
+            second = await insert_slot(db, room_id=room, start=start + timedelta(hours=1), hours=1)
+            slot_pairs[kind].append((first, second))
+    racers = 3
+    calls = [
+        {"slot_id": slot, "patient_id": f"t-{kind}-{slot}-{i}"}
+        for i in range(racers)
+        for kind in rooms
+        for pair in slot_pairs[kind]
+        for slot in pair
+    ]
+
+    outcomes = await fire(target, calls)
+
+    won = Counter(o["slot_id"] for o in successes(outcomes))
+    assert all(won[a] + won[b] == 1 for a, b in slot_pairs["turnover"])
+    assert all(won[a] == won[b] == 1 for a, b in slot_pairs["none"])
+    # Every racer of a pair's losing slot meets the winner's room time; the other racers of a winning slot find
+    # it taken.
+    assert failures(outcomes) == {
+        ("ABORTED", "ROOM_BUSY"): pairs * racers,
+        ("ABORTED", "SLOT_TAKEN"): 3 * pairs * (racers - 1),
+    }
+    await assert_invariants(db, outcomes)
+    # Each active booking holds its room until its end plus the room's own turnover (the default here is 0).
+    held = await db.fetch(
+        "SELECT b.room_id, b.room_free_time - b.end_time AS buffer FROM bookings b WHERE b.status = ANY($1::text[])",
+        list(invariants.ACTIVE_STATUSES),
+    )
+    assert {(r["room_id"], r["buffer"]) for r in held} == {
+        (rooms["turnover"], timedelta(minutes=30)),
+        (rooms["none"], timedelta(0)),
+    }
+
+
 async def test_retries_of_one_request_all_get_the_same_booking(db: asyncpg.Connection, target: str) -> None:
     slot_id = await insert_slot(db)
     calls = [{"slot_id": slot_id, "patient_id": "f-patient", "request_id": "req-1"}] * CALLS

@@ -33,7 +33,7 @@ from orflow_server.rpc.convert import CHANGE_KIND_TO_PROTO, timestamp
 
 from tests.auth import authorized_channel
 from tests.conftest import TEST_SETTINGS
-from tests.factories import future, insert_doctor, insert_room, insert_slot
+from tests.factories import future, insert_doctor, insert_room, insert_site, insert_slot
 
 SNAPSHOT = slot_service_pb2.SLOT_CHANGE_KIND_SNAPSHOT
 COMPLETE = slot_service_pb2.SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE
@@ -194,6 +194,31 @@ async def test_created_slots_reach_only_matching_watchers(
     assert await one_room.change() == (CREATED, here, True)
     everything.call.cancel()
     one_room.call.cancel()
+
+
+async def test_a_site_watcher_sees_only_its_sites_slots_with_their_zone(
+    db: asyncpg.Connection, live_channel: grpc.aio.Channel
+) -> None:
+    london, kolkata = await insert_site(db, time_zone="Europe/London"), await insert_site(db, time_zone="Asia/Kolkata")
+    london_room, kolkata_room = await insert_room(db, site_id=london), await insert_room(db, site_id=kolkata)
+    before = await insert_slot(db, room_id=london_room, start=future(30))
+    await insert_slot(db, room_id=kolkata_room, start=future(31))
+    everything, one_site = Watcher(live_channel), Watcher(live_channel, WatchSlotsRequest(site_id=london))
+    await everything.snapshot()
+    assert await one_site.snapshot() == [before]
+    await barrier(db, everything)
+
+    elsewhere = await insert_slot(db, room_id=kolkata_room, start=future(40))
+    here = await insert_slot(db, room_id=london_room, start=future(41))
+
+    assert (await everything.change())[:2] == (CREATED, elsewhere)
+    assert (await everything.change())[:2] == (CREATED, here)
+    message = await one_site.read()
+    while message.kind in (SNAPSHOT, COMPLETE):  # a resync after the fixture's TRUNCATE is allowed
+        message = await one_site.read()
+    assert (message.kind, message.slot.id, message.slot.site.time_zone) == (CREATED, here, "Europe/London")
+    everything.call.cancel()
+    one_site.call.cancel()
 
 
 async def test_a_cancelled_stream_leaves_no_subscriber(

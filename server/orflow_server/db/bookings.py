@@ -19,7 +19,7 @@ from ..domain.access import Actor
 from ..domain.day import DayStep, Stamp
 from ..domain.errors import FieldViolation, RequestIdReusedError
 from ..domain.filters import BookingFilters
-from ..domain.models import Booking, BookingStatus, CancellationReason, FailureReason
+from ..domain.models import Booking, BookingStatus, CancellationReason, FailureReason, Site
 from .connection import Conn
 from .errors import translate
 from .where import Where
@@ -29,9 +29,16 @@ PATIENT_LOCK_SPACE = 7_406_115
 # The one-key advisory lock bulk expiry takes (one-key and two-key locks never collide).
 _OVERDUE_SWEEP_LOCK = 7_406_116
 
+# The site of a booking's room (bookings.room_id, or the slot's room for a row without one), as one JSON array.
+_SITE_OF = (
+    "(SELECT json_build_array(st.id, st.name, st.display_name, st.time_zone)"
+    " FROM rooms r JOIN sites st ON st.id = r.site_id WHERE r.id = {room_id})"
+)
 _BOOKING_COLUMNS = (
     "id, slot_id, patient_id, status, failure_reason, create_time, expire_time, update_time, request_id,"
-    " cancellation_reason, cancellation_note, cancelled_by, actual_start_time, actual_end_time, end_time"
+    " cancellation_reason, cancellation_note, cancelled_by, actual_start_time, actual_end_time, end_time, "
+    + _SITE_OF.format(room_id="bookings.room_id")
+    + " AS site"
 )
 
 
@@ -55,7 +62,15 @@ def booking_from_row(row: asyncpg.Record) -> Booking:
         actual_start_time=row.get("actual_start_time"),
         actual_end_time=row.get("actual_end_time"),
         slot_end_time=row.get("end_time"),
+        site=_site_from_json(row.get("site")),
     )
+
+
+def _site_from_json(value: str | None) -> Site | None:
+    if value is None:
+        return None
+    site_id, name, display_name, time_zone = json.loads(value)
+    return Site(id=site_id, name=name, display_name=display_name, time_zone=time_zone)
 
 
 @dataclass(frozen=True)
@@ -93,11 +108,15 @@ async def hold_slot(
     Called outside an explicit transaction, the statement is its own
     implicit transaction: one round trip, BEGIN and COMMIT included. A
     refusal is raised inside the function, so everything it wrote on the way
-    (overdue holds failed) rolls back with it.
+    (overdue holds failed) rolls back with it. `turnover` is the default for
+    a room without its own (migration 0009). The booking comes back with its
+    site, read in the same statement.
     """
     try:
         row = await conn.fetchrow(
-            "SELECT * FROM orflow_book($1, $2, $3, $4, $5, $6, $7)",
+            "SELECT h.*, "
+            + _SITE_OF.format(room_id="(SELECT sl.room_id FROM slots sl WHERE sl.id = h.slot_id)")
+            + " AS site FROM orflow_book($1, $2, $3, $4, $5, $6, $7) h",
             slot_id,
             patient_id,
             request_id or None,
@@ -129,7 +148,8 @@ async def move_booking(
     actor: Actor,
     turnover: timedelta,
 ) -> Moved | Refusal:
-    """RescheduleBooking in ONE statement: orflow_reschedule(), migration 0007 (lock order there)."""
+    """RescheduleBooking in ONE statement: orflow_reschedule(), migration 0007 (lock order there; 0009: the room's
+    own turnover, `turnover` being the default)."""
     try:
         row = await conn.fetchrow(
             "SELECT * FROM orflow_reschedule($1, $2, $3, $4, $5, $6, $7)",

@@ -62,6 +62,10 @@ async def list_snapshot(conn: Conn, filters: SlotFilters, *, limit: int, turnove
     """The first `limit` matching slots that have not started, by start_time: one statement, so one snapshot."""
     now = await current_time(conn)
     upcoming = SlotFilters(
-        procedure_type=filters.procedure_type, doctor_id=filters.doctor_id, room_id=filters.room_id, window_start=now
+        procedure_type=filters.procedure_type,
+        doctor_id=filters.doctor_id,
+        room_id=filters.room_id,
+        site_id=filters.site_id,
+        window_start=now,
     )
     return await db_slots.list_slots(conn, upcoming, after=None, limit=limit, turnover=turnover)

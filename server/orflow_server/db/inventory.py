@@ -1,28 +1,70 @@
-"""Rooms, doctors and equipment types."""
+"""Sites, rooms, doctors and equipment types."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import asyncpg
 
-from ..domain.models import Doctor, Equipment, Room
+from ..domain.models import Doctor, Equipment, Room, Site
 from .connection import Conn
 from .errors import translate
 
+_SITE_COLUMNS = "id, name, display_name, time_zone"
+_ROOM_COLUMNS = "id, name, site_id, turnover"
 
-async def insert_room(conn: Conn, *, name: str) -> Room:
+
+def _site(row: asyncpg.Record) -> Site:
+    return Site(id=row["id"], name=row["name"], display_name=row["display_name"], time_zone=row["time_zone"])
+
+
+def _room(row: asyncpg.Record) -> Room:
+    return Room(id=row["id"], name=row["name"], site_id=row["site_id"], turnover=row["turnover"])
+
+
+async def insert_site(conn: Conn, *, name: str, display_name: str, time_zone: str) -> Site:
+    """A new site; its zone was checked against tzdata by the caller (domain/sites.py)."""
     try:
-        row = await conn.fetchrow("INSERT INTO rooms (name) VALUES ($1) RETURNING id, name", name)
+        row = await conn.fetchrow(
+            f"INSERT INTO sites (name, display_name, time_zone) VALUES ($1, $2, $3) RETURNING {_SITE_COLUMNS}",
+            name,
+            display_name,
+            time_zone,
+        )
     except asyncpg.UniqueViolationError as exc:
         raise (translate(exc) or exc) from exc
     assert row is not None
-    return Room(id=row["id"], name=row["name"])
+    return _site(row)
+
+
+async def list_sites(conn: Conn) -> list[Site]:
+    return [_site(r) for r in await conn.fetch(f"SELECT {_SITE_COLUMNS} FROM sites ORDER BY name, id")]
+
+
+async def fetch_site(conn: Conn, site_id: int) -> Site | None:
+    row = await conn.fetchrow(f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = $1", site_id)
+    return None if row is None else _site(row)
+
+
+async def insert_room(conn: Conn, *, name: str, site_id: int, turnover: timedelta | None) -> Room:
+    """A new room in site `site_id` (0: the default, oldest site; migration 0009), with its own turnover or None."""
+    try:
+        row = await conn.fetchrow(
+            f"INSERT INTO rooms (name, site_id, turnover)"
+            f" VALUES ($1, coalesce(nullif($2::bigint, 0), orflow_default_site_id()), $3) RETURNING {_ROOM_COLUMNS}",
+            name,
+            site_id,
+            turnover,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise (translate(exc) or exc) from exc
+    assert row is not None
+    return _room(row)
 
 
 async def list_rooms(conn: Conn) -> list[Room]:
-    rows = await conn.fetch("SELECT id, name FROM rooms ORDER BY name, id")
-    return [Room(id=r["id"], name=r["name"]) for r in rows]
+    return [_room(r) for r in await conn.fetch(f"SELECT {_ROOM_COLUMNS} FROM rooms ORDER BY name, id")]
 
 
 async def room_exists(conn: Conn, room_id: int) -> bool:

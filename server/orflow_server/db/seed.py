@@ -15,15 +15,29 @@ from .connection import Conn
 
 
 async def reset_to_demo(conn: Conn, now: datetime) -> tuple[int, int, int, int]:
-    """Empties bookings, slots, equipment, doctors and rooms (never audit_events); returns what it loaded.
+    """Empties bookings, slots, equipment, doctors, rooms and sites (never audit_events); returns what it loaded.
 
     The counts are (rooms, doctors, equipment types, slots).
     """
-    await conn.execute("TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms RESTART IDENTITY")
+    await conn.execute("TRUNCATE bookings, slot_equipment, slots, equipment, doctors, rooms, sites RESTART IDENTITY")
+    site_ids = {
+        r["name"]: r["id"]
+        for r in await conn.fetch(
+            "INSERT INTO sites (name, display_name, time_zone)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) RETURNING id, name",
+            [s.name for s in demo.SITES],
+            [s.display_name for s in demo.SITES],
+            [s.time_zone for s in demo.SITES],
+        )
+    }
     room_ids = {
         r["name"]: r["id"]
         for r in await conn.fetch(
-            "INSERT INTO rooms (name) SELECT unnest($1::text[]) RETURNING id, name", list(demo.ROOMS)
+            "INSERT INTO rooms (name, site_id, turnover)"
+            " SELECT * FROM unnest($1::text[], $2::bigint[], $3::interval[]) RETURNING id, name",
+            [room.name for room in demo.DEMO_ROOMS],
+            [site_ids[room.site] for room in demo.DEMO_ROOMS],
+            [room.turnover for room in demo.DEMO_ROOMS],
         )
     }
     doctor_ids = {

@@ -9,7 +9,7 @@ import asyncpg
 
 from ..domain.access import Actor
 from ..domain.filters import SlotFilters
-from ..domain.models import Doctor, EquipmentNeed, NewSlot, Room, Slot
+from ..domain.models import Doctor, EquipmentNeed, NewSlot, Room, Site, Slot
 from .active import is_active
 from .bookings import REFUSED, Refusal
 from .connection import Conn
@@ -17,7 +17,8 @@ from .connection import Conn
 _SELECT_SLOT = """
 SELECT s.id, s.procedure_type, s.start_time, s.end_time, s.create_time, s.cancel_time,
        d.id AS doctor_id, d.name AS doctor_name, d.specialty AS doctor_specialty,
-       r.id AS room_id, r.name AS room_name,
+       r.id AS room_id, r.name AS room_name, r.site_id, r.turnover AS room_turnover,
+       st.name AS site_name, st.display_name AS site_display_name, st.time_zone AS site_time_zone,
        COALESCE((SELECT json_agg(json_build_array(e.id, e.name, se.quantity) ORDER BY e.id)
                  FROM slot_equipment se JOIN equipment e ON e.id = se.equipment_id
                  WHERE se.slot_id = s.id), '[]') AS equipment,
@@ -25,16 +26,17 @@ SELECT s.id, s.procedure_type, s.start_time, s.end_time, s.create_time, s.cancel
 FROM slots s
 JOIN doctors d ON d.id = s.doctor_id
 JOIN rooms r ON r.id = s.room_id
+JOIN sites st ON st.id = r.site_id
 """
 
 # A slot is available when it has not started, is not cancelled, and no active booking holds its
-# room (with turnover) or its surgeon at an overlapping time. $1 is the room
-# turnover buffer. Equipment is checked only when booking (see bookings.py).
+# room (with the room's own turnover, or else the default) or its surgeon at an overlapping time. $1 is the
+# default turnover buffer. Equipment is checked only when booking (see bookings.py).
 _AVAILABLE = f"""(s.start_time > now() AND s.cancel_time IS NULL
   AND NOT EXISTS (
     SELECT 1 FROM bookings b
     WHERE b.room_id = s.room_id AND {is_active("b")}
-      AND b.room_during && tstzrange(s.start_time, s.end_time + $1::interval, '[)')
+      AND b.room_during && tstzrange(s.start_time, s.end_time + coalesce(r.turnover, $1::interval), '[)')
       AND (b.status <> 'PENDING' OR b.expire_time > now()))
   AND NOT EXISTS (
     SELECT 1 FROM bookings b
@@ -51,7 +53,7 @@ def _slot_from_row(row: asyncpg.Record) -> Slot:
         id=row["id"],
         doctor=Doctor(id=row["doctor_id"], name=row["doctor_name"], specialty=row["doctor_specialty"]),
         procedure_type=row["procedure_type"],
-        room=Room(id=row["room_id"], name=row["room_name"]),
+        room=Room(id=row["room_id"], name=row["room_name"], site_id=row["site_id"], turnover=row["room_turnover"]),
         start_time=row["start_time"],
         end_time=row["end_time"],
         required_equipment=tuple(
@@ -60,6 +62,12 @@ def _slot_from_row(row: asyncpg.Record) -> Slot:
         is_available=row["available"],
         create_time=row["create_time"],
         cancel_time=row["cancel_time"],
+        site=Site(
+            id=row["site_id"],
+            name=row["site_name"],
+            display_name=row["site_display_name"],
+            time_zone=row["site_time_zone"],
+        ),
     )
 
 
@@ -75,8 +83,9 @@ async def list_slots(
     after: tuple[datetime, int] | None,
     limit: int,
     turnover: timedelta,
+    day_window: tuple[datetime, datetime] | None = None,
 ) -> list[Slot]:
-    """One keyset page of slots ordered by (start_time, id)."""
+    """One keyset page of slots ordered by (start_time, id); `day_window` is filters.day in UTC (domain/sites.py)."""
     clauses: list[str] = []
     params: list[object] = [turnover]
 
@@ -90,6 +99,10 @@ async def list_slots(
         clauses.append(f"s.doctor_id = {bind(filters.doctor_id)}")
     if filters.room_id:
         clauses.append(f"s.room_id = {bind(filters.room_id)}")
+    if filters.site_id:
+        clauses.append(f"r.site_id = {bind(filters.site_id)}")
+    if day_window is not None:
+        clauses.append(f"s.start_time >= {bind(day_window[0])} AND s.start_time < {bind(day_window[1])}")
     if filters.window_start is not None:
         clauses.append(f"s.start_time >= {bind(filters.window_start)}")
     if filters.window_end is not None:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from .reasons import ErrorReason
 
-Resource = Literal["slot", "booking", "doctor", "room", "equipment"]
+Resource = Literal["slot", "booking", "doctor", "room", "equipment", "site"]
 """What NotFoundError can name: the API's resource names (the Doctor message is a surgeon)."""
 
 NOT_FOUND_REASONS: Mapping[Resource, ErrorReason] = {
@@ -23,6 +23,7 @@ NOT_FOUND_REASONS: Mapping[Resource, ErrorReason] = {
     "doctor": ErrorReason.DOCTOR_NOT_FOUND,
     "room": ErrorReason.ROOM_NOT_FOUND,
     "equipment": ErrorReason.EQUIPMENT_NOT_FOUND,
+    "site": ErrorReason.SITE_NOT_FOUND,
 }
 
 

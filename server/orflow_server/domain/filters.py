@@ -8,7 +8,7 @@ clients hold (domain/paging.py fingerprints exactly these names and values).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar
 
 from .models import BookingStatus, Slot
@@ -25,6 +25,9 @@ class SlotFilters:
     window_start: datetime | None = None
     window_end: datetime | None = None
     is_available_only: bool = False
+    site_id: int = 0
+    day: date | None = None
+    """A calendar day in the site's zone (needs site_id): slots starting from its local midnight to the next."""
 
     def token_fields(self) -> dict[str, FilterValue]:
         return {
@@ -34,12 +37,15 @@ class SlotFilters:
             "window_start": self.window_start,
             "window_end": self.window_end,
             "available_only": self.is_available_only,
+            "site_id": self.site_id,
+            "day": None if self.day is None else self.day.isoformat(),
         }
 
     def matches(self, slot: Slot) -> bool:
-        """The room, surgeon and procedure tests ListSlots applies in SQL, for one slot in hand."""
+        """The room, site, surgeon and procedure tests ListSlots applies in SQL, for one slot in hand."""
         return (
             (not self.room_id or slot.room.id == self.room_id)
+            and (not self.site_id or slot.room.site_id == self.site_id)
             and (not self.doctor_id or slot.doctor.id == self.doctor_id)
             and (not self.procedure_type or slot.procedure_type.lower() == self.procedure_type.lower())
         )

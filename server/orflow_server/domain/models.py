@@ -45,9 +45,22 @@ class FailureReason(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Site:
+    """A hospital: its rooms' days are kept in its IANA time zone."""
+
+    id: int
+    name: str
+    display_name: str
+    time_zone: str
+
+
+@dataclass(frozen=True)
 class Room:
     id: int
     name: str
+    site_id: int = 0
+    turnover: timedelta | None = None
+    """The room's own turnover; None means the server's default (Settings.turnover)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,8 @@ class Slot:
     is_available: bool
     create_time: datetime
     cancel_time: datetime | None = None
+    site: Site | None = None
+    """The room's site, with the zone a client shows the slot's times in."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,8 @@ class Booking:
     slot_end_time: datetime | None = None
     overrun: timedelta = timedelta(0)
     """How far the case ran past its slot's end (domain.day.overrun)."""
+    site: Site | None = None
+    """The site of the booked slot's room, with its time zone."""
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,11 @@ MAX_KEY_INT = 2**62
 
 Key = Sequence[str | int]
 
-FILTER_ENCODING_VERSION = 1
-"""The first byte of every filter encoding; bumping it retires every token issued before."""
+FILTER_ENCODING_VERSION = 2
+"""The first byte of every filter encoding; bumping it retires every token issued before.
+
+2: ListSlots' filters gained site_id and day (issue 14's sites), so every listing's tokens were re-issued.
+"""
 
 FilterValue = str | int | bool | datetime | None
 

@@ -180,3 +180,8 @@ class ErrorReason(StrEnum):
     # COMPLETED.
     # Metadata: "slot_id", "status" (the case's state).
     SLOT_IN_USE = "SLOT_IN_USE"
+
+    # NOT_FOUND: CreateRoom, or ListSlots' site_id, names a site that does not
+    # exist.
+    # Metadata: "resource" ("site"), "id".
+    SITE_NOT_FOUND = "SITE_NOT_FOUND"

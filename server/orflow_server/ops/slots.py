@@ -16,6 +16,7 @@ from ..domain.filters import DoctorFilters, SlotFilters
 from ..domain.models import Booking, Doctor, NewSlot, Slot
 from ..domain.paging import decode_page_token, encode_page_token
 from ..domain.rules import slot_violations
+from ..domain.sites import local_day_window
 from .context import OpsContext
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -29,12 +30,21 @@ def _micros(moment: datetime) -> int:
 async def list_slots(
     ctx: OpsContext, filters: SlotFilters, *, page_size: int, page_token: str
 ) -> tuple[list[Slot], str]:
+    """A page of slots; a local day is turned into its UTC window with the site's zone (23 to 25 hours long)."""
     key = decode_page_token(page_token, filters, shape=(int, int))
     if key and int(key[0]) >= _MAX_MICROS:
         raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
     after = (_EPOCH + timedelta(microseconds=int(key[0])), int(key[1])) if key else None
     async with ctx.pool.acquire() as conn:
-        rows = await db.list_slots(conn, filters, after=after, limit=page_size + 1, turnover=ctx.turnover)
+        day_window = None
+        if filters.day is not None:
+            site = await db_inventory.fetch_site(conn, filters.site_id)
+            if site is None:
+                raise NotFoundError("site", filters.site_id)
+            day_window = local_day_window(filters.day, site.time_zone)
+        rows = await db.list_slots(
+            conn, filters, after=after, limit=page_size + 1, turnover=ctx.turnover, day_window=day_window
+        )
     page = rows[:page_size]
     token = encode_page_token([_micros(page[-1].start_time), page[-1].id], filters) if len(rows) > page_size else ""
     return page, token

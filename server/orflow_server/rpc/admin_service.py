@@ -1,4 +1,5 @@
-"""AdminService: reset demo data, publish slots, inventory, bookings report, audit trail (admin role only)."""
+"""AdminService: reset demo data, publish slots, sites, inventory, bookings report, audit trail (admin role only,
+but ListSites is open to every caller)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..domain.filters import AuditFilters, BookingFilters
 from ..domain.models import EquipmentNeed, NewSlot
 from ..domain.paging import page_size_or_default
 from ..domain.rules import MAX_EQUIPMENT_QUANTITY
+from ..domain.sites import time_zone_violations, turnover_violations
 from ..ops import audit as audit_ops
 from ..ops import bookings as booking_ops
 from ..ops import inventory as inventory_ops
@@ -90,13 +92,35 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             cancelled_booking=None if booking is None else convert.booking_to_proto(booking),
         )
 
+    async def CreateSite(self, request: pb.CreateSiteRequest, context: Context) -> pb.CreateSiteResponse:
+        check = RequestChecker()
+        name = check.text("name", request.name, max_length=64)
+        display_name = check.text("display_name", request.display_name, max_length=200)
+        check.violations.extend(time_zone_violations("time_zone", request.time_zone))
+        check.raise_if_any()
+        site = await inventory_ops.create_site(
+            self._ctx, current_actor(), name=name, display_name=display_name, time_zone=request.time_zone
+        )
+        return pb.CreateSiteResponse(site=convert.site_to_proto(site))
+
+    async def ListSites(self, request: pb.ListSitesRequest, context: Context) -> pb.ListSitesResponse:
+        sites = await inventory_ops.list_sites(self._ctx)
+        return pb.ListSitesResponse(sites=[convert.site_to_proto(s) for s in sites])
+
     async def CreateRoom(self, request: pb.CreateRoomRequest, context: Context) -> pb.CreateRoomResponse:
         check = RequestChecker()
         name = check.text("name", request.name, max_length=200)
+        site_id = check.optional_id("site_id", request.site_id)
+        turnover = check.duration("turnover", request.turnover, is_set=request.HasField("turnover"))
+        if turnover is not None and request.turnover.nanos:  # checked on the wire: a timedelta drops nanoseconds
+            check.fail("turnover", "must be a whole number of seconds")
+        elif turnover is not None:
+            check.violations.extend(turnover_violations("turnover", turnover))
         check.raise_if_any()
-        return pb.CreateRoomResponse(
-            room=convert.room_to_proto(await inventory_ops.create_room(self._ctx, current_actor(), name=name))
+        room = await inventory_ops.create_room(
+            self._ctx, current_actor(), name=name, site_id=site_id, turnover=turnover
         )
+        return pb.CreateRoomResponse(room=convert.room_to_proto(room))
 
     async def ListRooms(self, request: pb.ListRoomsRequest, context: Context) -> pb.ListRoomsResponse:
         rooms = await inventory_ops.list_rooms(self._ctx)

@@ -17,6 +17,7 @@ from ..domain.models import (
     Equipment,
     FailureReason,
     Room,
+    Site,
     Slot,
 )
 
@@ -66,8 +67,20 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
     return stamp
 
 
+def site_to_proto(site: Site) -> resources_pb2.Site:
+    return resources_pb2.Site(id=site.id, name=site.name, display_name=site.display_name, time_zone=site.time_zone)
+
+
+def _optional_site(site: Site | None) -> resources_pb2.Site | None:
+    return None if site is None else site_to_proto(site)
+
+
 def room_to_proto(room: Room) -> resources_pb2.Room:
-    return resources_pb2.Room(id=room.id, name=room.name)
+    turnover = None
+    if room.turnover is not None:
+        turnover = duration_pb2.Duration()
+        turnover.FromTimedelta(room.turnover)
+    return resources_pb2.Room(id=room.id, name=room.name, site_id=room.site_id, turnover=turnover)
 
 
 def doctor_to_proto(doctor: Doctor) -> resources_pb2.Doctor:
@@ -95,6 +108,7 @@ def slot_to_proto(slot: Slot) -> resources_pb2.Slot:
         available=slot.is_available,
         create_time=timestamp(slot.create_time),
         cancel_time=_optional_timestamp(slot.cancel_time),
+        site=_optional_site(slot.site),
     )
 
 
@@ -123,6 +137,7 @@ def booking_to_proto(booking: Booking) -> booking_pb2.Booking:
         actual_start_time=_optional_timestamp(booking.actual_start_time),
         actual_end_time=_optional_timestamp(booking.actual_end_time),
         overrun=_optional_duration(booking.overrun),
+        site=_optional_site(booking.site),
     )
 
 

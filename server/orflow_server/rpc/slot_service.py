@@ -71,9 +71,13 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
             window_start=check.timestamp("window_start", request.window_start, is_set=request.HasField("window_start")),
             window_end=check.timestamp("window_end", request.window_end, is_set=request.HasField("window_end")),
             is_available_only=request.available_only,
+            site_id=check.optional_id("site_id", request.site_id),
+            day=check.local_date("day", request.day, is_set=request.HasField("day")),
         )
         if filters.window_start and filters.window_end and filters.window_end <= filters.window_start:
             check.fail("window_end", "must be after window_start")
+        if request.HasField("day") and not request.site_id:
+            check.fail("site_id", "is required with day (the day is read in the site's time zone)")
         check.raise_if_any()
         slots, token = await ops.list_slots(
             self._ctx, filters, page_size=page_size_or_default(request.page_size), page_token=request.page_token
@@ -101,6 +105,7 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
             procedure_type=check.text("procedure_type", request.procedure_type, max_length=200, is_required=False),
             doctor_id=check.optional_id("doctor_id", request.doctor_id),
             room_id=check.optional_id("room_id", request.room_id),
+            site_id=check.optional_id("site_id", request.site_id),
         )
         check.raise_if_any()
         if self._hub is None:

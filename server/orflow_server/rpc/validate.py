@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from ..domain.errors import FieldViolation, InvalidArgumentError
@@ -68,6 +68,31 @@ class RequestChecker:
             self.fail(field, "is required")
             return None
         return self.timestamp(field, getattr(message, name), is_set=True)
+
+    def local_date(self, field: str, value: Any, *, is_set: bool) -> date | None:
+        """A LocalDate (year, month, day) that names a real calendar day in 1970 to 8999, or None when unset."""
+        if not is_set:
+            return None
+        if not 1970 <= value.year <= 8999:
+            self.fail(f"{field}.year", "must be between 1970 and 8999")
+            return None
+        try:
+            return date(value.year, value.month, value.day)
+        except ValueError:
+            self.fail(field, f"{value.year:04d}-{value.month:02d}-{value.day:02d} is not a calendar day")
+            return None
+
+    def duration(self, field: str, value: duration_pb2.Duration, *, is_set: bool) -> timedelta | None:
+        """A well-formed Duration (seconds and nanos of one sign, nanos within a second), or None when unset."""
+        if not is_set:
+            return None
+        if not -999_999_999 <= value.nanos <= 999_999_999 or (value.seconds * value.nanos < 0):
+            self.fail(field, "is not a valid duration")
+            return None
+        if abs(value.seconds) > 315_576_000_000:
+            self.fail(field, "is out of range")
+            return None
+        return value.ToTimedelta()
 
     def enum_filter(self, field: str, value: int, known: Mapping[Any, T], *, what: str) -> T | None:
         """An optional enum filter: None when unset (0), the mapped value when known."""

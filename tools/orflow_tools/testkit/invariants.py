@@ -8,7 +8,10 @@ The checks do not trust what they check: the facts come from the slots table
 (the source of truth), not from the columns a booking copies, and clashes are
 found by sorting (window functions), not by the constraints themselves. That
 keeps them linear-ish on a million-row history. An overdue PENDING hold counts
-as active here, which is stricter than the rule.
+as active here, which is stricter than the rule. The one fact taken from the
+booking row is room_free_time (the room's time ends at the later of the slot's
+end and it): the turnover in force when the booking was made, the room's own
+or the default (migration 0009), which no other table records.
 """
 
 from __future__ import annotations

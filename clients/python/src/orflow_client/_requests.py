@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 from orflow.v1 import admin_service_pb2, booking_pb2, resources_pb2, slot_service_pb2
 
 
@@ -20,6 +20,21 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+def duration(value: timedelta | None) -> duration_pb2.Duration | None:
+    if value is None:
+        return None
+    span = duration_pb2.Duration()
+    span.FromTimedelta(value)
+    return span
+
+
+def local_date(value: date | None) -> resources_pb2.LocalDate | None:
+    """A LocalDate (a calendar day the server reads in a site's time zone) from a `date`."""
+    if value is None:
+        return None
+    return resources_pb2.LocalDate(year=value.year, month=value.month, day=value.day)
+
+
 def list_slots(
     *,
     page_size: int,
@@ -30,6 +45,8 @@ def list_slots(
     window_start: datetime | None,
     window_end: datetime | None,
     available_only: bool,
+    site_id: int = 0,
+    day: date | None = None,
 ) -> slot_service_pb2.ListSlotsRequest:
     return slot_service_pb2.ListSlotsRequest(
         page_size=page_size,
@@ -40,6 +57,8 @@ def list_slots(
         window_start=timestamp(window_start),
         window_end=timestamp(window_end),
         available_only=available_only,
+        site_id=site_id,
+        day=local_date(day),
     )
 
 

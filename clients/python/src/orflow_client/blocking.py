@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -110,8 +110,11 @@ class BlockingOrFlowClient:
         window_start: datetime | None = None,
         window_end: datetime | None = None,
         available_only: bool = False,
+        site_id: int = 0,
+        day: date | None = None,
         timeout: float | None = None,
     ) -> slot_service_pb2.ListSlotsResponse:
+        """One page of slots; `day` (with `site_id`) is a calendar day in the site's time zone."""
         request = _requests.list_slots(
             page_size=page_size,
             page_token=page_token,
@@ -121,6 +124,8 @@ class BlockingOrFlowClient:
             window_start=window_start,
             window_end=window_end,
             available_only=available_only,
+            site_id=site_id,
+            day=day,
         )
         return self._call(self._slots.ListSlots, request, timeout)
 
@@ -133,9 +138,16 @@ class BlockingOrFlowClient:
         window_start: datetime | None = None,
         window_end: datetime | None = None,
         available_only: bool = False,
+        site_id: int = 0,
+        day: date | None = None,
         page_size: int = 0,
     ) -> Iterator[resources_pb2.Slot]:
-        """Every matching slot in start-time order, fetching pages as the caller iterates."""
+        """Every matching slot in start-time order, fetching pages as the caller iterates.
+
+        `day` with `site_id`: the slots starting on that calendar day in the site's time zone (the
+        server computes the day's window, 23 or 25 hours long when the clocks change). Each slot
+        carries `site.time_zone` to show its times in.
+        """
 
         query: dict[str, Any] = {
             "page_size": page_size,
@@ -145,6 +157,8 @@ class BlockingOrFlowClient:
             "window_start": window_start,
             "window_end": window_end,
             "available_only": available_only,
+            "site_id": site_id,
+            "day": day,
         }
         return self._walk(lambda token: self.list_slots_page(page_token=token, **query), lambda page: page.slots)
 
@@ -166,14 +180,14 @@ class BlockingOrFlowClient:
         )
 
     def watch_slots(
-        self, *, procedure_type: str = "", doctor_id: int = 0, room_id: int = 0
+        self, *, procedure_type: str = "", doctor_id: int = 0, room_id: int = 0, site_id: int = 0
     ) -> Iterator[slot_service_pb2.WatchSlotsResponse]:
         """Live slot changes: a SNAPSHOT of the matching slots first, then each change as it commits.
 
         The stream has no deadline; stop iterating (or close the generator) to end it.
         """
         request = slot_service_pb2.WatchSlotsRequest(
-            procedure_type=procedure_type, doctor_id=doctor_id, room_id=room_id
+            procedure_type=procedure_type, doctor_id=doctor_id, room_id=room_id, site_id=site_id
         )
         call = self._slots.WatchSlots(request, metadata=self._options.metadata())
         try:
@@ -367,8 +381,24 @@ class BlockingOrFlowClient:
         request = admin_service_pb2.CancelSlotRequest(slot_id=slot_id, note=note)
         return self._call(self._admin.CancelSlot, request, timeout)
 
-    def create_room(self, *, name: str, timeout: float | None = None) -> resources_pb2.Room:
-        request = admin_service_pb2.CreateRoomRequest(name=name)
+    def create_site(
+        self, *, name: str, display_name: str, time_zone: str, timeout: float | None = None
+    ) -> resources_pb2.Site:
+        """Adds a site (a hospital) in an IANA `time_zone` such as "Europe/London"; an unknown zone raises
+        InvalidArgument naming `time_zone`."""
+        request = admin_service_pb2.CreateSiteRequest(name=name, display_name=display_name, time_zone=time_zone)
+        return self._call(self._admin.CreateSite, request, timeout).site
+
+    def list_sites(self, *, timeout: float | None = None) -> list[resources_pb2.Site]:
+        """Every site with its time zone (any caller may list them)."""
+        reply = self._call(self._admin.ListSites, admin_service_pb2.ListSitesRequest(), timeout)
+        return list(reply.sites)
+
+    def create_room(
+        self, *, name: str, site_id: int = 0, turnover: timedelta | None = None, timeout: float | None = None
+    ) -> resources_pb2.Room:
+        """Adds a room to `site_id` (0: the default site) with its own `turnover` (None: the server's default)."""
+        request = admin_service_pb2.CreateRoomRequest(name=name, site_id=site_id, turnover=_requests.duration(turnover))
         return self._call(self._admin.CreateRoom, request, timeout).room
 
     def list_rooms(self, *, timeout: float | None = None) -> list[resources_pb2.Room]:

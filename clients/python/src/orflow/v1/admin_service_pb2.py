@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from orflow.v1 import access_pb2 as orflow_dot_v1_dot_access__pb2
 from orflow.v1 import audit_pb2 as orflow_dot_v1_dot_audit__pb2
@@ -29,7 +30,7 @@ from orflow.v1 import booking_pb2 as orflow_dot_v1_dot_booking__pb2
 from orflow.v1 import resources_pb2 as orflow_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dorflow/v1/admin_service.proto\x12\torflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16orflow/v1/access.proto\x1a\x15orflow/v1/audit.proto\x1a\x17orflow/v1/booking.proto\x1a\x19orflow/v1/resources.proto\"\x15\n\x13SeedDatabaseRequest\"m\n\x14SeedDatabaseResponse\x12\x12\n\nroom_count\x18\x01 \x01(\x05\x12\x14\n\x0c\x64octor_count\x18\x02 \x01(\x05\x12\x17\n\x0f\x65quipment_count\x18\x03 \x01(\x05\x12\x12\n\nslot_count\x18\x04 \x01(\x05\"\x8b\x01\n\x13ListBookingsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.orflow.v1.BookingStatus\x12\x12\n\npatient_id\x18\x04 \x01(\t\x12\x0f\n\x07slot_id\x18\x05 \x01(\x03\"U\n\x14ListBookingsResponse\x12$\n\x08\x62ookings\x18\x01 \x03(\x0b\x32\x12.orflow.v1.Booking\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xea\x01\n\x11\x43reateSlotRequest\x12\x11\n\tdoctor_id\x18\x01 \x01(\x03\x12\x16\n\x0eprocedure_type\x18\x02 \x01(\t\x12\x0f\n\x07room_id\x18\x03 \x01(\x03\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x12required_equipment\x18\x06 \x03(\x0b\x32\x1f.orflow.v1.EquipmentRequirement\"3\n\x12\x43reateSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\"!\n\x11\x43reateRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"3\n\x12\x43reateRoomResponse\x12\x1d\n\x04room\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Room\"\x12\n\x10ListRoomsRequest\"3\n\x11ListRoomsResponse\x12\x1e\n\x05rooms\x18\x01 \x03(\x0b\x32\x0f.orflow.v1.Room\"6\n\x13\x43reateDoctorRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tspecialty\x18\x02 \x01(\t\"9\n\x14\x43reateDoctorResponse\x12!\n\x06\x64octor\x18\x01 \x01(\x0b\x32\x11.orflow.v1.Doctor\"8\n\x16\x43reateEquipmentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"B\n\x17\x43reateEquipmentResponse\x12\'\n\tequipment\x18\x01 \x01(\x0b\x32\x14.orflow.v1.Equipment\"\x16\n\x14ListEquipmentRequest\"@\n\x15ListEquipmentResponse\x12\'\n\tequipment\x18\x01 \x03(\x0b\x32\x14.orflow.v1.Equipment\"\xe8\x01\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x15\n\rresource_type\x18\x05 \x01(\t\x12\x13\n\x0bresource_id\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x17ListAuditEventsResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.orflow.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x11\x43\x61ncelSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\x12\x0c\n\x04note\x18\x02 \x01(\t\"b\n\x12\x43\x61ncelSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\x12-\n\x11\x63\x61ncelled_booking\x18\x02 \x01(\x0b\x32\x12.orflow.v1.Booking2\x98\x07\n\x0c\x41\x64minService\x12X\n\x0cSeedDatabase\x12\x1e.orflow.v1.SeedDatabaseRequest\x1a\x1f.orflow.v1.SeedDatabaseResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12[\n\x0cListBookings\x12\x1e.orflow.v1.ListBookingsRequest\x1a\x1f.orflow.v1.ListBookingsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCreateSlot\x12\x1c.orflow.v1.CreateSlotRequest\x1a\x1d.orflow.v1.CreateSlotResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCancelSlot\x12\x1c.orflow.v1.CancelSlotRequest\x1a\x1d.orflow.v1.CancelSlotResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCreateRoom\x12\x1c.orflow.v1.CreateRoomRequest\x1a\x1d.orflow.v1.CreateRoomResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\tListRooms\x12\x1b.orflow.v1.ListRoomsRequest\x1a\x1c.orflow.v1.ListRoomsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12X\n\x0c\x43reateDoctor\x12\x1e.orflow.v1.CreateDoctorRequest\x1a\x1f.orflow.v1.CreateDoctorResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12\x61\n\x0f\x43reateEquipment\x12!.orflow.v1.CreateEquipmentRequest\x1a\".orflow.v1.CreateEquipmentResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12^\n\rListEquipment\x12\x1f.orflow.v1.ListEquipmentRequest\x1a .orflow.v1.ListEquipmentResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12\x64\n\x0fListAuditEvents\x12!.orflow.v1.ListAuditEventsRequest\x1a\".orflow.v1.ListAuditEventsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dorflow/v1/admin_service.proto\x12\torflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16orflow/v1/access.proto\x1a\x15orflow/v1/audit.proto\x1a\x17orflow/v1/booking.proto\x1a\x19orflow/v1/resources.proto\"\x15\n\x13SeedDatabaseRequest\"m\n\x14SeedDatabaseResponse\x12\x12\n\nroom_count\x18\x01 \x01(\x05\x12\x14\n\x0c\x64octor_count\x18\x02 \x01(\x05\x12\x17\n\x0f\x65quipment_count\x18\x03 \x01(\x05\x12\x12\n\nslot_count\x18\x04 \x01(\x05\"\x8b\x01\n\x13ListBookingsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.orflow.v1.BookingStatus\x12\x12\n\npatient_id\x18\x04 \x01(\t\x12\x0f\n\x07slot_id\x18\x05 \x01(\x03\"U\n\x14ListBookingsResponse\x12$\n\x08\x62ookings\x18\x01 \x03(\x0b\x32\x12.orflow.v1.Booking\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xea\x01\n\x11\x43reateSlotRequest\x12\x11\n\tdoctor_id\x18\x01 \x01(\x03\x12\x16\n\x0eprocedure_type\x18\x02 \x01(\t\x12\x0f\n\x07room_id\x18\x03 \x01(\x03\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x12required_equipment\x18\x06 \x03(\x0b\x32\x1f.orflow.v1.EquipmentRequirement\"3\n\x12\x43reateSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\"_\n\x11\x43reateRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07site_id\x18\x02 \x01(\x03\x12+\n\x08turnover\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"J\n\x11\x43reateSiteRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\"3\n\x12\x43reateSiteResponse\x12\x1d\n\x04site\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Site\"\x12\n\x10ListSitesRequest\"3\n\x11ListSitesResponse\x12\x1e\n\x05sites\x18\x01 \x03(\x0b\x32\x0f.orflow.v1.Site\"3\n\x12\x43reateRoomResponse\x12\x1d\n\x04room\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Room\"\x12\n\x10ListRoomsRequest\"3\n\x11ListRoomsResponse\x12\x1e\n\x05rooms\x18\x01 \x03(\x0b\x32\x0f.orflow.v1.Room\"6\n\x13\x43reateDoctorRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tspecialty\x18\x02 \x01(\t\"9\n\x14\x43reateDoctorResponse\x12!\n\x06\x64octor\x18\x01 \x01(\x0b\x32\x11.orflow.v1.Doctor\"8\n\x16\x43reateEquipmentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"B\n\x17\x43reateEquipmentResponse\x12\'\n\tequipment\x18\x01 \x01(\x0b\x32\x14.orflow.v1.Equipment\"\x16\n\x14ListEquipmentRequest\"@\n\x15ListEquipmentResponse\x12\'\n\tequipment\x18\x01 \x03(\x0b\x32\x14.orflow.v1.Equipment\"\xe8\x01\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x15\n\rresource_type\x18\x05 \x01(\t\x12\x13\n\x0bresource_id\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x17ListAuditEventsResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.orflow.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x11\x43\x61ncelSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\x12\x0c\n\x04note\x18\x02 \x01(\t\"b\n\x12\x43\x61ncelSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\x12-\n\x11\x63\x61ncelled_booking\x18\x02 \x01(\x0b\x32\x12.orflow.v1.Booking2\xc3\x08\n\x0c\x41\x64minService\x12X\n\x0cSeedDatabase\x12\x1e.orflow.v1.SeedDatabaseRequest\x1a\x1f.orflow.v1.SeedDatabaseResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12[\n\x0cListBookings\x12\x1e.orflow.v1.ListBookingsRequest\x1a\x1f.orflow.v1.ListBookingsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCreateSlot\x12\x1c.orflow.v1.CreateSlotRequest\x1a\x1d.orflow.v1.CreateSlotResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCancelSlot\x12\x1c.orflow.v1.CancelSlotRequest\x1a\x1d.orflow.v1.CancelSlotResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCreateSite\x12\x1c.orflow.v1.CreateSiteRequest\x1a\x1d.orflow.v1.CreateSiteResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12U\n\tListSites\x12\x1b.orflow.v1.ListSitesRequest\x1a\x1c.orflow.v1.ListSitesResponse\"\r\x90\x02\x01\xea\xf9\x18\x06\n\x04\x01\x02\x03\x04\x12R\n\nCreateRoom\x12\x1c.orflow.v1.CreateRoomRequest\x1a\x1d.orflow.v1.CreateRoomResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\tListRooms\x12\x1b.orflow.v1.ListRoomsRequest\x1a\x1c.orflow.v1.ListRoomsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12X\n\x0c\x43reateDoctor\x12\x1e.orflow.v1.CreateDoctorRequest\x1a\x1f.orflow.v1.CreateDoctorResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12\x61\n\x0f\x43reateEquipment\x12!.orflow.v1.CreateEquipmentRequest\x1a\".orflow.v1.CreateEquipmentResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12^\n\rListEquipment\x12\x1f.orflow.v1.ListEquipmentRequest\x1a .orflow.v1.ListEquipmentResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12\x64\n\x0fListAuditEvents\x12!.orflow.v1.ListAuditEventsRequest\x1a\".orflow.v1.ListAuditEventsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +45,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINSERVICE'].methods_by_name['CreateSlot']._serialized_options = b'\352\371\030\003\n\001\004'
   _globals['_ADMINSERVICE'].methods_by_name['CancelSlot']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['CancelSlot']._serialized_options = b'\352\371\030\003\n\001\004'
+  _globals['_ADMINSERVICE'].methods_by_name['CreateSite']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['CreateSite']._serialized_options = b'\352\371\030\003\n\001\004'
+  _globals['_ADMINSERVICE'].methods_by_name['ListSites']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['ListSites']._serialized_options = b'\220\002\001\352\371\030\006\n\004\001\002\003\004'
   _globals['_ADMINSERVICE'].methods_by_name['CreateRoom']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['CreateRoom']._serialized_options = b'\352\371\030\003\n\001\004'
   _globals['_ADMINSERVICE'].methods_by_name['ListRooms']._loaded_options = None
@@ -56,46 +61,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINSERVICE'].methods_by_name['ListEquipment']._serialized_options = b'\220\002\001\352\371\030\003\n\001\004'
   _globals['_ADMINSERVICE'].methods_by_name['ListAuditEvents']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['ListAuditEvents']._serialized_options = b'\220\002\001\352\371\030\003\n\001\004'
-  _globals['_SEEDDATABASEREQUEST']._serialized_start=176
-  _globals['_SEEDDATABASEREQUEST']._serialized_end=197
-  _globals['_SEEDDATABASERESPONSE']._serialized_start=199
-  _globals['_SEEDDATABASERESPONSE']._serialized_end=308
-  _globals['_LISTBOOKINGSREQUEST']._serialized_start=311
-  _globals['_LISTBOOKINGSREQUEST']._serialized_end=450
-  _globals['_LISTBOOKINGSRESPONSE']._serialized_start=452
-  _globals['_LISTBOOKINGSRESPONSE']._serialized_end=537
-  _globals['_CREATESLOTREQUEST']._serialized_start=540
-  _globals['_CREATESLOTREQUEST']._serialized_end=774
-  _globals['_CREATESLOTRESPONSE']._serialized_start=776
-  _globals['_CREATESLOTRESPONSE']._serialized_end=827
-  _globals['_CREATEROOMREQUEST']._serialized_start=829
-  _globals['_CREATEROOMREQUEST']._serialized_end=862
-  _globals['_CREATEROOMRESPONSE']._serialized_start=864
-  _globals['_CREATEROOMRESPONSE']._serialized_end=915
-  _globals['_LISTROOMSREQUEST']._serialized_start=917
-  _globals['_LISTROOMSREQUEST']._serialized_end=935
-  _globals['_LISTROOMSRESPONSE']._serialized_start=937
-  _globals['_LISTROOMSRESPONSE']._serialized_end=988
-  _globals['_CREATEDOCTORREQUEST']._serialized_start=990
-  _globals['_CREATEDOCTORREQUEST']._serialized_end=1044
-  _globals['_CREATEDOCTORRESPONSE']._serialized_start=1046
-  _globals['_CREATEDOCTORRESPONSE']._serialized_end=1103
-  _globals['_CREATEEQUIPMENTREQUEST']._serialized_start=1105
-  _globals['_CREATEEQUIPMENTREQUEST']._serialized_end=1161
-  _globals['_CREATEEQUIPMENTRESPONSE']._serialized_start=1163
-  _globals['_CREATEEQUIPMENTRESPONSE']._serialized_end=1229
-  _globals['_LISTEQUIPMENTREQUEST']._serialized_start=1231
-  _globals['_LISTEQUIPMENTREQUEST']._serialized_end=1253
-  _globals['_LISTEQUIPMENTRESPONSE']._serialized_start=1255
-  _globals['_LISTEQUIPMENTRESPONSE']._serialized_end=1319
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1322
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1554
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1556
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1645
-  _globals['_CANCELSLOTREQUEST']._serialized_start=1647
-  _globals['_CANCELSLOTREQUEST']._serialized_end=1697
-  _globals['_CANCELSLOTRESPONSE']._serialized_start=1699
-  _globals['_CANCELSLOTRESPONSE']._serialized_end=1797
-  _globals['_ADMINSERVICE']._serialized_start=1800
-  _globals['_ADMINSERVICE']._serialized_end=2720
+  _globals['_SEEDDATABASEREQUEST']._serialized_start=208
+  _globals['_SEEDDATABASEREQUEST']._serialized_end=229
+  _globals['_SEEDDATABASERESPONSE']._serialized_start=231
+  _globals['_SEEDDATABASERESPONSE']._serialized_end=340
+  _globals['_LISTBOOKINGSREQUEST']._serialized_start=343
+  _globals['_LISTBOOKINGSREQUEST']._serialized_end=482
+  _globals['_LISTBOOKINGSRESPONSE']._serialized_start=484
+  _globals['_LISTBOOKINGSRESPONSE']._serialized_end=569
+  _globals['_CREATESLOTREQUEST']._serialized_start=572
+  _globals['_CREATESLOTREQUEST']._serialized_end=806
+  _globals['_CREATESLOTRESPONSE']._serialized_start=808
+  _globals['_CREATESLOTRESPONSE']._serialized_end=859
+  _globals['_CREATEROOMREQUEST']._serialized_start=861
+  _globals['_CREATEROOMREQUEST']._serialized_end=956
+  _globals['_CREATESITEREQUEST']._serialized_start=958
+  _globals['_CREATESITEREQUEST']._serialized_end=1032
+  _globals['_CREATESITERESPONSE']._serialized_start=1034
+  _globals['_CREATESITERESPONSE']._serialized_end=1085
+  _globals['_LISTSITESREQUEST']._serialized_start=1087
+  _globals['_LISTSITESREQUEST']._serialized_end=1105
+  _globals['_LISTSITESRESPONSE']._serialized_start=1107
+  _globals['_LISTSITESRESPONSE']._serialized_end=1158
+  _globals['_CREATEROOMRESPONSE']._serialized_start=1160
+  _globals['_CREATEROOMRESPONSE']._serialized_end=1211
+  _globals['_LISTROOMSREQUEST']._serialized_start=1213
+  _globals['_LISTROOMSREQUEST']._serialized_end=1231
+  _globals['_LISTROOMSRESPONSE']._serialized_start=1233
+  _globals['_LISTROOMSRESPONSE']._serialized_end=1284
+  _globals['_CREATEDOCTORREQUEST']._serialized_start=1286
+  _globals['_CREATEDOCTORREQUEST']._serialized_end=1340
+  _globals['_CREATEDOCTORRESPONSE']._serialized_start=1342
+  _globals['_CREATEDOCTORRESPONSE']._serialized_end=1399
+  _globals['_CREATEEQUIPMENTREQUEST']._serialized_start=1401
+  _globals['_CREATEEQUIPMENTREQUEST']._serialized_end=1457
+  _globals['_CREATEEQUIPMENTRESPONSE']._serialized_start=1459
+  _globals['_CREATEEQUIPMENTRESPONSE']._serialized_end=1525
+  _globals['_LISTEQUIPMENTREQUEST']._serialized_start=1527
+  _globals['_LISTEQUIPMENTREQUEST']._serialized_end=1549
+  _globals['_LISTEQUIPMENTRESPONSE']._serialized_start=1551
+  _globals['_LISTEQUIPMENTRESPONSE']._serialized_end=1615
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1618
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1850
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1852
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1941
+  _globals['_CANCELSLOTREQUEST']._serialized_start=1943
+  _globals['_CANCELSLOTREQUEST']._serialized_end=1993
+  _globals['_CANCELSLOTRESPONSE']._serialized_start=1995
+  _globals['_CANCELSLOTRESPONSE']._serialized_end=2093
+  _globals['_ADMINSERVICE']._serialized_start=2096
+  _globals['_ADMINSERVICE']._serialized_end=3187
 # @@protoc_insertion_point(module_scope)

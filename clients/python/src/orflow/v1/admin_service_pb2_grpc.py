@@ -26,10 +26,10 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings and the audit trail.
-    Every method needs a token with the admin role: UNAUTHENTICATED without a
-    valid token, PERMISSION_DENIED for other roles.
+    """Run the floor: reset demo data, publish slots, manage sites, rooms, surgeons
+    and equipment inventory, and report on bookings and the audit trail.
+    Every method but ListSites needs a token with the admin role:
+    UNAUTHENTICATED without a valid token, PERMISSION_DENIED for other roles.
     """
 
     def __init__(self, channel):
@@ -57,6 +57,16 @@ class AdminServiceStub:
                 '/orflow.v1.AdminService/CancelSlot',
                 request_serializer=orflow_dot_v1_dot_admin__service__pb2.CancelSlotRequest.SerializeToString,
                 response_deserializer=orflow_dot_v1_dot_admin__service__pb2.CancelSlotResponse.FromString,
+                _registered_method=True)
+        self.CreateSite = channel.unary_unary(
+                '/orflow.v1.AdminService/CreateSite',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.CreateSiteRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.CreateSiteResponse.FromString,
+                _registered_method=True)
+        self.ListSites = channel.unary_unary(
+                '/orflow.v1.AdminService/ListSites',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.ListSitesRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.ListSitesResponse.FromString,
                 _registered_method=True)
         self.CreateRoom = channel.unary_unary(
                 '/orflow.v1.AdminService/CreateRoom',
@@ -91,10 +101,10 @@ class AdminServiceStub:
 
 
 class AdminServiceServicer:
-    """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings and the audit trail.
-    Every method needs a token with the admin role: UNAUTHENTICATED without a
-    valid token, PERMISSION_DENIED for other roles.
+    """Run the floor: reset demo data, publish slots, manage sites, rooms, surgeons
+    and equipment inventory, and report on bookings and the audit trail.
+    Every method but ListSites needs a token with the admin role:
+    UNAUTHENTICATED without a valid token, PERMISSION_DENIED for other roles.
     """
 
     def SeedDatabase(self, request, context):
@@ -137,9 +147,27 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSite(self, request, context):
+        """Adds a site (a hospital) with its IANA time zone.
+        Errors: INVALID_ARGUMENT (a field violation on time_zone when tzdata does
+        not know it), ALREADY_EXISTS (name taken).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSites(self, request, context):
+        """Lists sites by name. Open to every caller, like ListSlots: a portal
+        needs each site's name and time zone to show a day's slots in it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateRoom(self, request, context):
-        """Adds an operating room.
-        Errors: INVALID_ARGUMENT, ALREADY_EXISTS (name taken).
+        """Adds an operating room to a site, with its own turnover if it needs one.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (SITE_NOT_FOUND), ALREADY_EXISTS
+        (name taken).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -207,6 +235,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=orflow_dot_v1_dot_admin__service__pb2.CancelSlotRequest.FromString,
                     response_serializer=orflow_dot_v1_dot_admin__service__pb2.CancelSlotResponse.SerializeToString,
             ),
+            'CreateSite': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSite,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.CreateSiteRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.CreateSiteResponse.SerializeToString,
+            ),
+            'ListSites': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSites,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.ListSitesRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.ListSitesResponse.SerializeToString,
+            ),
             'CreateRoom': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRoom,
                     request_deserializer=orflow_dot_v1_dot_admin__service__pb2.CreateRoomRequest.FromString,
@@ -246,10 +284,10 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings and the audit trail.
-    Every method needs a token with the admin role: UNAUTHENTICATED without a
-    valid token, PERMISSION_DENIED for other roles.
+    """Run the floor: reset demo data, publish slots, manage sites, rooms, surgeons
+    and equipment inventory, and report on bookings and the audit trail.
+    Every method but ListSites needs a token with the admin role:
+    UNAUTHENTICATED without a valid token, PERMISSION_DENIED for other roles.
     """
 
     @staticmethod
@@ -350,6 +388,60 @@ class AdminService:
             '/orflow.v1.AdminService/CancelSlot',
             orflow_dot_v1_dot_admin__service__pb2.CancelSlotRequest.SerializeToString,
             orflow_dot_v1_dot_admin__service__pb2.CancelSlotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/CreateSite',
+            orflow_dot_v1_dot_admin__service__pb2.CreateSiteRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.CreateSiteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSites(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/ListSites',
+            orflow_dot_v1_dot_admin__service__pb2.ListSitesRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.ListSitesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,10 +27,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AdminServiceStub:
-    """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings and the audit trail.
-    Every method needs a token with the admin role: UNAUTHENTICATED without a
-    valid token, PERMISSION_DENIED for other roles.
+    """Run the floor: reset demo data, publish slots, manage sites, rooms, surgeons
+    and equipment inventory, and report on bookings and the audit trail.
+    Every method but ListSites needs a token with the admin role:
+    UNAUTHENTICATED without a valid token, PERMISSION_DENIED for other roles.
     """
 
     @_typing.overload
@@ -61,9 +61,19 @@ class AdminServiceStub:
     Errors: INVALID_ARGUMENT, NOT_FOUND (slot), FAILED_PRECONDITION with
     ErrorInfo reason SLOT_IN_USE (its case is IN_PROGRESS or COMPLETED).
     """
+    CreateSite: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateSiteRequest, _admin_service_pb2.CreateSiteResponse]
+    """Adds a site (a hospital) with its IANA time zone.
+    Errors: INVALID_ARGUMENT (a field violation on time_zone when tzdata does
+    not know it), ALREADY_EXISTS (name taken).
+    """
+    ListSites: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListSitesRequest, _admin_service_pb2.ListSitesResponse]
+    """Lists sites by name. Open to every caller, like ListSlots: a portal
+    needs each site's name and time zone to show a day's slots in it.
+    """
     CreateRoom: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateRoomRequest, _admin_service_pb2.CreateRoomResponse]
-    """Adds an operating room.
-    Errors: INVALID_ARGUMENT, ALREADY_EXISTS (name taken).
+    """Adds an operating room to a site, with its own turnover if it needs one.
+    Errors: INVALID_ARGUMENT, NOT_FOUND (SITE_NOT_FOUND), ALREADY_EXISTS
+    (name taken).
     """
     ListRooms: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListRoomsRequest, _admin_service_pb2.ListRoomsResponse]
     """Lists rooms by name."""
@@ -85,10 +95,10 @@ class AdminServiceStub:
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
-    """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings and the audit trail.
-    Every method needs a token with the admin role: UNAUTHENTICATED without a
-    valid token, PERMISSION_DENIED for other roles.
+    """Run the floor: reset demo data, publish slots, manage sites, rooms, surgeons
+    and equipment inventory, and report on bookings and the audit trail.
+    Every method but ListSites needs a token with the admin role:
+    UNAUTHENTICATED without a valid token, PERMISSION_DENIED for other roles.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -116,9 +126,19 @@ class AdminServiceAsyncStub(AdminServiceStub):
     Errors: INVALID_ARGUMENT, NOT_FOUND (slot), FAILED_PRECONDITION with
     ErrorInfo reason SLOT_IN_USE (its case is IN_PROGRESS or COMPLETED).
     """
+    CreateSite: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateSiteRequest, _admin_service_pb2.CreateSiteResponse]  # type: ignore[assignment]
+    """Adds a site (a hospital) with its IANA time zone.
+    Errors: INVALID_ARGUMENT (a field violation on time_zone when tzdata does
+    not know it), ALREADY_EXISTS (name taken).
+    """
+    ListSites: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListSitesRequest, _admin_service_pb2.ListSitesResponse]  # type: ignore[assignment]
+    """Lists sites by name. Open to every caller, like ListSlots: a portal
+    needs each site's name and time zone to show a day's slots in it.
+    """
     CreateRoom: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateRoomRequest, _admin_service_pb2.CreateRoomResponse]  # type: ignore[assignment]
-    """Adds an operating room.
-    Errors: INVALID_ARGUMENT, ALREADY_EXISTS (name taken).
+    """Adds an operating room to a site, with its own turnover if it needs one.
+    Errors: INVALID_ARGUMENT, NOT_FOUND (SITE_NOT_FOUND), ALREADY_EXISTS
+    (name taken).
     """
     ListRooms: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListRoomsRequest, _admin_service_pb2.ListRoomsResponse]  # type: ignore[assignment]
     """Lists rooms by name."""
@@ -139,10 +159,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Run the floor: reset demo data, publish slots, manage rooms, surgeons and
-    equipment inventory, and report on bookings and the audit trail.
-    Every method needs a token with the admin role: UNAUTHENTICATED without a
-    valid token, PERMISSION_DENIED for other roles.
+    """Run the floor: reset demo data, publish slots, manage sites, rooms, surgeons
+    and equipment inventory, and report on bookings and the audit trail.
+    Every method but ListSites needs a token with the admin role:
+    UNAUTHENTICATED without a valid token, PERMISSION_DENIED for other roles.
     """
 
     @_abc_1.abstractmethod
@@ -194,13 +214,35 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def CreateSite(
+        self,
+        request: _admin_service_pb2.CreateSiteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CreateSiteResponse, _abc.Awaitable[_admin_service_pb2.CreateSiteResponse]]:
+        """Adds a site (a hospital) with its IANA time zone.
+        Errors: INVALID_ARGUMENT (a field violation on time_zone when tzdata does
+        not know it), ALREADY_EXISTS (name taken).
+        """
+
+    @_abc_1.abstractmethod
+    def ListSites(
+        self,
+        request: _admin_service_pb2.ListSitesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListSitesResponse, _abc.Awaitable[_admin_service_pb2.ListSitesResponse]]:
+        """Lists sites by name. Open to every caller, like ListSlots: a portal
+        needs each site's name and time zone to show a day's slots in it.
+        """
+
+    @_abc_1.abstractmethod
     def CreateRoom(
         self,
         request: _admin_service_pb2.CreateRoomRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.CreateRoomResponse, _abc.Awaitable[_admin_service_pb2.CreateRoomResponse]]:
-        """Adds an operating room.
-        Errors: INVALID_ARGUMENT, ALREADY_EXISTS (name taken).
+        """Adds an operating room to a site, with its own turnover if it needs one.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (SITE_NOT_FOUND), ALREADY_EXISTS
+        (name taken).
         """
 
     @_abc_1.abstractmethod

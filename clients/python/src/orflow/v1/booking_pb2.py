@@ -24,21 +24,22 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from orflow.v1 import resources_pb2 as orflow_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17orflow/v1/booking.proto\x12\torflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x04\n\x07\x42ooking\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07slot_id\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.orflow.v1.BookingStatus\x12\x30\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\x0e\x32\x18.orflow.v1.FailureReason\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\t \x01(\t\x12:\n\x13\x63\x61ncellation_reason\x18\n \x01(\x0e\x32\x1d.orflow.v1.CancellationReason\x12\x19\n\x11\x63\x61ncellation_note\x18\x0b \x01(\t\x12\x14\n\x0c\x63\x61ncelled_by\x18\x0c \x01(\t\x12\x35\n\x11\x61\x63tual_start_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61\x63tual_end_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07overrun\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration*\x9b\x02\n\rBookingStatus\x12\x1e\n\x1a\x42OOKING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42OOKING_STATUS_PENDING\x10\x01\x12\x1c\n\x18\x42OOKING_STATUS_CONFIRMED\x10\x02\x12\x19\n\x15\x42OOKING_STATUS_FAILED\x10\x03\x12\x1c\n\x18\x42OOKING_STATUS_CANCELLED\x10\x04\x12\x1d\n\x19\x42OOKING_STATUS_CHECKED_IN\x10\x05\x12\x1e\n\x1a\x42OOKING_STATUS_IN_PROGRESS\x10\x06\x12\x1c\n\x18\x42OOKING_STATUS_COMPLETED\x10\x07\x12\x1a\n\x16\x42OOKING_STATUS_NO_SHOW\x10\x08*\xa6\x02\n\x12\x43\x61ncellationReason\x12#\n\x1f\x43\x41NCELLATION_REASON_UNSPECIFIED\x10\x00\x12\'\n#CANCELLATION_REASON_PATIENT_REQUEST\x10\x01\x12+\n\'CANCELLATION_REASON_SURGEON_UNAVAILABLE\x10\x02\x12-\n)CANCELLATION_REASON_EQUIPMENT_UNAVAILABLE\x10\x03\x12\x1f\n\x1b\x43\x41NCELLATION_REASON_MEDICAL\x10\x04\x12&\n\"CANCELLATION_REASON_SLOT_CANCELLED\x10\x05\x12\x1d\n\x19\x43\x41NCELLATION_REASON_OTHER\x10\x06*P\n\rFailureReason\x12\x1e\n\x1a\x46\x41ILURE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x46\x41ILURE_REASON_HOLD_EXPIRED\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17orflow/v1/booking.proto\x12\torflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19orflow/v1/resources.proto\"\xe1\x04\n\x07\x42ooking\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07slot_id\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.orflow.v1.BookingStatus\x12\x30\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\x0e\x32\x18.orflow.v1.FailureReason\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\t \x01(\t\x12:\n\x13\x63\x61ncellation_reason\x18\n \x01(\x0e\x32\x1d.orflow.v1.CancellationReason\x12\x19\n\x11\x63\x61ncellation_note\x18\x0b \x01(\t\x12\x14\n\x0c\x63\x61ncelled_by\x18\x0c \x01(\t\x12\x35\n\x11\x61\x63tual_start_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61\x63tual_end_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07overrun\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1d\n\x04site\x18\x10 \x01(\x0b\x32\x0f.orflow.v1.Site*\x9b\x02\n\rBookingStatus\x12\x1e\n\x1a\x42OOKING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42OOKING_STATUS_PENDING\x10\x01\x12\x1c\n\x18\x42OOKING_STATUS_CONFIRMED\x10\x02\x12\x19\n\x15\x42OOKING_STATUS_FAILED\x10\x03\x12\x1c\n\x18\x42OOKING_STATUS_CANCELLED\x10\x04\x12\x1d\n\x19\x42OOKING_STATUS_CHECKED_IN\x10\x05\x12\x1e\n\x1a\x42OOKING_STATUS_IN_PROGRESS\x10\x06\x12\x1c\n\x18\x42OOKING_STATUS_COMPLETED\x10\x07\x12\x1a\n\x16\x42OOKING_STATUS_NO_SHOW\x10\x08*\xa6\x02\n\x12\x43\x61ncellationReason\x12#\n\x1f\x43\x41NCELLATION_REASON_UNSPECIFIED\x10\x00\x12\'\n#CANCELLATION_REASON_PATIENT_REQUEST\x10\x01\x12+\n\'CANCELLATION_REASON_SURGEON_UNAVAILABLE\x10\x02\x12-\n)CANCELLATION_REASON_EQUIPMENT_UNAVAILABLE\x10\x03\x12\x1f\n\x1b\x43\x41NCELLATION_REASON_MEDICAL\x10\x04\x12&\n\"CANCELLATION_REASON_SLOT_CANCELLED\x10\x05\x12\x1d\n\x19\x43\x41NCELLATION_REASON_OTHER\x10\x06*P\n\rFailureReason\x12\x1e\n\x1a\x46\x41ILURE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x46\x41ILURE_REASON_HOLD_EXPIRED\x10\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orflow.v1.booking_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BOOKINGSTATUS']._serialized_start=685
-  _globals['_BOOKINGSTATUS']._serialized_end=968
-  _globals['_CANCELLATIONREASON']._serialized_start=971
-  _globals['_CANCELLATIONREASON']._serialized_end=1265
-  _globals['_FAILUREREASON']._serialized_start=1267
-  _globals['_FAILUREREASON']._serialized_end=1347
-  _globals['_BOOKING']._serialized_start=104
-  _globals['_BOOKING']._serialized_end=682
+  _globals['_BOOKINGSTATUS']._serialized_start=743
+  _globals['_BOOKINGSTATUS']._serialized_end=1026
+  _globals['_CANCELLATIONREASON']._serialized_start=1029
+  _globals['_CANCELLATIONREASON']._serialized_end=1323
+  _globals['_FAILUREREASON']._serialized_start=1325
+  _globals['_FAILUREREASON']._serialized_end=1405
+  _globals['_BOOKING']._serialized_start=131
+  _globals['_BOOKING']._serialized_end=740
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from orflow.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -154,6 +155,7 @@ class Booking(_message.Message):
     ACTUAL_START_TIME_FIELD_NUMBER: _builtins.int
     ACTUAL_END_TIME_FIELD_NUMBER: _builtins.int
     OVERRUN_FIELD_NUMBER: _builtins.int
+    SITE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Output only. Server-assigned identifier."""
     slot_id: _builtins.int
@@ -203,6 +205,12 @@ class Booking(_message.Message):
         most this much (see WatchSlots' SLOT_CHANGE_KIND_DELAYED).
         """
 
+    @_builtins.property
+    def site(self) -> _resources_pb2.Site:
+        """Output only. The site of the booked slot's room, with the time zone to
+        show the booking's times in.
+        """
+
     def __init__(
         self,
         *,
@@ -221,10 +229,11 @@ class Booking(_message.Message):
         actual_start_time: _timestamp_pb2.Timestamp | None = ...,
         actual_end_time: _timestamp_pb2.Timestamp | None = ...,
         overrun: _duration_pb2.Duration | None = ...,
+        site: _resources_pb2.Site | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actual_end_time", b"actual_end_time", "actual_start_time", b"actual_start_time", "create_time", b"create_time", "expire_time", b"expire_time", "overrun", b"overrun", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actual_end_time", b"actual_end_time", "actual_start_time", b"actual_start_time", "create_time", b"create_time", "expire_time", b"expire_time", "overrun", b"overrun", "site", b"site", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_end_time", b"actual_end_time", "actual_start_time", b"actual_start_time", "cancellation_note", b"cancellation_note", "cancellation_reason", b"cancellation_reason", "cancelled_by", b"cancelled_by", "create_time", b"create_time", "expire_time", b"expire_time", "failure_reason", b"failure_reason", "id", b"id", "overrun", b"overrun", "patient_id", b"patient_id", "request_id", b"request_id", "slot_id", b"slot_id", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_end_time", b"actual_end_time", "actual_start_time", b"actual_start_time", "cancellation_note", b"cancellation_note", "cancellation_reason", b"cancellation_reason", "cancelled_by", b"cancelled_by", "create_time", b"create_time", "expire_time", b"expire_time", "failure_reason", b"failure_reason", "id", b"id", "overrun", b"overrun", "patient_id", b"patient_id", "request_id", b"request_id", "site", b"site", "slot_id", b"slot_id", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

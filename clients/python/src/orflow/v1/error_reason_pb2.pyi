@@ -190,6 +190,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     COMPLETED.
     Metadata: "slot_id", "status" (the case's state).
     """
+    ERROR_REASON_SITE_NOT_FOUND: _ErrorReason.ValueType  # 35
+    """NOT_FOUND: CreateRoom, or ListSlots' site_id, names a site that does not
+    exist.
+    Metadata: "resource" ("site"), "id".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the google.rpc.ErrorInfo (domain
@@ -381,5 +386,10 @@ ERROR_REASON_SLOT_IN_USE: ErrorReason.ValueType  # 34
 """FAILED_PRECONDITION: CancelSlot on a slot whose case is IN_PROGRESS or
 COMPLETED.
 Metadata: "slot_id", "status" (the case's state).
+"""
+ERROR_REASON_SITE_NOT_FOUND: ErrorReason.ValueType  # 35
+"""NOT_FOUND: CreateRoom, or ListSlots' site_id, names a site that does not
+exist.
+Metadata: "resource" ("site"), "id".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -20,28 +21,110 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
-class Room(_message.Message):
-    """An operating room. A room holds one surgery at a time, plus the configured
-    turnover buffer after each one.
+class Site(_message.Message):
+    """A site: one hospital, whose rooms' days are kept in its time zone. Times on
+    the wire are UTC instants; a client shows them in `time_zone` (the site's
+    wall clock), which every Slot and Booking carries with it.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Output only. Server-assigned identifier."""
     name: _builtins.str
-    """Display name, unique across the hospital, e.g. "Apollo Room 101"."""
+    """Short unique name, e.g. "apollo-chennai"."""
+    display_name: _builtins.str
+    """Name to show, e.g. "Apollo Hospitals, Chennai"."""
+    time_zone: _builtins.str
+    """The site's IANA time zone, e.g. "Asia/Kolkata" or "Europe/London";
+    validated against tzdata (abbreviations such as "IST" are refused).
+    """
     def __init__(
         self,
         *,
         id: _builtins.int = ...,
         name: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "id", b"id", "name", b"name", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Site: _TypeAlias = Site  # noqa: Y015
+
+@_typing.final
+class LocalDate(_message.Message):
+    """A calendar day (google.type.Date's shape), read in a site's time zone."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Year, 1970 to 8999."""
+    month: _builtins.int
+    """Month of the year, 1 to 12."""
+    day: _builtins.int
+    """Day of the month, 1 to 31 (a day the month has)."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        day: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "month", b"month", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LocalDate: _TypeAlias = LocalDate  # noqa: Y015
+
+@_typing.final
+class Room(_message.Message):
+    """An operating room. A room holds one surgery at a time, plus the turnover
+    buffer after each one (its own, or the server's default).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    TURNOVER_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """Output only. Server-assigned identifier."""
+    name: _builtins.str
+    """Display name, unique across every site, e.g. "Apollo Room 101"."""
+    site_id: _builtins.int
+    """The site (hospital) the room is in."""
+    @_builtins.property
+    def turnover(self) -> _duration_pb2.Duration:
+        """How long the room needs between cases (cleaning, set-up), 0 to 24 hours
+        in whole seconds; unset means the server's default (ORFLOW_TURNOVER_MINUTES).
+        A booking holds the room until its end plus this.
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        name: _builtins.str = ...,
+        site_id: _builtins.int = ...,
+        turnover: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["turnover", b"turnover"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name", "site_id", b"site_id", "turnover", b"turnover"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -155,6 +238,7 @@ class Slot(_message.Message):
     AVAILABLE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     CANCEL_TIME_FIELD_NUMBER: _builtins.int
+    SITE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Output only. Server-assigned identifier."""
     procedure_type: _builtins.str
@@ -194,6 +278,12 @@ class Slot(_message.Message):
         unset while it stands. A cancelled slot is never available.
         """
 
+    @_builtins.property
+    def site(self) -> Global___Site:
+        """Output only. The room's site, with the time zone to show the slot's
+        times in (the site's wall clock, correct across daylight-saving changes).
+        """
+
     def __init__(
         self,
         *,
@@ -207,10 +297,11 @@ class Slot(_message.Message):
         available: _builtins.bool = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         cancel_time: _timestamp_pb2.Timestamp | None = ...,
+        site: Global___Site | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "room", b"room", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "room", b"room", "site", b"site", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "cancel_time", b"cancel_time", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "id", b"id", "procedure_type", b"procedure_type", "required_equipment", b"required_equipment", "room", b"room", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "cancel_time", b"cancel_time", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "id", b"id", "procedure_type", b"procedure_type", "required_equipment", b"required_equipment", "room", b"room", "site", b"site", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

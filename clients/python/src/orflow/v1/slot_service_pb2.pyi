@@ -127,6 +127,8 @@ class ListSlotsRequest(_message.Message):
     WINDOW_START_FIELD_NUMBER: _builtins.int
     WINDOW_END_FIELD_NUMBER: _builtins.int
     AVAILABLE_ONLY_FIELD_NUMBER: _builtins.int
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum slots to return; 0 means 50, values above 1000 are treated as 1000."""
     page_token: _builtins.str
@@ -139,6 +141,8 @@ class ListSlotsRequest(_message.Message):
     """Only this room."""
     available_only: _builtins.bool
     """Only slots that are available (see Slot.available)."""
+    site_id: _builtins.int
+    """Only slots in this site's rooms."""
     @_builtins.property
     def window_start(self) -> _timestamp_pb2.Timestamp:
         """Only slots starting at or after this time."""
@@ -146,6 +150,13 @@ class ListSlotsRequest(_message.Message):
     @_builtins.property
     def window_end(self) -> _timestamp_pb2.Timestamp:
         """Only slots starting before this time."""
+
+    @_builtins.property
+    def day(self) -> _resources_pb2.LocalDate:
+        """Only slots starting on this calendar day in the site's time zone (needs
+        site_id): from its local midnight to the next, computed by the server, so
+        a spring-forward day is 23 hours long and an autumn one 25.
+        """
 
     def __init__(
         self,
@@ -158,10 +169,12 @@ class ListSlotsRequest(_message.Message):
         window_start: _timestamp_pb2.Timestamp | None = ...,
         window_end: _timestamp_pb2.Timestamp | None = ...,
         available_only: _builtins.bool = ...,
+        site_id: _builtins.int = ...,
+        day: _resources_pb2.LocalDate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_only", b"available_only", "doctor_id", b"doctor_id", "page_size", b"page_size", "page_token", b"page_token", "procedure_type", b"procedure_type", "room_id", b"room_id", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_only", b"available_only", "day", b"day", "doctor_id", b"doctor_id", "page_size", b"page_size", "page_token", b"page_token", "procedure_type", b"procedure_type", "room_id", b"room_id", "site_id", b"site_id", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -308,22 +321,26 @@ class WatchSlotsRequest(_message.Message):
     PROCEDURE_TYPE_FIELD_NUMBER: _builtins.int
     DOCTOR_ID_FIELD_NUMBER: _builtins.int
     ROOM_ID_FIELD_NUMBER: _builtins.int
+    SITE_ID_FIELD_NUMBER: _builtins.int
     procedure_type: _builtins.str
     """Only this procedure (exact, case-insensitive)."""
     doctor_id: _builtins.int
     """Only this surgeon."""
     room_id: _builtins.int
     """Only this room."""
+    site_id: _builtins.int
+    """Only slots in this site's rooms."""
     def __init__(
         self,
         *,
         procedure_type: _builtins.str = ...,
         doctor_id: _builtins.int = ...,
         room_id: _builtins.int = ...,
+        site_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["doctor_id", b"doctor_id", "procedure_type", b"procedure_type", "room_id", b"room_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["doctor_id", b"doctor_id", "procedure_type", b"procedure_type", "room_id", b"room_id", "site_id", b"site_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -66,7 +66,8 @@ class SlotServiceServicer:
     def ListSlots(self, request, context):
         """Lists slots ordered by start_time, then id.
         Errors: INVALID_ARGUMENT (negative page_size, bad page_token, window_end
-        before window_start, ill-formed timestamps).
+        before window_start, ill-formed timestamps, a day that does not exist or
+        without site_id), NOT_FOUND (SITE_NOT_FOUND: day names an unknown site).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

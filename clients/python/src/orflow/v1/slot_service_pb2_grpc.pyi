@@ -38,7 +38,8 @@ class SlotServiceStub:
     ListSlots: _grpc.UnaryUnaryMultiCallable[_slot_service_pb2.ListSlotsRequest, _slot_service_pb2.ListSlotsResponse]
     """Lists slots ordered by start_time, then id.
     Errors: INVALID_ARGUMENT (negative page_size, bad page_token, window_end
-    before window_start, ill-formed timestamps).
+    before window_start, ill-formed timestamps, a day that does not exist or
+    without site_id), NOT_FOUND (SITE_NOT_FOUND: day names an unknown site).
     """
     GetSlot: _grpc.UnaryUnaryMultiCallable[_slot_service_pb2.GetSlotRequest, _slot_service_pb2.GetSlotResponse]
     """Gets one slot.
@@ -73,7 +74,8 @@ class SlotServiceAsyncStub(SlotServiceStub):
     ListSlots: _aio.UnaryUnaryMultiCallable[_slot_service_pb2.ListSlotsRequest, _slot_service_pb2.ListSlotsResponse]  # type: ignore[assignment]
     """Lists slots ordered by start_time, then id.
     Errors: INVALID_ARGUMENT (negative page_size, bad page_token, window_end
-    before window_start, ill-formed timestamps).
+    before window_start, ill-formed timestamps, a day that does not exist or
+    without site_id), NOT_FOUND (SITE_NOT_FOUND: day names an unknown site).
     """
     GetSlot: _aio.UnaryUnaryMultiCallable[_slot_service_pb2.GetSlotRequest, _slot_service_pb2.GetSlotResponse]  # type: ignore[assignment]
     """Gets one slot.
@@ -111,7 +113,8 @@ class SlotServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_slot_service_pb2.ListSlotsResponse, _abc.Awaitable[_slot_service_pb2.ListSlotsResponse]]:
         """Lists slots ordered by start_time, then id.
         Errors: INVALID_ARGUMENT (negative page_size, bad page_token, window_end
-        before window_start, ill-formed timestamps).
+        before window_start, ill-formed timestamps, a day that does not exist or
+        without site_id), NOT_FOUND (SITE_NOT_FOUND: day names an unknown site).
         """
 
     @_abc_1.abstractmethod

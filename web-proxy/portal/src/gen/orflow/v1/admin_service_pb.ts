@@ -4,14 +4,14 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_orflow_v1_access } from "./access_pb";
 import type { AuditEvent } from "./audit_pb";
 import { file_orflow_v1_audit } from "./audit_pb";
 import type { Booking, BookingStatus } from "./booking_pb";
 import { file_orflow_v1_booking } from "./booking_pb";
-import type { Doctor, Equipment, EquipmentRequirement, Room, Slot } from "./resources_pb";
+import type { Doctor, Equipment, EquipmentRequirement, Room, Site, Slot } from "./resources_pb";
 import { file_orflow_v1_resources } from "./resources_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file orflow/v1/admin_service.proto.
  */
 export const file_orflow_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1vcmZsb3cvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJb3JmbG93LnYxIhUKE1NlZWREYXRhYmFzZVJlcXVlc3QibQoUU2VlZERhdGFiYXNlUmVzcG9uc2USEgoKcm9vbV9jb3VudBgBIAEoBRIUCgxkb2N0b3JfY291bnQYAiABKAUSFwoPZXF1aXBtZW50X2NvdW50GAMgASgFEhIKCnNsb3RfY291bnQYBCABKAUiiwEKE0xpc3RCb29raW5nc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoGc3RhdHVzGAMgASgOMhgub3JmbG93LnYxLkJvb2tpbmdTdGF0dXMSEgoKcGF0aWVudF9pZBgEIAEoCRIPCgdzbG90X2lkGAUgASgDIlUKFExpc3RCb29raW5nc1Jlc3BvbnNlEiQKCGJvb2tpbmdzGAEgAygLMhIub3JmbG93LnYxLkJvb2tpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIuoBChFDcmVhdGVTbG90UmVxdWVzdBIRCglkb2N0b3JfaWQYASABKAMSFgoOcHJvY2VkdXJlX3R5cGUYAiABKAkSDwoHcm9vbV9pZBgDIAEoAxIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOwoScmVxdWlyZWRfZXF1aXBtZW50GAYgAygLMh8ub3JmbG93LnYxLkVxdWlwbWVudFJlcXVpcmVtZW50IjMKEkNyZWF0ZVNsb3RSZXNwb25zZRIdCgRzbG90GAEgASgLMg8ub3JmbG93LnYxLlNsb3QiIQoRQ3JlYXRlUm9vbVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIzChJDcmVhdGVSb29tUmVzcG9uc2USHQoEcm9vbRgBIAEoCzIPLm9yZmxvdy52MS5Sb29tIhIKEExpc3RSb29tc1JlcXVlc3QiMwoRTGlzdFJvb21zUmVzcG9uc2USHgoFcm9vbXMYASADKAsyDy5vcmZsb3cudjEuUm9vbSI2ChNDcmVhdGVEb2N0b3JSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJc3BlY2lhbHR5GAIgASgJIjkKFENyZWF0ZURvY3RvclJlc3BvbnNlEiEKBmRvY3RvchgBIAEoCzIRLm9yZmxvdy52MS5Eb2N0b3IiOAoWQ3JlYXRlRXF1aXBtZW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhAKCHF1YW50aXR5GAIgASgFIkIKF0NyZWF0ZUVxdWlwbWVudFJlc3BvbnNlEicKCWVxdWlwbWVudBgBIAEoCzIULm9yZmxvdy52MS5FcXVpcG1lbnQiFgoUTGlzdEVxdWlwbWVudFJlcXVlc3QiQAoVTGlzdEVxdWlwbWVudFJlc3BvbnNlEicKCWVxdWlwbWVudBgBIAMoCzIULm9yZmxvdy52MS5FcXVpcG1lbnQi6AEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGYWN0aW9uGAMgASgJEg0KBWFjdG9yGAQgASgJEhUKDXJlc291cmNlX3R5cGUYBSABKAkSEwoLcmVzb3VyY2VfaWQYBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlkKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLm9yZmxvdy52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChFDYW5jZWxTbG90UmVxdWVzdBIPCgdzbG90X2lkGAEgASgDEgwKBG5vdGUYAiABKAkiYgoSQ2FuY2VsU2xvdFJlc3BvbnNlEh0KBHNsb3QYASABKAsyDy5vcmZsb3cudjEuU2xvdBItChFjYW5jZWxsZWRfYm9va2luZxgCIAEoCzISLm9yZmxvdy52MS5Cb29raW5nMpgHCgxBZG1pblNlcnZpY2USWAoMU2VlZERhdGFiYXNlEh4ub3JmbG93LnYxLlNlZWREYXRhYmFzZVJlcXVlc3QaHy5vcmZsb3cudjEuU2VlZERhdGFiYXNlUmVzcG9uc2UiB+r5GAMKAQQSWwoMTGlzdEJvb2tpbmdzEh4ub3JmbG93LnYxLkxpc3RCb29raW5nc1JlcXVlc3QaHy5vcmZsb3cudjEuTGlzdEJvb2tpbmdzUmVzcG9uc2UiCpACAer5GAMKAQQSUgoKQ3JlYXRlU2xvdBIcLm9yZmxvdy52MS5DcmVhdGVTbG90UmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVTbG90UmVzcG9uc2UiB+r5GAMKAQQSUgoKQ2FuY2VsU2xvdBIcLm9yZmxvdy52MS5DYW5jZWxTbG90UmVxdWVzdBodLm9yZmxvdy52MS5DYW5jZWxTbG90UmVzcG9uc2UiB+r5GAMKAQQSUgoKQ3JlYXRlUm9vbRIcLm9yZmxvdy52MS5DcmVhdGVSb29tUmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVSb29tUmVzcG9uc2UiB+r5GAMKAQQSUgoJTGlzdFJvb21zEhsub3JmbG93LnYxLkxpc3RSb29tc1JlcXVlc3QaHC5vcmZsb3cudjEuTGlzdFJvb21zUmVzcG9uc2UiCpACAer5GAMKAQQSWAoMQ3JlYXRlRG9jdG9yEh4ub3JmbG93LnYxLkNyZWF0ZURvY3RvclJlcXVlc3QaHy5vcmZsb3cudjEuQ3JlYXRlRG9jdG9yUmVzcG9uc2UiB+r5GAMKAQQSYQoPQ3JlYXRlRXF1aXBtZW50EiEub3JmbG93LnYxLkNyZWF0ZUVxdWlwbWVudFJlcXVlc3QaIi5vcmZsb3cudjEuQ3JlYXRlRXF1aXBtZW50UmVzcG9uc2UiB+r5GAMKAQQSXgoNTGlzdEVxdWlwbWVudBIfLm9yZmxvdy52MS5MaXN0RXF1aXBtZW50UmVxdWVzdBogLm9yZmxvdy52MS5MaXN0RXF1aXBtZW50UmVzcG9uc2UiCpACAer5GAMKAQQSZAoPTGlzdEF1ZGl0RXZlbnRzEiEub3JmbG93LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIi5vcmZsb3cudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiCpACAer5GAMKAQRiBnByb3RvMw", [file_google_protobuf_timestamp, file_orflow_v1_access, file_orflow_v1_audit, file_orflow_v1_booking, file_orflow_v1_resources]);
+  fileDesc("Ch1vcmZsb3cvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJb3JmbG93LnYxIhUKE1NlZWREYXRhYmFzZVJlcXVlc3QibQoUU2VlZERhdGFiYXNlUmVzcG9uc2USEgoKcm9vbV9jb3VudBgBIAEoBRIUCgxkb2N0b3JfY291bnQYAiABKAUSFwoPZXF1aXBtZW50X2NvdW50GAMgASgFEhIKCnNsb3RfY291bnQYBCABKAUiiwEKE0xpc3RCb29raW5nc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoGc3RhdHVzGAMgASgOMhgub3JmbG93LnYxLkJvb2tpbmdTdGF0dXMSEgoKcGF0aWVudF9pZBgEIAEoCRIPCgdzbG90X2lkGAUgASgDIlUKFExpc3RCb29raW5nc1Jlc3BvbnNlEiQKCGJvb2tpbmdzGAEgAygLMhIub3JmbG93LnYxLkJvb2tpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIuoBChFDcmVhdGVTbG90UmVxdWVzdBIRCglkb2N0b3JfaWQYASABKAMSFgoOcHJvY2VkdXJlX3R5cGUYAiABKAkSDwoHcm9vbV9pZBgDIAEoAxIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOwoScmVxdWlyZWRfZXF1aXBtZW50GAYgAygLMh8ub3JmbG93LnYxLkVxdWlwbWVudFJlcXVpcmVtZW50IjMKEkNyZWF0ZVNsb3RSZXNwb25zZRIdCgRzbG90GAEgASgLMg8ub3JmbG93LnYxLlNsb3QiXwoRQ3JlYXRlUm9vbVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgdzaXRlX2lkGAIgASgDEisKCHR1cm5vdmVyGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkoKEUNyZWF0ZVNpdGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCSIzChJDcmVhdGVTaXRlUmVzcG9uc2USHQoEc2l0ZRgBIAEoCzIPLm9yZmxvdy52MS5TaXRlIhIKEExpc3RTaXRlc1JlcXVlc3QiMwoRTGlzdFNpdGVzUmVzcG9uc2USHgoFc2l0ZXMYASADKAsyDy5vcmZsb3cudjEuU2l0ZSIzChJDcmVhdGVSb29tUmVzcG9uc2USHQoEcm9vbRgBIAEoCzIPLm9yZmxvdy52MS5Sb29tIhIKEExpc3RSb29tc1JlcXVlc3QiMwoRTGlzdFJvb21zUmVzcG9uc2USHgoFcm9vbXMYASADKAsyDy5vcmZsb3cudjEuUm9vbSI2ChNDcmVhdGVEb2N0b3JSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJc3BlY2lhbHR5GAIgASgJIjkKFENyZWF0ZURvY3RvclJlc3BvbnNlEiEKBmRvY3RvchgBIAEoCzIRLm9yZmxvdy52MS5Eb2N0b3IiOAoWQ3JlYXRlRXF1aXBtZW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhAKCHF1YW50aXR5GAIgASgFIkIKF0NyZWF0ZUVxdWlwbWVudFJlc3BvbnNlEicKCWVxdWlwbWVudBgBIAEoCzIULm9yZmxvdy52MS5FcXVpcG1lbnQiFgoUTGlzdEVxdWlwbWVudFJlcXVlc3QiQAoVTGlzdEVxdWlwbWVudFJlc3BvbnNlEicKCWVxdWlwbWVudBgBIAMoCzIULm9yZmxvdy52MS5FcXVpcG1lbnQi6AEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGYWN0aW9uGAMgASgJEg0KBWFjdG9yGAQgASgJEhUKDXJlc291cmNlX3R5cGUYBSABKAkSEwoLcmVzb3VyY2VfaWQYBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlkKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLm9yZmxvdy52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChFDYW5jZWxTbG90UmVxdWVzdBIPCgdzbG90X2lkGAEgASgDEgwKBG5vdGUYAiABKAkiYgoSQ2FuY2VsU2xvdFJlc3BvbnNlEh0KBHNsb3QYASABKAsyDy5vcmZsb3cudjEuU2xvdBItChFjYW5jZWxsZWRfYm9va2luZxgCIAEoCzISLm9yZmxvdy52MS5Cb29raW5nMsMICgxBZG1pblNlcnZpY2USWAoMU2VlZERhdGFiYXNlEh4ub3JmbG93LnYxLlNlZWREYXRhYmFzZVJlcXVlc3QaHy5vcmZsb3cudjEuU2VlZERhdGFiYXNlUmVzcG9uc2UiB+r5GAMKAQQSWwoMTGlzdEJvb2tpbmdzEh4ub3JmbG93LnYxLkxpc3RCb29raW5nc1JlcXVlc3QaHy5vcmZsb3cudjEuTGlzdEJvb2tpbmdzUmVzcG9uc2UiCpACAer5GAMKAQQSUgoKQ3JlYXRlU2xvdBIcLm9yZmxvdy52MS5DcmVhdGVTbG90UmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVTbG90UmVzcG9uc2UiB+r5GAMKAQQSUgoKQ2FuY2VsU2xvdBIcLm9yZmxvdy52MS5DYW5jZWxTbG90UmVxdWVzdBodLm9yZmxvdy52MS5DYW5jZWxTbG90UmVzcG9uc2UiB+r5GAMKAQQSUgoKQ3JlYXRlU2l0ZRIcLm9yZmxvdy52MS5DcmVhdGVTaXRlUmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVTaXRlUmVzcG9uc2UiB+r5GAMKAQQSVQoJTGlzdFNpdGVzEhsub3JmbG93LnYxLkxpc3RTaXRlc1JlcXVlc3QaHC5vcmZsb3cudjEuTGlzdFNpdGVzUmVzcG9uc2UiDZACAer5GAYKBAECAwQSUgoKQ3JlYXRlUm9vbRIcLm9yZmxvdy52MS5DcmVhdGVSb29tUmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVSb29tUmVzcG9uc2UiB+r5GAMKAQQSUgoJTGlzdFJvb21zEhsub3JmbG93LnYxLkxpc3RSb29tc1JlcXVlc3QaHC5vcmZsb3cudjEuTGlzdFJvb21zUmVzcG9uc2UiCpACAer5GAMKAQQSWAoMQ3JlYXRlRG9jdG9yEh4ub3JmbG93LnYxLkNyZWF0ZURvY3RvclJlcXVlc3QaHy5vcmZsb3cudjEuQ3JlYXRlRG9jdG9yUmVzcG9uc2UiB+r5GAMKAQQSYQoPQ3JlYXRlRXF1aXBtZW50EiEub3JmbG93LnYxLkNyZWF0ZUVxdWlwbWVudFJlcXVlc3QaIi5vcmZsb3cudjEuQ3JlYXRlRXF1aXBtZW50UmVzcG9uc2UiB+r5GAMKAQQSXgoNTGlzdEVxdWlwbWVudBIfLm9yZmxvdy52MS5MaXN0RXF1aXBtZW50UmVxdWVzdBogLm9yZmxvdy52MS5MaXN0RXF1aXBtZW50UmVzcG9uc2UiCpACAer5GAMKAQQSZAoPTGlzdEF1ZGl0RXZlbnRzEiEub3JmbG93LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIi5vcmZsb3cudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiCpACAer5GAMKAQRiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_orflow_v1_access, file_orflow_v1_audit, file_orflow_v1_booking, file_orflow_v1_resources]);
 
 /**
  * Request for SeedDatabase.
@@ -244,6 +244,22 @@ export type CreateRoomRequest = Message<"orflow.v1.CreateRoomRequest"> & {
    * @generated from field: string name = 1;
    */
   name: string;
+
+  /**
+   * The site the room is in; 0 means the default site (the oldest one), as
+   * for a client older than sites.
+   *
+   * @generated from field: int64 site_id = 2;
+   */
+  siteId: bigint;
+
+  /**
+   * The room's own turnover, 0 to 24 hours in whole seconds; unset means the
+   * server's default.
+   *
+   * @generated from field: google.protobuf.Duration turnover = 3;
+   */
+  turnover?: Duration | undefined;
 };
 
 /**
@@ -252,6 +268,98 @@ export type CreateRoomRequest = Message<"orflow.v1.CreateRoomRequest"> & {
  */
 export const CreateRoomRequestSchema: GenMessage<CreateRoomRequest> = /*@__PURE__*/
   messageDesc(file_orflow_v1_admin_service, 6);
+
+/**
+ * Request for CreateSite.
+ *
+ * @generated from message orflow.v1.CreateSiteRequest
+ */
+export type CreateSiteRequest = Message<"orflow.v1.CreateSiteRequest"> & {
+  /**
+   * Short unique name, 1 to 64 characters.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Name to show, 1 to 200 characters.
+   *
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+
+  /**
+   * An IANA time zone name that tzdata knows, e.g. "Europe/London".
+   *
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
+};
+
+/**
+ * Describes the message orflow.v1.CreateSiteRequest.
+ * Use `create(CreateSiteRequestSchema)` to create a new message.
+ */
+export const CreateSiteRequestSchema: GenMessage<CreateSiteRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 7);
+
+/**
+ * Response for CreateSite.
+ *
+ * @generated from message orflow.v1.CreateSiteResponse
+ */
+export type CreateSiteResponse = Message<"orflow.v1.CreateSiteResponse"> & {
+  /**
+   * The new site.
+   *
+   * @generated from field: orflow.v1.Site site = 1;
+   */
+  site?: Site | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.CreateSiteResponse.
+ * Use `create(CreateSiteResponseSchema)` to create a new message.
+ */
+export const CreateSiteResponseSchema: GenMessage<CreateSiteResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 8);
+
+/**
+ * Request for ListSites.
+ *
+ * @generated from message orflow.v1.ListSitesRequest
+ */
+export type ListSitesRequest = Message<"orflow.v1.ListSitesRequest"> & {
+};
+
+/**
+ * Describes the message orflow.v1.ListSitesRequest.
+ * Use `create(ListSitesRequestSchema)` to create a new message.
+ */
+export const ListSitesRequestSchema: GenMessage<ListSitesRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 9);
+
+/**
+ * Response for ListSites.
+ *
+ * @generated from message orflow.v1.ListSitesResponse
+ */
+export type ListSitesResponse = Message<"orflow.v1.ListSitesResponse"> & {
+  /**
+   * Every site.
+   *
+   * @generated from field: repeated orflow.v1.Site sites = 1;
+   */
+  sites: Site[];
+};
+
+/**
+ * Describes the message orflow.v1.ListSitesResponse.
+ * Use `create(ListSitesResponseSchema)` to create a new message.
+ */
+export const ListSitesResponseSchema: GenMessage<ListSitesResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 10);
 
 /**
  * Response for CreateRoom.
@@ -272,7 +380,7 @@ export type CreateRoomResponse = Message<"orflow.v1.CreateRoomResponse"> & {
  * Use `create(CreateRoomResponseSchema)` to create a new message.
  */
 export const CreateRoomResponseSchema: GenMessage<CreateRoomResponse> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 7);
+  messageDesc(file_orflow_v1_admin_service, 11);
 
 /**
  * Request for ListRooms.
@@ -287,7 +395,7 @@ export type ListRoomsRequest = Message<"orflow.v1.ListRoomsRequest"> & {
  * Use `create(ListRoomsRequestSchema)` to create a new message.
  */
 export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 8);
+  messageDesc(file_orflow_v1_admin_service, 12);
 
 /**
  * Response for ListRooms.
@@ -308,7 +416,7 @@ export type ListRoomsResponse = Message<"orflow.v1.ListRoomsResponse"> & {
  * Use `create(ListRoomsResponseSchema)` to create a new message.
  */
 export const ListRoomsResponseSchema: GenMessage<ListRoomsResponse> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 9);
+  messageDesc(file_orflow_v1_admin_service, 13);
 
 /**
  * Request for CreateDoctor.
@@ -336,7 +444,7 @@ export type CreateDoctorRequest = Message<"orflow.v1.CreateDoctorRequest"> & {
  * Use `create(CreateDoctorRequestSchema)` to create a new message.
  */
 export const CreateDoctorRequestSchema: GenMessage<CreateDoctorRequest> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 10);
+  messageDesc(file_orflow_v1_admin_service, 14);
 
 /**
  * Response for CreateDoctor.
@@ -357,7 +465,7 @@ export type CreateDoctorResponse = Message<"orflow.v1.CreateDoctorResponse"> & {
  * Use `create(CreateDoctorResponseSchema)` to create a new message.
  */
 export const CreateDoctorResponseSchema: GenMessage<CreateDoctorResponse> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 11);
+  messageDesc(file_orflow_v1_admin_service, 15);
 
 /**
  * Request for CreateEquipment.
@@ -385,7 +493,7 @@ export type CreateEquipmentRequest = Message<"orflow.v1.CreateEquipmentRequest">
  * Use `create(CreateEquipmentRequestSchema)` to create a new message.
  */
 export const CreateEquipmentRequestSchema: GenMessage<CreateEquipmentRequest> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 12);
+  messageDesc(file_orflow_v1_admin_service, 16);
 
 /**
  * Response for CreateEquipment.
@@ -406,7 +514,7 @@ export type CreateEquipmentResponse = Message<"orflow.v1.CreateEquipmentResponse
  * Use `create(CreateEquipmentResponseSchema)` to create a new message.
  */
 export const CreateEquipmentResponseSchema: GenMessage<CreateEquipmentResponse> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 13);
+  messageDesc(file_orflow_v1_admin_service, 17);
 
 /**
  * Request for ListEquipment.
@@ -421,7 +529,7 @@ export type ListEquipmentRequest = Message<"orflow.v1.ListEquipmentRequest"> & {
  * Use `create(ListEquipmentRequestSchema)` to create a new message.
  */
 export const ListEquipmentRequestSchema: GenMessage<ListEquipmentRequest> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 14);
+  messageDesc(file_orflow_v1_admin_service, 18);
 
 /**
  * Response for ListEquipment.
@@ -442,7 +550,7 @@ export type ListEquipmentResponse = Message<"orflow.v1.ListEquipmentResponse"> &
  * Use `create(ListEquipmentResponseSchema)` to create a new message.
  */
 export const ListEquipmentResponseSchema: GenMessage<ListEquipmentResponse> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 15);
+  messageDesc(file_orflow_v1_admin_service, 19);
 
 /**
  * Request for ListAuditEvents. Every filter that is set must match.
@@ -512,7 +620,7 @@ export type ListAuditEventsRequest = Message<"orflow.v1.ListAuditEventsRequest">
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 16);
+  messageDesc(file_orflow_v1_admin_service, 20);
 
 /**
  * Response for ListAuditEvents.
@@ -540,7 +648,7 @@ export type ListAuditEventsResponse = Message<"orflow.v1.ListAuditEventsResponse
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 17);
+  messageDesc(file_orflow_v1_admin_service, 21);
 
 /**
  * Request for CancelSlot.
@@ -568,7 +676,7 @@ export type CancelSlotRequest = Message<"orflow.v1.CancelSlotRequest"> & {
  * Use `create(CancelSlotRequestSchema)` to create a new message.
  */
 export const CancelSlotRequestSchema: GenMessage<CancelSlotRequest> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 18);
+  messageDesc(file_orflow_v1_admin_service, 22);
 
 /**
  * Response for CancelSlot.
@@ -596,13 +704,13 @@ export type CancelSlotResponse = Message<"orflow.v1.CancelSlotResponse"> & {
  * Use `create(CancelSlotResponseSchema)` to create a new message.
  */
 export const CancelSlotResponseSchema: GenMessage<CancelSlotResponse> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_admin_service, 19);
+  messageDesc(file_orflow_v1_admin_service, 23);
 
 /**
- * Run the floor: reset demo data, publish slots, manage rooms, surgeons and
- * equipment inventory, and report on bookings and the audit trail.
- * Every method needs a token with the admin role: UNAUTHENTICATED without a
- * valid token, PERMISSION_DENIED for other roles.
+ * Run the floor: reset demo data, publish slots, manage sites, rooms, surgeons
+ * and equipment inventory, and report on bookings and the audit trail.
+ * Every method but ListSites needs a token with the admin role:
+ * UNAUTHENTICATED without a valid token, PERMISSION_DENIED for other roles.
  *
  * @generated from service orflow.v1.AdminService
  */
@@ -660,8 +768,32 @@ export const AdminService: GenService<{
     output: typeof CancelSlotResponseSchema;
   },
   /**
-   * Adds an operating room.
-   * Errors: INVALID_ARGUMENT, ALREADY_EXISTS (name taken).
+   * Adds a site (a hospital) with its IANA time zone.
+   * Errors: INVALID_ARGUMENT (a field violation on time_zone when tzdata does
+   * not know it), ALREADY_EXISTS (name taken).
+   *
+   * @generated from rpc orflow.v1.AdminService.CreateSite
+   */
+  createSite: {
+    methodKind: "unary";
+    input: typeof CreateSiteRequestSchema;
+    output: typeof CreateSiteResponseSchema;
+  },
+  /**
+   * Lists sites by name. Open to every caller, like ListSlots: a portal
+   * needs each site's name and time zone to show a day's slots in it.
+   *
+   * @generated from rpc orflow.v1.AdminService.ListSites
+   */
+  listSites: {
+    methodKind: "unary";
+    input: typeof ListSitesRequestSchema;
+    output: typeof ListSitesResponseSchema;
+  },
+  /**
+   * Adds an operating room to a site, with its own turnover if it needs one.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND (SITE_NOT_FOUND), ALREADY_EXISTS
+   * (name taken).
    *
    * @generated from rpc orflow.v1.AdminService.CreateRoom
    */

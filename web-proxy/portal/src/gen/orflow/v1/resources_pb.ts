@@ -4,19 +4,99 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file orflow/v1/resources.proto.
  */
 export const file_orflow_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChlvcmZsb3cvdjEvcmVzb3VyY2VzLnByb3RvEglvcmZsb3cudjEiIAoEUm9vbRIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJIjUKBkRvY3RvchIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEhEKCXNwZWNpYWx0eRgDIAEoCSI3CglFcXVpcG1lbnQSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoBSJWChRFcXVpcG1lbnRSZXF1aXJlbWVudBIUCgxlcXVpcG1lbnRfaWQYASABKAMSFgoOZXF1aXBtZW50X25hbWUYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUi/AIKBFNsb3QSCgoCaWQYASABKAMSIQoGZG9jdG9yGAIgASgLMhEub3JmbG93LnYxLkRvY3RvchIWCg5wcm9jZWR1cmVfdHlwZRgDIAEoCRIdCgRyb29tGAQgASgLMg8ub3JmbG93LnYxLlJvb20SLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKEnJlcXVpcmVkX2VxdWlwbWVudBgHIAMoCzIfLm9yZmxvdy52MS5FcXVpcG1lbnRSZXF1aXJlbWVudBIRCglhdmFpbGFibGUYCCABKAgSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NhbmNlbF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChlvcmZsb3cvdjEvcmVzb3VyY2VzLnByb3RvEglvcmZsb3cudjEiSQoEU2l0ZRIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIRCgl0aW1lX3pvbmUYBCABKAkiNQoJTG9jYWxEYXRlEgwKBHllYXIYASABKAUSDQoFbW9udGgYAiABKAUSCwoDZGF5GAMgASgFIl4KBFJvb20SCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIPCgdzaXRlX2lkGAMgASgDEisKCHR1cm5vdmVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjUKBkRvY3RvchIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEhEKCXNwZWNpYWx0eRgDIAEoCSI3CglFcXVpcG1lbnQSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoBSJWChRFcXVpcG1lbnRSZXF1aXJlbWVudBIUCgxlcXVpcG1lbnRfaWQYASABKAMSFgoOZXF1aXBtZW50X25hbWUYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUimwMKBFNsb3QSCgoCaWQYASABKAMSIQoGZG9jdG9yGAIgASgLMhEub3JmbG93LnYxLkRvY3RvchIWCg5wcm9jZWR1cmVfdHlwZRgDIAEoCRIdCgRyb29tGAQgASgLMg8ub3JmbG93LnYxLlJvb20SLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKEnJlcXVpcmVkX2VxdWlwbWVudBgHIAMoCzIfLm9yZmxvdy52MS5FcXVpcG1lbnRSZXF1aXJlbWVudBIRCglhdmFpbGFibGUYCCABKAgSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NhbmNlbF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdCgRzaXRlGAsgASgLMg8ub3JmbG93LnYxLlNpdGViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
- * An operating room. A room holds one surgery at a time, plus the configured
- * turnover buffer after each one.
+ * A site: one hospital, whose rooms' days are kept in its time zone. Times on
+ * the wire are UTC instants; a client shows them in `time_zone` (the site's
+ * wall clock), which every Slot and Booking carries with it.
+ *
+ * @generated from message orflow.v1.Site
+ */
+export type Site = Message<"orflow.v1.Site"> & {
+  /**
+   * Output only. Server-assigned identifier.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Short unique name, e.g. "apollo-chennai".
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Name to show, e.g. "Apollo Hospitals, Chennai".
+   *
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+
+  /**
+   * The site's IANA time zone, e.g. "Asia/Kolkata" or "Europe/London";
+   * validated against tzdata (abbreviations such as "IST" are refused).
+   *
+   * @generated from field: string time_zone = 4;
+   */
+  timeZone: string;
+};
+
+/**
+ * Describes the message orflow.v1.Site.
+ * Use `create(SiteSchema)` to create a new message.
+ */
+export const SiteSchema: GenMessage<Site> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_resources, 0);
+
+/**
+ * A calendar day (google.type.Date's shape), read in a site's time zone.
+ *
+ * @generated from message orflow.v1.LocalDate
+ */
+export type LocalDate = Message<"orflow.v1.LocalDate"> & {
+  /**
+   * Year, 1970 to 8999.
+   *
+   * @generated from field: int32 year = 1;
+   */
+  year: number;
+
+  /**
+   * Month of the year, 1 to 12.
+   *
+   * @generated from field: int32 month = 2;
+   */
+  month: number;
+
+  /**
+   * Day of the month, 1 to 31 (a day the month has).
+   *
+   * @generated from field: int32 day = 3;
+   */
+  day: number;
+};
+
+/**
+ * Describes the message orflow.v1.LocalDate.
+ * Use `create(LocalDateSchema)` to create a new message.
+ */
+export const LocalDateSchema: GenMessage<LocalDate> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_resources, 1);
+
+/**
+ * An operating room. A room holds one surgery at a time, plus the turnover
+ * buffer after each one (its own, or the server's default).
  *
  * @generated from message orflow.v1.Room
  */
@@ -29,11 +109,27 @@ export type Room = Message<"orflow.v1.Room"> & {
   id: bigint;
 
   /**
-   * Display name, unique across the hospital, e.g. "Apollo Room 101".
+   * Display name, unique across every site, e.g. "Apollo Room 101".
    *
    * @generated from field: string name = 2;
    */
   name: string;
+
+  /**
+   * The site (hospital) the room is in.
+   *
+   * @generated from field: int64 site_id = 3;
+   */
+  siteId: bigint;
+
+  /**
+   * How long the room needs between cases (cleaning, set-up), 0 to 24 hours
+   * in whole seconds; unset means the server's default (ORFLOW_TURNOVER_MINUTES).
+   * A booking holds the room until its end plus this.
+   *
+   * @generated from field: google.protobuf.Duration turnover = 4;
+   */
+  turnover?: Duration | undefined;
 };
 
 /**
@@ -41,7 +137,7 @@ export type Room = Message<"orflow.v1.Room"> & {
  * Use `create(RoomSchema)` to create a new message.
  */
 export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_resources, 0);
+  messageDesc(file_orflow_v1_resources, 2);
 
 /**
  * A surgeon who operates in the rooms. A surgeon is in one surgery at a time.
@@ -76,7 +172,7 @@ export type Doctor = Message<"orflow.v1.Doctor"> & {
  * Use `create(DoctorSchema)` to create a new message.
  */
 export const DoctorSchema: GenMessage<Doctor> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_resources, 1);
+  messageDesc(file_orflow_v1_resources, 3);
 
 /**
  * A type of shared equipment and how many units the hospital owns.
@@ -111,7 +207,7 @@ export type Equipment = Message<"orflow.v1.Equipment"> & {
  * Use `create(EquipmentSchema)` to create a new message.
  */
 export const EquipmentSchema: GenMessage<Equipment> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_resources, 2);
+  messageDesc(file_orflow_v1_resources, 4);
 
 /**
  * Units of one equipment type that a slot needs for its whole duration.
@@ -146,7 +242,7 @@ export type EquipmentRequirement = Message<"orflow.v1.EquipmentRequirement"> & {
  * Use `create(EquipmentRequirementSchema)` to create a new message.
  */
 export const EquipmentRequirementSchema: GenMessage<EquipmentRequirement> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_resources, 3);
+  messageDesc(file_orflow_v1_resources, 5);
 
 /**
  * A published operating-room slot: one surgeon, one procedure, one room, one
@@ -227,6 +323,14 @@ export type Slot = Message<"orflow.v1.Slot"> & {
    * @generated from field: google.protobuf.Timestamp cancel_time = 10;
    */
   cancelTime?: Timestamp | undefined;
+
+  /**
+   * Output only. The room's site, with the time zone to show the slot's
+   * times in (the site's wall clock, correct across daylight-saving changes).
+   *
+   * @generated from field: orflow.v1.Site site = 11;
+   */
+  site?: Site | undefined;
 };
 
 /**
@@ -234,5 +338,5 @@ export type Slot = Message<"orflow.v1.Slot"> & {
  * Use `create(SlotSchema)` to create a new message.
  */
 export const SlotSchema: GenMessage<Slot> = /*@__PURE__*/
-  messageDesc(file_orflow_v1_resources, 4);
+  messageDesc(file_orflow_v1_resources, 6);
 

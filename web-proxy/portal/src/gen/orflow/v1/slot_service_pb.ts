@@ -7,7 +7,7 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_orflow_v1_access } from "./access_pb";
-import type { Doctor, Slot } from "./resources_pb";
+import type { Doctor, LocalDate, Slot } from "./resources_pb";
 import { file_orflow_v1_resources } from "./resources_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file orflow/v1/slot_service.proto.
  */
 export const file_orflow_v1_slot_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxvcmZsb3cvdjEvc2xvdF9zZXJ2aWNlLnByb3RvEglvcmZsb3cudjEi7wEKEExpc3RTbG90c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSFgoOcHJvY2VkdXJlX3R5cGUYAyABKAkSEQoJZG9jdG9yX2lkGAQgASgDEg8KB3Jvb21faWQYBSABKAMSMAoMd2luZG93X3N0YXJ0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp3aW5kb3dfZW5kGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5hdmFpbGFibGVfb25seRgIIAEoCCJMChFMaXN0U2xvdHNSZXNwb25zZRIeCgVzbG90cxgBIAMoCzIPLm9yZmxvdy52MS5TbG90EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhCg5HZXRTbG90UmVxdWVzdBIPCgdzbG90X2lkGAEgASgDIjAKD0dldFNsb3RSZXNwb25zZRIdCgRzbG90GAEgASgLMg8ub3JmbG93LnYxLlNsb3QiSgoSTGlzdERvY3RvcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg0KBXF1ZXJ5GAMgASgJIlIKE0xpc3REb2N0b3JzUmVzcG9uc2USIgoHZG9jdG9ycxgBIAMoCzIRLm9yZmxvdy52MS5Eb2N0b3ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk8KEVdhdGNoU2xvdHNSZXF1ZXN0EhYKDnByb2NlZHVyZV90eXBlGAEgASgJEhEKCWRvY3Rvcl9pZBgCIAEoAxIPCgdyb29tX2lkGAMgASgDIlwKEldhdGNoU2xvdHNSZXNwb25zZRInCgRraW5kGAEgASgOMhkub3JmbG93LnYxLlNsb3RDaGFuZ2VLaW5kEh0KBHNsb3QYAiABKAsyDy5vcmZsb3cudjEuU2xvdCqCAwoOU2xvdENoYW5nZUtpbmQSIAocU0xPVF9DSEFOR0VfS0lORF9VTlNQRUNJRklFRBAAEh0KGVNMT1RfQ0hBTkdFX0tJTkRfU05BUFNIT1QQARImCiJTTE9UX0NIQU5HRV9LSU5EX1NOQVBTSE9UX0NPTVBMRVRFEAISHAoYU0xPVF9DSEFOR0VfS0lORF9DUkVBVEVEEAMSGwoXU0xPVF9DSEFOR0VfS0lORF9CT09LRUQQBBIeChpTTE9UX0NIQU5HRV9LSU5EX0NPTkZJUk1FRBAFEh0KGVNMT1RfQ0hBTkdFX0tJTkRfUkVMRUFTRUQQBhIpCiVTTE9UX0NIQU5HRV9LSU5EX0FWQUlMQUJJTElUWV9DSEFOR0VEEAcSJAogU0xPVF9DSEFOR0VfS0lORF9DQVNFX1BST0dSRVNTRUQQCBIcChhTTE9UX0NIQU5HRV9LSU5EX0RFTEFZRUQQCRIeChpTTE9UX0NIQU5HRV9LSU5EX0NBTkNFTExFRBAKMu4CCgtTbG90U2VydmljZRJVCglMaXN0U2xvdHMSGy5vcmZsb3cudjEuTGlzdFNsb3RzUmVxdWVzdBocLm9yZmxvdy52MS5MaXN0U2xvdHNSZXNwb25zZSINkAIB6vkYBgoEAQIDBBJPCgdHZXRTbG90Ehkub3JmbG93LnYxLkdldFNsb3RSZXF1ZXN0Ghoub3JmbG93LnYxLkdldFNsb3RSZXNwb25zZSINkAIB6vkYBgoEAQIDBBJbCgtMaXN0RG9jdG9ycxIdLm9yZmxvdy52MS5MaXN0RG9jdG9yc1JlcXVlc3QaHi5vcmZsb3cudjEuTGlzdERvY3RvcnNSZXNwb25zZSINkAIB6vkYBgoEAQIDBBJaCgpXYXRjaFNsb3RzEhwub3JmbG93LnYxLldhdGNoU2xvdHNSZXF1ZXN0Gh0ub3JmbG93LnYxLldhdGNoU2xvdHNSZXNwb25zZSINkAIB6vkYBgoEAQIDBDABYgZwcm90bzM", [file_google_protobuf_timestamp, file_orflow_v1_access, file_orflow_v1_resources]);
+  fileDesc("ChxvcmZsb3cvdjEvc2xvdF9zZXJ2aWNlLnByb3RvEglvcmZsb3cudjEiowIKEExpc3RTbG90c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSFgoOcHJvY2VkdXJlX3R5cGUYAyABKAkSEQoJZG9jdG9yX2lkGAQgASgDEg8KB3Jvb21faWQYBSABKAMSMAoMd2luZG93X3N0YXJ0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp3aW5kb3dfZW5kGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5hdmFpbGFibGVfb25seRgIIAEoCBIPCgdzaXRlX2lkGAkgASgDEiEKA2RheRgKIAEoCzIULm9yZmxvdy52MS5Mb2NhbERhdGUiTAoRTGlzdFNsb3RzUmVzcG9uc2USHgoFc2xvdHMYASADKAsyDy5vcmZsb3cudjEuU2xvdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoOR2V0U2xvdFJlcXVlc3QSDwoHc2xvdF9pZBgBIAEoAyIwCg9HZXRTbG90UmVzcG9uc2USHQoEc2xvdBgBIAEoCzIPLm9yZmxvdy52MS5TbG90IkoKEkxpc3REb2N0b3JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRINCgVxdWVyeRgDIAEoCSJSChNMaXN0RG9jdG9yc1Jlc3BvbnNlEiIKB2RvY3RvcnMYASADKAsyES5vcmZsb3cudjEuRG9jdG9yEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJgChFXYXRjaFNsb3RzUmVxdWVzdBIWCg5wcm9jZWR1cmVfdHlwZRgBIAEoCRIRCglkb2N0b3JfaWQYAiABKAMSDwoHcm9vbV9pZBgDIAEoAxIPCgdzaXRlX2lkGAQgASgDIlwKEldhdGNoU2xvdHNSZXNwb25zZRInCgRraW5kGAEgASgOMhkub3JmbG93LnYxLlNsb3RDaGFuZ2VLaW5kEh0KBHNsb3QYAiABKAsyDy5vcmZsb3cudjEuU2xvdCqCAwoOU2xvdENoYW5nZUtpbmQSIAocU0xPVF9DSEFOR0VfS0lORF9VTlNQRUNJRklFRBAAEh0KGVNMT1RfQ0hBTkdFX0tJTkRfU05BUFNIT1QQARImCiJTTE9UX0NIQU5HRV9LSU5EX1NOQVBTSE9UX0NPTVBMRVRFEAISHAoYU0xPVF9DSEFOR0VfS0lORF9DUkVBVEVEEAMSGwoXU0xPVF9DSEFOR0VfS0lORF9CT09LRUQQBBIeChpTTE9UX0NIQU5HRV9LSU5EX0NPTkZJUk1FRBAFEh0KGVNMT1RfQ0hBTkdFX0tJTkRfUkVMRUFTRUQQBhIpCiVTTE9UX0NIQU5HRV9LSU5EX0FWQUlMQUJJTElUWV9DSEFOR0VEEAcSJAogU0xPVF9DSEFOR0VfS0lORF9DQVNFX1BST0dSRVNTRUQQCBIcChhTTE9UX0NIQU5HRV9LSU5EX0RFTEFZRUQQCRIeChpTTE9UX0NIQU5HRV9LSU5EX0NBTkNFTExFRBAKMu4CCgtTbG90U2VydmljZRJVCglMaXN0U2xvdHMSGy5vcmZsb3cudjEuTGlzdFNsb3RzUmVxdWVzdBocLm9yZmxvdy52MS5MaXN0U2xvdHNSZXNwb25zZSINkAIB6vkYBgoEAQIDBBJPCgdHZXRTbG90Ehkub3JmbG93LnYxLkdldFNsb3RSZXF1ZXN0Ghoub3JmbG93LnYxLkdldFNsb3RSZXNwb25zZSINkAIB6vkYBgoEAQIDBBJbCgtMaXN0RG9jdG9ycxIdLm9yZmxvdy52MS5MaXN0RG9jdG9yc1JlcXVlc3QaHi5vcmZsb3cudjEuTGlzdERvY3RvcnNSZXNwb25zZSINkAIB6vkYBgoEAQIDBBJaCgpXYXRjaFNsb3RzEhwub3JmbG93LnYxLldhdGNoU2xvdHNSZXF1ZXN0Gh0ub3JmbG93LnYxLldhdGNoU2xvdHNSZXNwb25zZSINkAIB6vkYBgoEAQIDBDABYgZwcm90bzM", [file_google_protobuf_timestamp, file_orflow_v1_access, file_orflow_v1_resources]);
 
 /**
  * Request for ListSlots. Every filter that is set must match.
@@ -78,6 +78,22 @@ export type ListSlotsRequest = Message<"orflow.v1.ListSlotsRequest"> & {
    * @generated from field: bool available_only = 8;
    */
   availableOnly: boolean;
+
+  /**
+   * Only slots in this site's rooms.
+   *
+   * @generated from field: int64 site_id = 9;
+   */
+  siteId: bigint;
+
+  /**
+   * Only slots starting on this calendar day in the site's time zone (needs
+   * site_id): from its local midnight to the next, computed by the server, so
+   * a spring-forward day is 23 hours long and an autumn one 25.
+   *
+   * @generated from field: orflow.v1.LocalDate day = 10;
+   */
+  day?: LocalDate | undefined;
 };
 
 /**
@@ -246,6 +262,13 @@ export type WatchSlotsRequest = Message<"orflow.v1.WatchSlotsRequest"> & {
    * @generated from field: int64 room_id = 3;
    */
   roomId: bigint;
+
+  /**
+   * Only slots in this site's rooms.
+   *
+   * @generated from field: int64 site_id = 4;
+   */
+  siteId: bigint;
 };
 
 /**
@@ -394,7 +417,8 @@ export const SlotService: GenService<{
   /**
    * Lists slots ordered by start_time, then id.
    * Errors: INVALID_ARGUMENT (negative page_size, bad page_token, window_end
-   * before window_start, ill-formed timestamps).
+   * before window_start, ill-formed timestamps, a day that does not exist or
+   * without site_id), NOT_FOUND (SITE_NOT_FOUND: day names an unknown site).
    *
    * @generated from rpc orflow.v1.SlotService.ListSlots
    */
