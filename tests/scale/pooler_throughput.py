@@ -23,8 +23,8 @@ from orflow_server.ops.context import OpsContext
 from orflow_server.ops.scheduling import NoQueueExpiryScheduler
 from orflow_tools.testkit.databases import fresh_database, with_database
 from orflow_tools.testkit.invariants import NO_VIOLATIONS, violations
+from orflow_tools.testkit.pgbouncer import pgbouncer
 
-from tests.scale.pgbouncer import pgbouncer
 from tests.scale.test_multi_process import _insert_slots
 
 ACTOR = Actor("pooler-bench", Role.SERVICE)
