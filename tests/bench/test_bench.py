@@ -2,7 +2,8 @@
 
 Its invariant checks are the test kit's; tests/tools/test_invariants.py shows they can fail.
 
-Only that it runs and that the invariants hold are asserted, never timings:
+Only that it runs and that the invariants hold are asserted (and that the multi-process
+scenario's calls reached more than one server), never timings:
 speed targets live in `orflow bench`, not in the test suite.
 """
 
@@ -19,6 +20,7 @@ from orflow_tools.bench import report
 from orflow_tools.bench.config import SMOKE
 from orflow_tools.bench.results import Measure, ScenarioResult
 from orflow_tools.bench.runner import run_bench
+from orflow_tools.bench.scaleout import pooler_skip_reason
 from orflow_tools.bench.scenarios import CEILING_FORMS
 from orflow_tools.testkit.processes import orflow_command
 
@@ -41,6 +43,8 @@ async def test_smoke_run_covers_every_scenario_with_no_violation(
         "7 expiry",
         "8 proxy",
         "9 processes",
+        "m multi-process",
+        *(() if pooler_skip_reason(server_url) else ("b pgbouncer",)),
     }
     assert run.violations == 0, [(r.scenario, r.violations) for r in run.results if r.violations]
     assert run.errors == 0, [(r.scenario, r.errors) for r in run.results if r.errors]
@@ -63,6 +67,14 @@ async def test_smoke_run_covers_every_scenario_with_no_violation(
         "1 server process",
         "2 server processes",
     ]
+    # 3 servers behind client-side round robin: more than one answered, and every call is counted by one server.
+    one, three = [r for r in run.results if r.scenario == "m multi-process"]
+    assert (one.extra["servers"], three.extra["servers"]) == (1, 3)
+    assert sum(1 for n in three.extra["calls_per_server"] if n > 0) >= 2
+    for leg in (one, three):
+        assert sum(leg.extra["calls_per_server"]) == leg.orflow.count
+    pooled = [r for r in run.results if r.scenario == "b pgbouncer" and r.extra.get("pooler_pool_size")]
+    assert all(r.extra["statement_cache_size"] == 0 for r in pooled)
     # The saved last-release results line up with this run's rows.
     compared = report.compare_to_baseline(run.results, json.loads(BASELINE.read_text()))
     assert "1 spread" in compared and "2 hot slot" in compared

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 from orflow_server.settings import Settings
 
-from . import report, scenarios, sql
+from . import report, scaleout, scenarios, sql
 from .config import BenchConfig
 from .results import ScenarioResult
 from .stack import bench_stack
@@ -86,6 +86,8 @@ SCENARIOS: tuple[tuple[frozenset[str], Callable[[scenarios.Bench], Awaitable[lis
     (frozenset("8"), scenarios.proxy),
     (frozenset("9"), scenarios.processes),
     (frozenset("45"), _browse_and_history),  # one data set grown from small to large serves both (resets the rooms)
+    (frozenset("m"), scaleout.multi_process),  # 1 vs 3 servers + 2 workers, round robin
+    (frozenset("b"), scaleout.pgbouncer),  # PgBouncer transaction mode vs direct
 )
 
 
