@@ -126,3 +126,17 @@ def test_bench_command_prints_before_after_against_a_baseline(server_url: str, r
     assert done.returncode == 0, printed + done.stderr[-3000:]
     assert "Before/after" in printed and "1 spread" in printed.split("Before/after", 1)[1]
     assert "[met]" in printed or "[MISSED]" in printed
+
+
+def test_scale_out_legs_are_printed_as_ratios_to_the_first() -> None:
+    one = ScenarioResult(
+        "m multi-process", "1 server", "24 callers", Measure(200.0, 10.0, 40.0, 400, {"OK": 400}), extra={}
+    )
+    three = ScenarioResult(
+        "m multi-process", "3 servers", "24 callers", Measure(300.0, 8.0, 20.0, 600, {"OK": 600}), extra={}
+    )
+    three.extra["calls_per_server"] = [200, 200, 200]
+    last = report.format_legs([one, three], "m multi-process").splitlines()[-1].split(None, 2)[2].split()
+    assert last[:5] == ["300", "1.50", "8.0", "20.0", "0.50"]
+    assert last[-3:] == ["[200,", "200,", "200]"]
+    assert report.format_legs([one, three], "b pgbouncer") == ""  # a scenario that did not run prints nothing

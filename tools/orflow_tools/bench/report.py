@@ -89,7 +89,7 @@ def format_legs(results: Sequence[ScenarioResult], scenario: str) -> str:
         for row in rows
     ]
     lines.insert(1, "-" * len(lines[0]))
-    return f"{scenario} ({legs[0].offered}; x = ratio to {legs[0].variant})\n" + "\n".join(lines)
+    return f"{scenario} ({legs[0].offered}; x = ratio to {legs[0].variant})\n" + "\n".join(x.rstrip() for x in lines)
 
 
 @dataclass(frozen=True)
