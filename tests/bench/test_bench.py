@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 from orflow_server.settings import Settings
@@ -78,10 +79,12 @@ async def test_smoke_run_covers_every_scenario_with_no_violation(
     # The saved last-release results line up with this run's rows.
     compared = report.compare_to_baseline(run.results, json.loads(BASELINE.read_text()))
     assert "1 spread" in compared and "2 hot slot" in compared
-    # The stack is gone: no bench database is left behind.
+    # The stack is gone: its database was dropped (other benches on a shared server may have their own).
+    name = urlsplit(run.database_url).path.lstrip("/")
+    assert name.startswith("orflow_bench_")
     admin = await asyncpg.connect(server_url)
     try:
-        left = await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname LIKE 'orflow_bench_%'")
+        left = await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name)
     finally:
         await admin.close()
     assert left == 0

@@ -26,6 +26,7 @@ class BenchRun:
     results: list[ScenarioResult] = field(default_factory=list)
     targets: list[report.Target] = field(default_factory=list)
     seconds: float = 0.0
+    database_url: str = ""  # the database the run loaded (its own, dropped at the end, unless --target)
 
     @property
     def violations(self) -> int:
@@ -117,6 +118,7 @@ async def run_bench(
         environ=os.environ if environ is None else environ,
     ) as stack:
         say(f"stack: gRPC {stack.target}, {server_processes} server process(es), {config.processes} client processes")
+        run.database_url = stack.database_url
         conn = await asyncpg.connect(stack.database_url)
         try:
             b = scenarios.Bench(stack, config, conn, say)
