@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 from orflow_server.settings import Settings
 from orflow_tools.bench import report
 from orflow_tools.bench.config import SMOKE
@@ -23,6 +24,7 @@ from orflow_tools.bench.results import Measure, ScenarioResult
 from orflow_tools.bench.runner import run_bench
 from orflow_tools.bench.scaleout import pooler_skip_reason
 from orflow_tools.bench.scenarios import CEILING_FORMS
+from orflow_tools.testkit import pgbouncer as bouncer
 from orflow_tools.testkit.processes import orflow_command
 
 BASELINE = Path(report.__file__).parent / "baselines" / "0.1.0.json"
@@ -143,3 +145,9 @@ def test_scale_out_legs_are_printed_as_ratios_to_the_first() -> None:
     assert last[:5] == ["300", "1.50", "8.0", "20.0", "0.50"]
     assert last[-3:] == ["[200,", "200,", "200]"]
     assert report.format_legs([one, three], "b pgbouncer") == ""  # a scenario that did not run prints nothing
+
+
+def test_the_pgbouncer_scenario_says_why_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "TCP" in str(pooler_skip_reason("postgresql://postgres@/orflow?host=/tmp/pg"))
+    monkeypatch.setattr(bouncer, "BINARY", None)
+    assert "not installed" in str(pooler_skip_reason("postgresql://postgres@127.0.0.1:5432/orflow"))

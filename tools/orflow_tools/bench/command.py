@@ -75,6 +75,9 @@ def cmd_bench(settings: Settings, args: argparse.Namespace, environ: Mapping[str
         legs = report.format_legs(results, scenario)
         if legs:
             print(f"\n{legs}")
+    if (not args.only or "b" in args.only) and not any(r.scenario == scaleout.POOLER for r in results):
+        why = scaleout.pooler_skip_reason(run.database_url) or "a --target run starts no servers"
+        print(f"\n{scaleout.POOLER}: skipped ({why})")
     forms = [f"{r.variant}: {r.extra['ceiling_form']}" for r in results if "ceiling_form" in r.extra]
     if forms:
         print("\nCeiling (the faster raw form of the same rule in this run): " + "; ".join(forms))
