@@ -2,7 +2,8 @@
 
 Its invariant checks are the test kit's; tests/tools/test_invariants.py shows they can fail.
 
-Only that it runs and that the invariants hold are asserted, never timings:
+Only that it runs and that the invariants hold are asserted (and that the multi-process
+scenario's calls reached more than one server), never timings:
 speed targets live in `orflow bench`, not in the test suite.
 """
 
@@ -12,14 +13,18 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 from orflow_server.settings import Settings
 from orflow_tools.bench import report
 from orflow_tools.bench.config import SMOKE
 from orflow_tools.bench.results import Measure, ScenarioResult
 from orflow_tools.bench.runner import run_bench
+from orflow_tools.bench.scaleout import pooler_skip_reason
 from orflow_tools.bench.scenarios import CEILING_FORMS
+from orflow_tools.testkit import pgbouncer as bouncer
 from orflow_tools.testkit.processes import orflow_command
 
 BASELINE = Path(report.__file__).parent / "baselines" / "0.1.0.json"
@@ -41,6 +46,8 @@ async def test_smoke_run_covers_every_scenario_with_no_violation(
         "7 expiry",
         "8 proxy",
         "9 processes",
+        "m multi-process",
+        *(() if pooler_skip_reason(server_url) else ("b pgbouncer",)),
     }
     assert run.violations == 0, [(r.scenario, r.violations) for r in run.results if r.violations]
     assert run.errors == 0, [(r.scenario, r.errors) for r in run.results if r.errors]
@@ -63,13 +70,23 @@ async def test_smoke_run_covers_every_scenario_with_no_violation(
         "1 server process",
         "2 server processes",
     ]
+    # 3 servers behind client-side round robin: more than one answered, and every call is counted by one server.
+    one, three = [r for r in run.results if r.scenario == "m multi-process"]
+    assert (one.extra["servers"], three.extra["servers"]) == (1, 3)
+    assert sum(1 for n in three.extra["calls_per_server"] if n > 0) >= 2
+    for leg in (one, three):
+        assert sum(leg.extra["calls_per_server"]) == leg.orflow.count
+    pooled = [r for r in run.results if r.scenario == "b pgbouncer" and r.extra.get("pooler_pool_size")]
+    assert all(r.extra["statement_cache_size"] == 0 for r in pooled)
     # The saved last-release results line up with this run's rows.
     compared = report.compare_to_baseline(run.results, json.loads(BASELINE.read_text()))
     assert "1 spread" in compared and "2 hot slot" in compared
-    # The stack is gone: no bench database is left behind.
+    # The stack is gone: its database was dropped (other benches on a shared server may have their own).
+    name = urlsplit(run.database_url).path.lstrip("/")
+    assert name.startswith("orflow_bench_")
     admin = await asyncpg.connect(server_url)
     try:
-        left = await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname LIKE 'orflow_bench_%'")
+        left = await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name)
     finally:
         await admin.close()
     assert left == 0
@@ -114,3 +131,23 @@ def test_bench_command_prints_before_after_against_a_baseline(server_url: str, r
     assert done.returncode == 0, printed + done.stderr[-3000:]
     assert "Before/after" in printed and "1 spread" in printed.split("Before/after", 1)[1]
     assert "[met]" in printed or "[MISSED]" in printed
+
+
+def test_scale_out_legs_are_printed_as_ratios_to_the_first() -> None:
+    one = ScenarioResult(
+        "m multi-process", "1 server", "24 callers", Measure(200.0, 10.0, 40.0, 400, {"OK": 400}), extra={}
+    )
+    three = ScenarioResult(
+        "m multi-process", "3 servers", "24 callers", Measure(300.0, 8.0, 20.0, 600, {"OK": 600}), extra={}
+    )
+    three.extra["calls_per_server"] = [200, 200, 200]
+    last = report.format_legs([one, three], "m multi-process").splitlines()[-1].split(None, 2)[2].split()
+    assert last[:5] == ["300", "1.50", "8.0", "20.0", "0.50"]
+    assert last[-3:] == ["[200,", "200,", "200]"]
+    assert report.format_legs([one, three], "b pgbouncer") == ""  # a scenario that did not run prints nothing
+
+
+def test_the_pgbouncer_scenario_says_why_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "TCP" in str(pooler_skip_reason("postgresql://postgres@/orflow?host=/tmp/pg"))
+    monkeypatch.setattr(bouncer, "BINARY", None)
+    assert "not installed" in str(pooler_skip_reason("postgresql://postgres@127.0.0.1:5432/orflow"))

@@ -93,8 +93,9 @@ def deployment(url: str, redis_url: str) -> Iterator[dict[str, Node]]:
             nodes[name] = _start(name, "server", env)
         for name in ("worker-1", "worker-2"):
             nodes[name] = _start(name, "worker", env)
-        for name, upstream in (("proxy-1", "server-a"), ("proxy-2", "server-b")):
-            proxy_env = {**env, "ORFLOW_GRPC_ADDR": nodes[upstream].addr, "ORFLOW_WEB_ADDR": _local()}
+        servers = ",".join(nodes[name].addr for name in ("server-a", "server-b", "server-c"))
+        for name in ("proxy-1", "proxy-2"):  # each balances over all three (round robin), as on Kubernetes
+            proxy_env = {**env, "ORFLOW_WEB_UPSTREAM": servers, "ORFLOW_WEB_ADDR": _local()}
             nodes[name] = _start(name, "proxy", proxy_env)
         for node in nodes.values():
             assert node.stack.wait_for(node.addr, timeout=90), f"{node.name} did not come up on {node.addr}"

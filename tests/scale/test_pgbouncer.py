@@ -10,11 +10,11 @@ import pytest
 from orflow.v1 import booking_service_pb2, booking_service_pb2_grpc, slot_service_pb2, slot_service_pb2_grpc
 from orflow_tools.testkit.databases import fresh_database
 from orflow_tools.testkit.invariants import NO_VIOLATIONS, violations
+from orflow_tools.testkit.pgbouncer import BINARY, pgbouncer
 from orflow_tools.testkit.ports import free_port
 from orflow_tools.testkit.processes import ChildStack
 
 from tests.auth import TEST_SECRET
-from tests.scale.pgbouncer import BINARY, pgbouncer
 from tests.scale.pooler_throughput import book_all
 from tests.scale.test_multi_process import SERVICE, _insert_slots
 

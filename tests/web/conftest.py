@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import grpc
 import pytest_asyncio
 from orflow_tools.testkit.ports import free_port
 from orflow_web.app import start_proxy as start_proxy_site
+from orflow_web.app import upstream_channel
 from orflow_web.settings import ProxySettings
 
 from tests.auth import TEST_SECRET
@@ -30,7 +30,7 @@ async def start_proxy() -> AsyncIterator[ProxyFactory]:
 
     async def start(upstream: str, **overrides: Any) -> str:
         settings = replace(PROXY_TEST_SETTINGS, grpc_addr=upstream, **overrides)
-        channel = grpc.aio.insecure_channel(upstream)
+        channel = upstream_channel(settings)  # the channel `orflow proxy` dials (round robin)
         runner = await start_proxy_site(replace(settings, web_addr="127.0.0.1:0"), channel=channel)
         cleanups.extend([runner.cleanup, channel.close])
         port = runner.addresses[0][1]

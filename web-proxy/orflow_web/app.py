@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Sequence
 
 import grpc
 from aiohttp import web
@@ -146,13 +147,26 @@ async def start_proxy(
     return runner
 
 
+# round_robin, not gRPC's default pick_first: each call goes to the next READY address, so a proxy spreads over
+# every server its target resolves to and skips one that is down. gRPC re-resolves DNS when a connection drops,
+# and servers recycle connections (ORFLOW_GRPC_MAX_CONNECTION_AGE_SECONDS), so new server pods are found too.
+UPSTREAM_OPTIONS = (("grpc.lb_policy_name", "round_robin"),)
+
+
+def upstream_channel(
+    settings: ProxySettings, *, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
+) -> grpc.aio.Channel:
+    """The one channel to the gRPC servers (ORFLOW_WEB_UPSTREAM, else ORFLOW_GRPC_ADDR), balanced per call."""
+    return grpc.aio.insecure_channel(settings.upstream_target, options=UPSTREAM_OPTIONS, interceptors=interceptors)
+
+
 async def run_proxy(settings: ProxySettings, *, tracer_provider: TracerProvider | None = None) -> None:
     """Serves until SIGINT/SIGTERM."""
     metrics = ProxyMetrics()
     interceptors = metrics.client_interceptors(tracer_provider)
-    async with grpc.aio.insecure_channel(settings.grpc_addr, interceptors=interceptors) as channel:
+    async with upstream_channel(settings, interceptors=interceptors) as channel:
         runner = await start_proxy(settings, channel=channel, metrics=metrics)
-        _log.info("gRPC-web proxy on http://%s -> %s", settings.web_addr, settings.grpc_addr)
+        _log.info("gRPC-web proxy on http://%s -> %s (round robin)", settings.web_addr, settings.upstream_target)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

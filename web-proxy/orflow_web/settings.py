@@ -6,6 +6,7 @@ nothing from the server package.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,10 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class ProxySettings:
-    grpc_addr: str = "127.0.0.1:50051"  # the gRPC server the proxy forwards to
+    grpc_addr: str = "127.0.0.1:50051"  # the gRPC server the proxy forwards to (unless web_upstream names others)
+    # The servers the proxy balances over (round robin): a gRPC target such as dns:///orflow-server:50051 (every
+    # address the name resolves to, as a headless Service answers) or IP:port,IP:port,...; "" = grpc_addr.
+    web_upstream: str = ""
     web_addr: str = "127.0.0.1:8080"
     web_max_body_bytes: int = 1024 * 1024
     web_cors_origins: tuple[str, ...] = ()  # none: only the portal's own origin (no CORS headers)
@@ -42,6 +46,11 @@ class ProxySettings:
     log_format: str = "auto"  # auto: console on a terminal, JSON lines otherwise; or json / console
     log_level: str = "INFO"
 
+    @property
+    def upstream_target(self) -> str:
+        """The gRPC target the proxy dials: web_upstream as gRPC names it, else grpc_addr."""
+        return _grpc_target(self.web_upstream) if self.web_upstream else self.grpc_addr
+
     def __post_init__(self) -> None:
         if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
             raise SettingsError(f"ORFLOW_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters")
@@ -53,6 +62,7 @@ class ProxySettings:
         return cls(
             grpc_addr=_addr(environ, "ORFLOW_GRPC_ADDR", "127.0.0.1:50051"),
             web_addr=_addr(environ, "ORFLOW_WEB_ADDR", "127.0.0.1:8080"),
+            web_upstream=_upstream(environ, "ORFLOW_WEB_UPSTREAM"),
             web_max_body_bytes=_whole(environ, "ORFLOW_WEB_MAX_BODY_BYTES", 1024 * 1024, low=16, high=64 * 1024 * 1024),
             web_cors_origins=_origins(environ, "ORFLOW_WEB_CORS_ORIGINS"),
             web_portal_dir=Path(portal) if portal else None,
@@ -81,6 +91,40 @@ def _addr(environ: Mapping[str, str], name: str, default: str) -> str:
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise SettingsError(f"{name}={value!r} is not host:port (e.g. 127.0.0.1:8080)")
     return value
+
+
+_TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:")
+
+
+def _upstream(environ: Mapping[str, str], name: str) -> str:
+    """A gRPC target (dns:///host:port, ipv4:..., unix:...) as given, or a comma-separated list of IP:port."""
+    raw = environ.get(name, "").strip()
+    if not raw or raw.startswith(_TARGET_SCHEMES):
+        return raw
+    try:
+        _grpc_target(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}") from None
+    return raw
+
+
+def _grpc_target(upstream: str) -> str:
+    """One gRPC target for a list of IP:port (gRPC's ipv4:/ipv6: schemes); a target with a scheme is kept."""
+    if upstream.startswith(_TARGET_SCHEMES):
+        return upstream
+    hosts = [part.strip() for part in upstream.split(",") if part.strip()]
+    families = set()
+    for host_port in hosts:
+        host, _, port = host_port.rpartition(":")
+        if not port.isdigit():
+            raise ValueError(f"{host_port!r} is not IP:port")
+        try:
+            families.add(ipaddress.ip_address(host.strip("[]")).version)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IP address (name a DNS name as dns:///{host_port})") from None
+    if len(families) != 1:
+        raise ValueError("list IPv4 or IPv6 addresses, not both")
+    return f"ipv{families.pop()}:" + ",".join(hosts)
 
 
 def _whole(environ: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

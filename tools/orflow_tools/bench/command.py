@@ -13,8 +13,9 @@ from pathlib import Path
 from orflow_server.settings import Settings
 
 from .. import embedded
-from . import report
+from . import report, scaleout
 from .config import PRESETS
+from .results import ScenarioResult
 from .runner import run_bench
 
 
@@ -37,7 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "prints every figure beside it, as ratios",
     )
     parser.add_argument("--note", default="", help="stored in bench-results.json (e.g. the machine and its load)")
-    parser.add_argument("--only", default="", help="scenario numbers to run, e.g. 16 (default: all nine)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="scenarios to run by number or letter, e.g. 16, or m (multi-process), b (PgBouncer) (default: all)",
+    )
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -63,9 +68,16 @@ def cmd_bench(settings: Settings, args: argparse.Namespace, environ: Mapping[str
             note=args.note,
         )
     )
-    results = sorted(run.results, key=lambda r: int(r.scenario.split(" ", 1)[0]))
+    results = sorted(run.results, key=_scenario_order)
     print("\nOR Flow bench (ratio = OR Flow ops/s / ceiling ops/s, same client processes and connections)\n")
     print(report.format_table(results))
+    for scenario in (scaleout.MULTI, scaleout.POOLER):
+        legs = report.format_legs(results, scenario)
+        if legs:
+            print(f"\n{legs}")
+    if (not args.only or "b" in args.only) and not any(r.scenario == scaleout.POOLER for r in results):
+        why = scaleout.pooler_skip_reason(run.database_url) or "a --target run starts no servers"
+        print(f"\n{scaleout.POOLER}: skipped ({why})")
     forms = [f"{r.variant}: {r.extra['ceiling_form']}" for r in results if "ceiling_form" in r.extra]
     if forms:
         print("\nCeiling (the faster raw form of the same rule in this run): " + "; ".join(forms))
@@ -81,6 +93,12 @@ def cmd_bench(settings: Settings, args: argparse.Namespace, environ: Mapping[str
     )
     sys.stdout.flush()
     return 0 if verdict == "PASS" else 1
+
+
+def _scenario_order(result: ScenarioResult) -> tuple[int, int, str]:
+    """Numbered scenarios in number order, then the lettered ones (m, b) in the order they ran."""
+    key = result.scenario.split(" ", 1)[0]
+    return (0, int(key), "") if key.isdigit() else (1, 0, "")
 
 
 class BenchCommand:

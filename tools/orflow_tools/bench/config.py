@@ -30,6 +30,7 @@ class BenchConfig:
     expiry_lead_s: float = 8.0
     expiry_timeout_s: float = 30.0
     proxy_callers: int = 16  # the proxy and the 1-vs-2 server processes scenarios
+    scale_callers: int = 24  # multi-process (1 vs 3 servers) and PgBouncer vs direct
 
 
 FULL = BenchConfig()
@@ -71,5 +72,6 @@ SMOKE = BenchConfig(
     expiry_holds=100,
     expiry_lead_s=2.0,
     proxy_callers=2,
+    scale_callers=4,
 )
 PRESETS = {"full": FULL, "quick": QUICK, "smoke": SMOKE}

@@ -10,7 +10,8 @@ these. Protocol (one JSON document or word per line):
 4. the process runs the job and prints one JSON line with what it measured.
 
 Jobs (``kind``):
-- ``book``: CreateBooking (``mode`` "rpc" over gRPC, "web" through the
+- ``book``: CreateBooking (``mode`` "rpc" over gRPC, round robin over the
+  addresses of an ``ipv4:a,b,c`` target when ``round_robin`` is set; "web" through the
   gRPC-web proxy as the portal sends it: one frame over HTTP/1.1 with
   aiohttp) or a ceiling form (``mode`` "sql": the multi-statement
   transaction; "sqlfn": one call of orflow_book()) on the job's slots, ``concurrency`` callers in a closed
@@ -50,9 +51,14 @@ Job = dict[str, Any]
 Outcome = tuple[float, str]  # (latency in ms, "OK" or the gRPC code name / "TAKEN")
 
 
-def _channel(target: str, index: int = 0) -> grpc.aio.Channel:
+def _channel(target: str, index: int = 0, *, is_balanced: bool = False) -> grpc.aio.Channel:
+    """A channel of its own; `is_balanced`: round robin per call over every address of the target (the way
+    callers of a headless Kubernetes Service balance), instead of gRPC's default pick_first."""
     # A local subchannel pool gives each channel its own TCP connection.
-    return grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1), ("bench.index", index)])
+    options: list[tuple[str, str | int]] = [("grpc.use_local_subchannel_pool", 1), ("bench.index", index)]
+    if is_balanced:
+        options.append(("grpc.lb_policy_name", "round_robin"))
+    return grpc.aio.insecure_channel(target, options=options)
 
 
 class Booker:
@@ -78,7 +84,7 @@ class Booker:
                 timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S),
             )
         elif self._job["mode"] == "rpc":
-            self._channel = _channel(self._job["target"])
+            self._channel = _channel(self._job["target"], is_balanced=bool(self._job.get("round_robin")))
             await asyncio.wait_for(self._channel.channel_ready(), CALL_TIMEOUT_S)
             self._stub = booking_service_pb2_grpc.BookingServiceStub(self._channel)
         else:

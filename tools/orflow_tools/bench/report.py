@@ -58,6 +58,40 @@ def format_table(results: Sequence[ScenarioResult]) -> str:
     return "\n".join(lines)
 
 
+def format_legs(results: Sequence[ScenarioResult], scenario: str) -> str:
+    """One scenario's legs side by side, throughput and p99 as ratios to its first leg ("" if it did not run)."""
+    legs = [r for r in results if r.scenario == scenario]
+    if not legs:
+        return ""
+    first = legs[0].orflow
+    header = ("variant", "bookings/s", "x", "p50 ms", "p99 ms", "x", "viol", "per server / backends")
+    rows = [header]
+    for r in legs:
+        m = r.orflow
+        notes = r.extra.get("calls_per_server", r.extra.get("db_backends_peak", "-"))
+        rows.append(
+            (
+                r.variant,
+                _num(m.throughput, "{:,.0f}"),
+                _num(_ratio(m.throughput, first.throughput), "{:.2f}"),
+                _num(m.p50_ms),
+                _num(m.p99_ms),
+                _num(_ratio(m.p99_ms, first.p99_ms), "{:.2f}"),
+                str(r.violation_count),
+                str(notes),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i in (0, 7) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    return f"{scenario} ({legs[0].offered}; x = ratio to {legs[0].variant})\n" + "\n".join(x.rstrip() for x in lines)
+
+
 @dataclass(frozen=True)
 class Target:
     name: str

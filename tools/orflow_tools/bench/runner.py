@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 from orflow_server.settings import Settings
 
-from . import report, scenarios, sql
+from . import report, scaleout, scenarios, sql
 from .config import BenchConfig
 from .results import ScenarioResult
 from .stack import bench_stack
@@ -26,6 +26,7 @@ class BenchRun:
     results: list[ScenarioResult] = field(default_factory=list)
     targets: list[report.Target] = field(default_factory=list)
     seconds: float = 0.0
+    database_url: str = ""  # the database the run loaded (its own, dropped at the end, unless --target)
 
     @property
     def violations(self) -> int:
@@ -86,6 +87,8 @@ SCENARIOS: tuple[tuple[frozenset[str], Callable[[scenarios.Bench], Awaitable[lis
     (frozenset("8"), scenarios.proxy),
     (frozenset("9"), scenarios.processes),
     (frozenset("45"), _browse_and_history),  # one data set grown from small to large serves both (resets the rooms)
+    (frozenset("m"), scaleout.multi_process),  # 1 vs 3 servers + 2 workers, round robin
+    (frozenset("b"), scaleout.pgbouncer),  # PgBouncer transaction mode vs direct
 )
 
 
@@ -115,6 +118,7 @@ async def run_bench(
         environ=os.environ if environ is None else environ,
     ) as stack:
         say(f"stack: gRPC {stack.target}, {server_processes} server process(es), {config.processes} client processes")
+        run.database_url = stack.database_url
         conn = await asyncpg.connect(stack.database_url)
         try:
             b = scenarios.Bench(stack, config, conn, say)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+from orflow_server.db.active import is_active  # the server's one spelling of "active", as its indexes read it
 from orflow_server.db.bookings import PATIENT_LOCK_SPACE  # the server's own number
 from orflow_server.db.connection import Conn
 
@@ -215,9 +216,9 @@ async def expiry_progress(conn: asyncpg.Connection, *, first_id: int, last_id: i
 
 async def active_bookings_per_slot(conn: asyncpg.Connection, slot_ids: list[int]) -> dict[int, int]:
     rows = await conn.fetch(
-        """
+        f"""
         SELECT s, count(b.id) AS n FROM unnest($1::bigint[]) s
-        LEFT JOIN bookings b ON b.slot_id = s AND b.status IN ('PENDING', 'CONFIRMED')
+        LEFT JOIN bookings b ON b.slot_id = s AND {is_active("b")}
         GROUP BY s
         """,
         slot_ids,
@@ -272,19 +273,20 @@ SELECT (SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE),
        (SELECT count(*) FROM (SELECT 1 FROM equipment WHERE id = ANY($3::bigint[]) ORDER BY id FOR UPDATE) e),
        pg_advisory_xact_lock($5, hashtext($4))
 """
-_CEILING_CHECK = """
-SELECT EXISTS (SELECT 1 FROM bookings WHERE slot_id = $1 AND status IN ('PENDING', 'CONFIRMED'))
-    OR EXISTS (SELECT 1 FROM bookings WHERE room_id = $2 AND status IN ('PENDING', 'CONFIRMED')
+# Active spelt as the server spells it (db/active.py): literal SQL, so the partial indexes apply.
+_CEILING_CHECK = f"""
+SELECT EXISTS (SELECT 1 FROM bookings WHERE slot_id = $1 AND {is_active()})
+    OR EXISTS (SELECT 1 FROM bookings WHERE room_id = $2 AND {is_active()}
                AND room_during && tstzrange($4, $5, '[)'))
-    OR EXISTS (SELECT 1 FROM bookings WHERE doctor_id = $3 AND status IN ('PENDING', 'CONFIRMED')
+    OR EXISTS (SELECT 1 FROM bookings WHERE doctor_id = $3 AND {is_active()}
                AND during && tstzrange($4, $5, '[)'))
-    OR EXISTS (SELECT 1 FROM bookings WHERE patient_id = $6 AND status IN ('PENDING', 'CONFIRMED')
+    OR EXISTS (SELECT 1 FROM bookings WHERE patient_id = $6 AND {is_active()}
                AND during && tstzrange($4, $5, '[)'))
     OR EXISTS (SELECT 1 FROM slot_equipment need JOIN equipment e ON e.id = need.equipment_id
                WHERE need.slot_id = $1 AND need.quantity + (
                  SELECT coalesce(sum(se.quantity), 0) FROM bookings b
                  JOIN slot_equipment se ON se.slot_id = b.slot_id AND se.equipment_id = e.id
-                 WHERE b.status IN ('PENDING', 'CONFIRMED') AND b.during && tstzrange($4, $5, '[)')) > e.quantity)
+                 WHERE {is_active("b")} AND b.during && tstzrange($4, $5, '[)')) > e.quantity)
 """
 _CEILING_INSERT = """
 INSERT INTO bookings (slot_id, room_id, doctor_id, start_time, end_time, room_free_time, patient_id, request_id,

@@ -104,6 +104,43 @@ def extra_servers(stack: Stack, count: int) -> Iterator[str]:
         children.stop()
 
 
+@dataclass(frozen=True)
+class Server:
+    """One `orflow server` process of a fleet: its gRPC address and its own /metrics."""
+
+    addr: str
+    metrics_addr: str
+
+
+@contextmanager
+def server_fleet(
+    stack: Stack, count: int, *, workers: int = 0, env: Mapping[str, str] | None = None
+) -> Iterator[list[Server]]:
+    """`count` server processes, each on its own port with its own /metrics (as pods behind a headless
+    Service are), and `workers` more `orflow worker`s, on the stack's database and Redis; `env` overrides."""
+    assert stack.extra_env is not None
+    base = {**stack.extra_env, **(env or {})}
+    servers = [Server(f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}") for _ in range(count)]
+    children = [
+        ChildStack.start(
+            ["server"], {**base, "ORFLOW_GRPC_ADDR": s.addr, "ORFLOW_METRICS_ADDR": s.metrics_addr}, quiet=True
+        )
+        for s in servers
+    ]
+    if workers:
+        children.append(ChildStack.start(["worker"] * workers, base, quiet=True))
+    try:
+        for server, child in zip(servers, children, strict=False):
+            if not (child.wait_for(server.addr, timeout=60) and child.wait_for(server.metrics_addr, timeout=60)):
+                raise RuntimeError(f"a fleet server did not come up on {server.addr} within 60 s")
+        if workers and not children[-1].is_running:
+            raise RuntimeError("a fleet worker exited at start-up")
+        yield servers
+    finally:
+        for child in children:
+            child.stop()
+
+
 @asynccontextmanager
 async def bench_stack(
     settings: Settings, *, target: str | None, server_processes: int, environ: Mapping[str, str]

@@ -1,4 +1,4 @@
-"""A private PgBouncer (Debian's 1.18) in transaction mode in front of a PostgreSQL, for tests and the comparison."""
+"""A private PgBouncer (Debian's 1.18) in transaction mode in front of a PostgreSQL, for tests and `orflow bench`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from orflow_tools.testkit.ports import free_port, wait_for_port
+from .ports import free_port, wait_for_port
 
 BINARY = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
 
