@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from orflow.v1 import access_pb2 as orflow_dot_v1_dot_access__pb2
 from orflow.v1 import audit_pb2 as orflow_dot_v1_dot_audit__pb2
@@ -29,7 +30,7 @@ from orflow.v1 import booking_pb2 as orflow_dot_v1_dot_booking__pb2
 from orflow.v1 import resources_pb2 as orflow_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dorflow/v1/admin_service.proto\x12\torflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16orflow/v1/access.proto\x1a\x15orflow/v1/audit.proto\x1a\x17orflow/v1/booking.proto\x1a\x19orflow/v1/resources.proto\"\x15\n\x13SeedDatabaseRequest\"m\n\x14SeedDatabaseResponse\x12\x12\n\nroom_count\x18\x01 \x01(\x05\x12\x14\n\x0c\x64octor_count\x18\x02 \x01(\x05\x12\x17\n\x0f\x65quipment_count\x18\x03 \x01(\x05\x12\x12\n\nslot_count\x18\x04 \x01(\x05\"\x8b\x01\n\x13ListBookingsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.orflow.v1.BookingStatus\x12\x12\n\npatient_id\x18\x04 \x01(\t\x12\x0f\n\x07slot_id\x18\x05 \x01(\x03\"U\n\x14ListBookingsResponse\x12$\n\x08\x62ookings\x18\x01 \x03(\x0b\x32\x12.orflow.v1.Booking\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xea\x01\n\x11\x43reateSlotRequest\x12\x11\n\tdoctor_id\x18\x01 \x01(\x03\x12\x16\n\x0eprocedure_type\x18\x02 \x01(\t\x12\x0f\n\x07room_id\x18\x03 \x01(\x03\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x12required_equipment\x18\x06 \x03(\x0b\x32\x1f.orflow.v1.EquipmentRequirement\"3\n\x12\x43reateSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\"!\n\x11\x43reateRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"3\n\x12\x43reateRoomResponse\x12\x1d\n\x04room\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Room\"\x12\n\x10ListRoomsRequest\"3\n\x11ListRoomsResponse\x12\x1e\n\x05rooms\x18\x01 \x03(\x0b\x32\x0f.orflow.v1.Room\"6\n\x13\x43reateDoctorRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tspecialty\x18\x02 \x01(\t\"9\n\x14\x43reateDoctorResponse\x12!\n\x06\x64octor\x18\x01 \x01(\x0b\x32\x11.orflow.v1.Doctor\"8\n\x16\x43reateEquipmentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"B\n\x17\x43reateEquipmentResponse\x12\'\n\tequipment\x18\x01 \x01(\x0b\x32\x14.orflow.v1.Equipment\"\x16\n\x14ListEquipmentRequest\"@\n\x15ListEquipmentResponse\x12\'\n\tequipment\x18\x01 \x03(\x0b\x32\x14.orflow.v1.Equipment\"\xe8\x01\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x15\n\rresource_type\x18\x05 \x01(\t\x12\x13\n\x0bresource_id\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x17ListAuditEventsResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.orflow.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x11\x43\x61ncelSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\x12\x0c\n\x04note\x18\x02 \x01(\t\"b\n\x12\x43\x61ncelSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\x12-\n\x11\x63\x61ncelled_booking\x18\x02 \x01(\x0b\x32\x12.orflow.v1.Booking2\x98\x07\n\x0c\x41\x64minService\x12X\n\x0cSeedDatabase\x12\x1e.orflow.v1.SeedDatabaseRequest\x1a\x1f.orflow.v1.SeedDatabaseResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12[\n\x0cListBookings\x12\x1e.orflow.v1.ListBookingsRequest\x1a\x1f.orflow.v1.ListBookingsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCreateSlot\x12\x1c.orflow.v1.CreateSlotRequest\x1a\x1d.orflow.v1.CreateSlotResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCancelSlot\x12\x1c.orflow.v1.CancelSlotRequest\x1a\x1d.orflow.v1.CancelSlotResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCreateRoom\x12\x1c.orflow.v1.CreateRoomRequest\x1a\x1d.orflow.v1.CreateRoomResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\tListRooms\x12\x1b.orflow.v1.ListRoomsRequest\x1a\x1c.orflow.v1.ListRoomsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12X\n\x0c\x43reateDoctor\x12\x1e.orflow.v1.CreateDoctorRequest\x1a\x1f.orflow.v1.CreateDoctorResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12\x61\n\x0f\x43reateEquipment\x12!.orflow.v1.CreateEquipmentRequest\x1a\".orflow.v1.CreateEquipmentResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12^\n\rListEquipment\x12\x1f.orflow.v1.ListEquipmentRequest\x1a .orflow.v1.ListEquipmentResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12\x64\n\x0fListAuditEvents\x12!.orflow.v1.ListAuditEventsRequest\x1a\".orflow.v1.ListAuditEventsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dorflow/v1/admin_service.proto\x12\torflow.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16orflow/v1/access.proto\x1a\x15orflow/v1/audit.proto\x1a\x17orflow/v1/booking.proto\x1a\x19orflow/v1/resources.proto\"\x15\n\x13SeedDatabaseRequest\"m\n\x14SeedDatabaseResponse\x12\x12\n\nroom_count\x18\x01 \x01(\x05\x12\x14\n\x0c\x64octor_count\x18\x02 \x01(\x05\x12\x17\n\x0f\x65quipment_count\x18\x03 \x01(\x05\x12\x12\n\nslot_count\x18\x04 \x01(\x05\"\x8b\x01\n\x13ListBookingsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.orflow.v1.BookingStatus\x12\x12\n\npatient_id\x18\x04 \x01(\t\x12\x0f\n\x07slot_id\x18\x05 \x01(\x03\"U\n\x14ListBookingsResponse\x12$\n\x08\x62ookings\x18\x01 \x03(\x0b\x32\x12.orflow.v1.Booking\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xea\x01\n\x11\x43reateSlotRequest\x12\x11\n\tdoctor_id\x18\x01 \x01(\x03\x12\x16\n\x0eprocedure_type\x18\x02 \x01(\t\x12\x0f\n\x07room_id\x18\x03 \x01(\x03\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x12required_equipment\x18\x06 \x03(\x0b\x32\x1f.orflow.v1.EquipmentRequirement\"3\n\x12\x43reateSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\"!\n\x11\x43reateRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"3\n\x12\x43reateRoomResponse\x12\x1d\n\x04room\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Room\"\x12\n\x10ListRoomsRequest\"3\n\x11ListRoomsResponse\x12\x1e\n\x05rooms\x18\x01 \x03(\x0b\x32\x0f.orflow.v1.Room\"6\n\x13\x43reateDoctorRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tspecialty\x18\x02 \x01(\t\"9\n\x14\x43reateDoctorResponse\x12!\n\x06\x64octor\x18\x01 \x01(\x0b\x32\x11.orflow.v1.Doctor\"8\n\x16\x43reateEquipmentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"B\n\x17\x43reateEquipmentResponse\x12\'\n\tequipment\x18\x01 \x01(\x0b\x32\x14.orflow.v1.Equipment\"\x16\n\x14ListEquipmentRequest\"@\n\x15ListEquipmentResponse\x12\'\n\tequipment\x18\x01 \x03(\x0b\x32\x14.orflow.v1.Equipment\"\xe8\x01\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x15\n\rresource_type\x18\x05 \x01(\t\x12\x13\n\x0bresource_id\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x17ListAuditEventsResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.orflow.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x11\x43\x61ncelSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\x12\x0c\n\x04note\x18\x02 \x01(\t\"b\n\x12\x43\x61ncelSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\x12-\n\x11\x63\x61ncelled_booking\x18\x02 \x01(\x0b\x32\x12.orflow.v1.Booking\"c\n\x11UpdateRoomRequest\x12\x1d\n\x04room\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Room\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"3\n\x12UpdateRoomResponse\x12\x1d\n\x04room\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Room\"Y\n\x11RetireRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61ncel_bookings\x18\x03 \x01(\x08\x12\x0c\n\x04note\x18\x04 \x01(\t\"c\n\x12RetireRoomResponse\x12\x1d\n\x04room\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Room\x12.\n\x12\x63\x61ncelled_bookings\x18\x02 \x03(\x0b\x32\x12.orflow.v1.Booking\"i\n\x13UpdateDoctorRequest\x12!\n\x06\x64octor\x18\x01 \x01(\x0b\x32\x11.orflow.v1.Doctor\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"9\n\x14UpdateDoctorResponse\x12!\n\x06\x64octor\x18\x01 \x01(\x0b\x32\x11.orflow.v1.Doctor\"]\n\x13RetireDoctorRequest\x12\x11\n\tdoctor_id\x18\x01 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61ncel_bookings\x18\x03 \x01(\x08\x12\x0c\n\x04note\x18\x04 \x01(\t\"i\n\x14RetireDoctorResponse\x12!\n\x06\x64octor\x18\x01 \x01(\x0b\x32\x11.orflow.v1.Doctor\x12.\n\x12\x63\x61ncelled_bookings\x18\x02 \x03(\x0b\x32\x12.orflow.v1.Booking\"r\n\x16UpdateEquipmentRequest\x12\'\n\tequipment\x18\x01 \x01(\x0b\x32\x14.orflow.v1.Equipment\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"B\n\x17UpdateEquipmentResponse\x12\'\n\tequipment\x18\x01 \x01(\x0b\x32\x14.orflow.v1.Equipment\"c\n\x16RetireEquipmentRequest\x12\x14\n\x0c\x65quipment_id\x18\x01 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61ncel_bookings\x18\x03 \x01(\x08\x12\x0c\n\x04note\x18\x04 \x01(\t\"r\n\x17RetireEquipmentResponse\x12\'\n\tequipment\x18\x01 \x01(\x0b\x32\x14.orflow.v1.Equipment\x12.\n\x12\x63\x61ncelled_bookings\x18\x02 \x03(\x0b\x32\x12.orflow.v1.Booking\"c\n\x11UpdateSlotRequest\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"3\n\x12UpdateSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\"Y\n\x11RetireSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61ncel_bookings\x18\x03 \x01(\x08\x12\x0c\n\x04note\x18\x04 \x01(\t\"c\n\x12RetireSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\x12.\n\x12\x63\x61ncelled_bookings\x18\x02 \x03(\x0b\x32\x12.orflow.v1.Booking2\xe2\x0c\n\x0c\x41\x64minService\x12X\n\x0cSeedDatabase\x12\x1e.orflow.v1.SeedDatabaseRequest\x1a\x1f.orflow.v1.SeedDatabaseResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12[\n\x0cListBookings\x12\x1e.orflow.v1.ListBookingsRequest\x1a\x1f.orflow.v1.ListBookingsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCreateSlot\x12\x1c.orflow.v1.CreateSlotRequest\x1a\x1d.orflow.v1.CreateSlotResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCancelSlot\x12\x1c.orflow.v1.CancelSlotRequest\x1a\x1d.orflow.v1.CancelSlotResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nCreateRoom\x12\x1c.orflow.v1.CreateRoomRequest\x1a\x1d.orflow.v1.CreateRoomResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\tListRooms\x12\x1b.orflow.v1.ListRoomsRequest\x1a\x1c.orflow.v1.ListRoomsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12X\n\x0c\x43reateDoctor\x12\x1e.orflow.v1.CreateDoctorRequest\x1a\x1f.orflow.v1.CreateDoctorResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12\x61\n\x0f\x43reateEquipment\x12!.orflow.v1.CreateEquipmentRequest\x1a\".orflow.v1.CreateEquipmentResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12^\n\rListEquipment\x12\x1f.orflow.v1.ListEquipmentRequest\x1a .orflow.v1.ListEquipmentResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x12R\n\nUpdateRoom\x12\x1c.orflow.v1.UpdateRoomRequest\x1a\x1d.orflow.v1.UpdateRoomResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12X\n\x0cUpdateDoctor\x12\x1e.orflow.v1.UpdateDoctorRequest\x1a\x1f.orflow.v1.UpdateDoctorResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12\x61\n\x0fUpdateEquipment\x12!.orflow.v1.UpdateEquipmentRequest\x1a\".orflow.v1.UpdateEquipmentResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nUpdateSlot\x12\x1c.orflow.v1.UpdateSlotRequest\x1a\x1d.orflow.v1.UpdateSlotResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nRetireRoom\x12\x1c.orflow.v1.RetireRoomRequest\x1a\x1d.orflow.v1.RetireRoomResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12X\n\x0cRetireDoctor\x12\x1e.orflow.v1.RetireDoctorRequest\x1a\x1f.orflow.v1.RetireDoctorResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12\x61\n\x0fRetireEquipment\x12!.orflow.v1.RetireEquipmentRequest\x1a\".orflow.v1.RetireEquipmentResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12R\n\nRetireSlot\x12\x1c.orflow.v1.RetireSlotRequest\x1a\x1d.orflow.v1.RetireSlotResponse\"\x07\xea\xf9\x18\x03\n\x01\x04\x12\x64\n\x0fListAuditEvents\x12!.orflow.v1.ListAuditEventsRequest\x1a\".orflow.v1.ListAuditEventsResponse\"\n\x90\x02\x01\xea\xf9\x18\x03\n\x01\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,48 +55,96 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINSERVICE'].methods_by_name['CreateEquipment']._serialized_options = b'\352\371\030\003\n\001\004'
   _globals['_ADMINSERVICE'].methods_by_name['ListEquipment']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['ListEquipment']._serialized_options = b'\220\002\001\352\371\030\003\n\001\004'
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateRoom']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateRoom']._serialized_options = b'\352\371\030\003\n\001\004'
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateDoctor']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateDoctor']._serialized_options = b'\352\371\030\003\n\001\004'
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateEquipment']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateEquipment']._serialized_options = b'\352\371\030\003\n\001\004'
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateSlot']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateSlot']._serialized_options = b'\352\371\030\003\n\001\004'
+  _globals['_ADMINSERVICE'].methods_by_name['RetireRoom']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['RetireRoom']._serialized_options = b'\352\371\030\003\n\001\004'
+  _globals['_ADMINSERVICE'].methods_by_name['RetireDoctor']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['RetireDoctor']._serialized_options = b'\352\371\030\003\n\001\004'
+  _globals['_ADMINSERVICE'].methods_by_name['RetireEquipment']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['RetireEquipment']._serialized_options = b'\352\371\030\003\n\001\004'
+  _globals['_ADMINSERVICE'].methods_by_name['RetireSlot']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['RetireSlot']._serialized_options = b'\352\371\030\003\n\001\004'
   _globals['_ADMINSERVICE'].methods_by_name['ListAuditEvents']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['ListAuditEvents']._serialized_options = b'\220\002\001\352\371\030\003\n\001\004'
-  _globals['_SEEDDATABASEREQUEST']._serialized_start=176
-  _globals['_SEEDDATABASEREQUEST']._serialized_end=197
-  _globals['_SEEDDATABASERESPONSE']._serialized_start=199
-  _globals['_SEEDDATABASERESPONSE']._serialized_end=308
-  _globals['_LISTBOOKINGSREQUEST']._serialized_start=311
-  _globals['_LISTBOOKINGSREQUEST']._serialized_end=450
-  _globals['_LISTBOOKINGSRESPONSE']._serialized_start=452
-  _globals['_LISTBOOKINGSRESPONSE']._serialized_end=537
-  _globals['_CREATESLOTREQUEST']._serialized_start=540
-  _globals['_CREATESLOTREQUEST']._serialized_end=774
-  _globals['_CREATESLOTRESPONSE']._serialized_start=776
-  _globals['_CREATESLOTRESPONSE']._serialized_end=827
-  _globals['_CREATEROOMREQUEST']._serialized_start=829
-  _globals['_CREATEROOMREQUEST']._serialized_end=862
-  _globals['_CREATEROOMRESPONSE']._serialized_start=864
-  _globals['_CREATEROOMRESPONSE']._serialized_end=915
-  _globals['_LISTROOMSREQUEST']._serialized_start=917
-  _globals['_LISTROOMSREQUEST']._serialized_end=935
-  _globals['_LISTROOMSRESPONSE']._serialized_start=937
-  _globals['_LISTROOMSRESPONSE']._serialized_end=988
-  _globals['_CREATEDOCTORREQUEST']._serialized_start=990
-  _globals['_CREATEDOCTORREQUEST']._serialized_end=1044
-  _globals['_CREATEDOCTORRESPONSE']._serialized_start=1046
-  _globals['_CREATEDOCTORRESPONSE']._serialized_end=1103
-  _globals['_CREATEEQUIPMENTREQUEST']._serialized_start=1105
-  _globals['_CREATEEQUIPMENTREQUEST']._serialized_end=1161
-  _globals['_CREATEEQUIPMENTRESPONSE']._serialized_start=1163
-  _globals['_CREATEEQUIPMENTRESPONSE']._serialized_end=1229
-  _globals['_LISTEQUIPMENTREQUEST']._serialized_start=1231
-  _globals['_LISTEQUIPMENTREQUEST']._serialized_end=1253
-  _globals['_LISTEQUIPMENTRESPONSE']._serialized_start=1255
-  _globals['_LISTEQUIPMENTRESPONSE']._serialized_end=1319
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1322
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1554
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1556
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1645
-  _globals['_CANCELSLOTREQUEST']._serialized_start=1647
-  _globals['_CANCELSLOTREQUEST']._serialized_end=1697
-  _globals['_CANCELSLOTRESPONSE']._serialized_start=1699
-  _globals['_CANCELSLOTRESPONSE']._serialized_end=1797
-  _globals['_ADMINSERVICE']._serialized_start=1800
-  _globals['_ADMINSERVICE']._serialized_end=2720
+  _globals['_SEEDDATABASEREQUEST']._serialized_start=210
+  _globals['_SEEDDATABASEREQUEST']._serialized_end=231
+  _globals['_SEEDDATABASERESPONSE']._serialized_start=233
+  _globals['_SEEDDATABASERESPONSE']._serialized_end=342
+  _globals['_LISTBOOKINGSREQUEST']._serialized_start=345
+  _globals['_LISTBOOKINGSREQUEST']._serialized_end=484
+  _globals['_LISTBOOKINGSRESPONSE']._serialized_start=486
+  _globals['_LISTBOOKINGSRESPONSE']._serialized_end=571
+  _globals['_CREATESLOTREQUEST']._serialized_start=574
+  _globals['_CREATESLOTREQUEST']._serialized_end=808
+  _globals['_CREATESLOTRESPONSE']._serialized_start=810
+  _globals['_CREATESLOTRESPONSE']._serialized_end=861
+  _globals['_CREATEROOMREQUEST']._serialized_start=863
+  _globals['_CREATEROOMREQUEST']._serialized_end=896
+  _globals['_CREATEROOMRESPONSE']._serialized_start=898
+  _globals['_CREATEROOMRESPONSE']._serialized_end=949
+  _globals['_LISTROOMSREQUEST']._serialized_start=951
+  _globals['_LISTROOMSREQUEST']._serialized_end=969
+  _globals['_LISTROOMSRESPONSE']._serialized_start=971
+  _globals['_LISTROOMSRESPONSE']._serialized_end=1022
+  _globals['_CREATEDOCTORREQUEST']._serialized_start=1024
+  _globals['_CREATEDOCTORREQUEST']._serialized_end=1078
+  _globals['_CREATEDOCTORRESPONSE']._serialized_start=1080
+  _globals['_CREATEDOCTORRESPONSE']._serialized_end=1137
+  _globals['_CREATEEQUIPMENTREQUEST']._serialized_start=1139
+  _globals['_CREATEEQUIPMENTREQUEST']._serialized_end=1195
+  _globals['_CREATEEQUIPMENTRESPONSE']._serialized_start=1197
+  _globals['_CREATEEQUIPMENTRESPONSE']._serialized_end=1263
+  _globals['_LISTEQUIPMENTREQUEST']._serialized_start=1265
+  _globals['_LISTEQUIPMENTREQUEST']._serialized_end=1287
+  _globals['_LISTEQUIPMENTRESPONSE']._serialized_start=1289
+  _globals['_LISTEQUIPMENTRESPONSE']._serialized_end=1353
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1356
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1588
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1590
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1679
+  _globals['_CANCELSLOTREQUEST']._serialized_start=1681
+  _globals['_CANCELSLOTREQUEST']._serialized_end=1731
+  _globals['_CANCELSLOTRESPONSE']._serialized_start=1733
+  _globals['_CANCELSLOTRESPONSE']._serialized_end=1831
+  _globals['_UPDATEROOMREQUEST']._serialized_start=1833
+  _globals['_UPDATEROOMREQUEST']._serialized_end=1932
+  _globals['_UPDATEROOMRESPONSE']._serialized_start=1934
+  _globals['_UPDATEROOMRESPONSE']._serialized_end=1985
+  _globals['_RETIREROOMREQUEST']._serialized_start=1987
+  _globals['_RETIREROOMREQUEST']._serialized_end=2076
+  _globals['_RETIREROOMRESPONSE']._serialized_start=2078
+  _globals['_RETIREROOMRESPONSE']._serialized_end=2177
+  _globals['_UPDATEDOCTORREQUEST']._serialized_start=2179
+  _globals['_UPDATEDOCTORREQUEST']._serialized_end=2284
+  _globals['_UPDATEDOCTORRESPONSE']._serialized_start=2286
+  _globals['_UPDATEDOCTORRESPONSE']._serialized_end=2343
+  _globals['_RETIREDOCTORREQUEST']._serialized_start=2345
+  _globals['_RETIREDOCTORREQUEST']._serialized_end=2438
+  _globals['_RETIREDOCTORRESPONSE']._serialized_start=2440
+  _globals['_RETIREDOCTORRESPONSE']._serialized_end=2545
+  _globals['_UPDATEEQUIPMENTREQUEST']._serialized_start=2547
+  _globals['_UPDATEEQUIPMENTREQUEST']._serialized_end=2661
+  _globals['_UPDATEEQUIPMENTRESPONSE']._serialized_start=2663
+  _globals['_UPDATEEQUIPMENTRESPONSE']._serialized_end=2729
+  _globals['_RETIREEQUIPMENTREQUEST']._serialized_start=2731
+  _globals['_RETIREEQUIPMENTREQUEST']._serialized_end=2830
+  _globals['_RETIREEQUIPMENTRESPONSE']._serialized_start=2832
+  _globals['_RETIREEQUIPMENTRESPONSE']._serialized_end=2946
+  _globals['_UPDATESLOTREQUEST']._serialized_start=2948
+  _globals['_UPDATESLOTREQUEST']._serialized_end=3047
+  _globals['_UPDATESLOTRESPONSE']._serialized_start=3049
+  _globals['_UPDATESLOTRESPONSE']._serialized_end=3100
+  _globals['_RETIRESLOTREQUEST']._serialized_start=3102
+  _globals['_RETIRESLOTREQUEST']._serialized_end=3191
+  _globals['_RETIRESLOTRESPONSE']._serialized_start=3193
+  _globals['_RETIRESLOTRESPONSE']._serialized_end=3292
+  _globals['_ADMINSERVICE']._serialized_start=3295
+  _globals['_ADMINSERVICE']._serialized_end=4929
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19orflow/v1/resources.proto\x12\torflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\" \n\x04Room\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\"5\n\x06\x44octor\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tspecialty\x18\x03 \x01(\t\"7\n\tEquipment\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"V\n\x14\x45quipmentRequirement\x12\x14\n\x0c\x65quipment_id\x18\x01 \x01(\x03\x12\x16\n\x0e\x65quipment_name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"\xfc\x02\n\x04Slot\x12\n\n\x02id\x18\x01 \x01(\x03\x12!\n\x06\x64octor\x18\x02 \x01(\x0b\x32\x11.orflow.v1.Doctor\x12\x16\n\x0eprocedure_type\x18\x03 \x01(\t\x12\x1d\n\x04room\x18\x04 \x01(\x0b\x32\x0f.orflow.v1.Room\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x12required_equipment\x18\x07 \x03(\x0b\x32\x1f.orflow.v1.EquipmentRequirement\x12\x11\n\tavailable\x18\x08 \x01(\x08\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63\x61ncel_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19orflow/v1/resources.proto\x12\torflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"_\n\x04Room\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x14 \x01(\t\x12/\n\x0bretire_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x06\x44octor\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tspecialty\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x14 \x01(\t\x12/\n\x0bretire_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\tEquipment\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12\x0c\n\x04\x65tag\x18\x14 \x01(\t\x12/\n\x0bretire_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x14\x45quipmentRequirement\x12\x14\n\x0c\x65quipment_id\x18\x01 \x01(\x03\x12\x16\n\x0e\x65quipment_name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"\xbb\x03\n\x04Slot\x12\n\n\x02id\x18\x01 \x01(\x03\x12!\n\x06\x64octor\x18\x02 \x01(\x0b\x32\x11.orflow.v1.Doctor\x12\x16\n\x0eprocedure_type\x18\x03 \x01(\t\x12\x1d\n\x04room\x18\x04 \x01(\x0b\x32\x0f.orflow.v1.Room\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x12required_equipment\x18\x07 \x03(\x0b\x32\x1f.orflow.v1.EquipmentRequirement\x12\x11\n\tavailable\x18\x08 \x01(\x08\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63\x61ncel_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x14 \x01(\t\x12/\n\x0bretire_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orflow.v1.resources_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROOM']._serialized_start=73
-  _globals['_ROOM']._serialized_end=105
-  _globals['_DOCTOR']._serialized_start=107
-  _globals['_DOCTOR']._serialized_end=160
-  _globals['_EQUIPMENT']._serialized_start=162
-  _globals['_EQUIPMENT']._serialized_end=217
-  _globals['_EQUIPMENTREQUIREMENT']._serialized_start=219
-  _globals['_EQUIPMENTREQUIREMENT']._serialized_end=305
-  _globals['_SLOT']._serialized_start=308
-  _globals['_SLOT']._serialized_end=688
+  _globals['_ROOM']._serialized_end=168
+  _globals['_DOCTOR']._serialized_start=170
+  _globals['_DOCTOR']._serialized_end=286
+  _globals['_EQUIPMENT']._serialized_start=288
+  _globals['_EQUIPMENT']._serialized_end=406
+  _globals['_EQUIPMENTREQUIREMENT']._serialized_start=408
+  _globals['_EQUIPMENTREQUIREMENT']._serialized_end=494
+  _globals['_SLOT']._serialized_start=497
+  _globals['_SLOT']._serialized_end=940
 # @@protoc_insertion_point(module_scope)

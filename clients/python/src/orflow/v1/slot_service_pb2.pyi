@@ -127,6 +127,7 @@ class ListSlotsRequest(_message.Message):
     WINDOW_START_FIELD_NUMBER: _builtins.int
     WINDOW_END_FIELD_NUMBER: _builtins.int
     AVAILABLE_ONLY_FIELD_NUMBER: _builtins.int
+    SHOW_RETIRED_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum slots to return; 0 means 50, values above 1000 are treated as 1000."""
     page_token: _builtins.str
@@ -139,6 +140,10 @@ class ListSlotsRequest(_message.Message):
     """Only this room."""
     available_only: _builtins.bool
     """Only slots that are available (see Slot.available)."""
+    show_retired: _builtins.bool
+    """Also list retired slots (see Slot.retire_time), which are left out
+    otherwise. They are never available.
+    """
     @_builtins.property
     def window_start(self) -> _timestamp_pb2.Timestamp:
         """Only slots starting at or after this time."""
@@ -158,10 +163,11 @@ class ListSlotsRequest(_message.Message):
         window_start: _timestamp_pb2.Timestamp | None = ...,
         window_end: _timestamp_pb2.Timestamp | None = ...,
         available_only: _builtins.bool = ...,
+        show_retired: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_only", b"available_only", "doctor_id", b"doctor_id", "page_size", b"page_size", "page_token", b"page_token", "procedure_type", b"procedure_type", "room_id", b"room_id", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_only", b"available_only", "doctor_id", b"doctor_id", "page_size", b"page_size", "page_token", b"page_token", "procedure_type", b"procedure_type", "room_id", b"room_id", "show_retired", b"show_retired", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -250,22 +256,26 @@ class ListDoctorsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     QUERY_FIELD_NUMBER: _builtins.int
+    SHOW_RETIRED_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum doctors to return; 0 means 50, values above 1000 are treated as 1000."""
     page_token: _builtins.str
     """next_page_token of the previous page, with the same query."""
     query: _builtins.str
     """Case-insensitive text found in the name or the specialty; empty lists all."""
+    show_retired: _builtins.bool
+    """Also list retired surgeons (see Doctor.retire_time), left out otherwise."""
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         query: _builtins.str = ...,
+        show_retired: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query", "show_retired", b"show_retired"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

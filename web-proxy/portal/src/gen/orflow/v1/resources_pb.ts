@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file orflow/v1/resources.proto.
  */
 export const file_orflow_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChlvcmZsb3cvdjEvcmVzb3VyY2VzLnByb3RvEglvcmZsb3cudjEiIAoEUm9vbRIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJIjUKBkRvY3RvchIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEhEKCXNwZWNpYWx0eRgDIAEoCSI3CglFcXVpcG1lbnQSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoBSJWChRFcXVpcG1lbnRSZXF1aXJlbWVudBIUCgxlcXVpcG1lbnRfaWQYASABKAMSFgoOZXF1aXBtZW50X25hbWUYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUi/AIKBFNsb3QSCgoCaWQYASABKAMSIQoGZG9jdG9yGAIgASgLMhEub3JmbG93LnYxLkRvY3RvchIWCg5wcm9jZWR1cmVfdHlwZRgDIAEoCRIdCgRyb29tGAQgASgLMg8ub3JmbG93LnYxLlJvb20SLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKEnJlcXVpcmVkX2VxdWlwbWVudBgHIAMoCzIfLm9yZmxvdy52MS5FcXVpcG1lbnRSZXF1aXJlbWVudBIRCglhdmFpbGFibGUYCCABKAgSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NhbmNlbF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChlvcmZsb3cvdjEvcmVzb3VyY2VzLnByb3RvEglvcmZsb3cudjEiXwoEUm9vbRIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEgwKBGV0YWcYFCABKAkSLwoLcmV0aXJlX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInQKBkRvY3RvchIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEhEKCXNwZWNpYWx0eRgDIAEoCRIMCgRldGFnGBQgASgJEi8KC3JldGlyZV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ2CglFcXVpcG1lbnQSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoBRIMCgRldGFnGBQgASgJEi8KC3JldGlyZV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJWChRFcXVpcG1lbnRSZXF1aXJlbWVudBIUCgxlcXVpcG1lbnRfaWQYASABKAMSFgoOZXF1aXBtZW50X25hbWUYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUiuwMKBFNsb3QSCgoCaWQYASABKAMSIQoGZG9jdG9yGAIgASgLMhEub3JmbG93LnYxLkRvY3RvchIWCg5wcm9jZWR1cmVfdHlwZRgDIAEoCRIdCgRyb29tGAQgASgLMg8ub3JmbG93LnYxLlJvb20SLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKEnJlcXVpcmVkX2VxdWlwbWVudBgHIAMoCzIfLm9yZmxvdy52MS5FcXVpcG1lbnRSZXF1aXJlbWVudBIRCglhdmFpbGFibGUYCCABKAgSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NhbmNlbF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGBQgASgJEi8KC3JldGlyZV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * An operating room. A room holds one surgery at a time, plus the configured
@@ -34,6 +34,25 @@ export type Room = Message<"orflow.v1.Room"> & {
    * @generated from field: string name = 2;
    */
   name: string;
+
+  /**
+   * Output only. The revision to send back as `etag` when updating or retiring
+   * this room (AIP-154): a change made meanwhile makes the call fail with
+   * ABORTED / ETAG_MISMATCH instead of overwriting it. Numbered 20+ so the
+   * Room's own fields keep the low numbers.
+   *
+   * @generated from field: string etag = 20;
+   */
+  etag: string;
+
+  /**
+   * Output only. When the room was retired (AdminService.RetireRoom); unset
+   * while in service. A retired room is kept for history but can never be
+   * booked again.
+   *
+   * @generated from field: google.protobuf.Timestamp retire_time = 21;
+   */
+  retireTime?: Timestamp | undefined;
 };
 
 /**
@@ -69,6 +88,25 @@ export type Doctor = Message<"orflow.v1.Doctor"> & {
    * @generated from field: string specialty = 3;
    */
   specialty: string;
+
+  /**
+   * Output only. The revision to send back as `etag` when updating or retiring
+   * this surgeon (AIP-154): a change made meanwhile makes the call fail with
+   * ABORTED / ETAG_MISMATCH instead of overwriting it. Numbered 20+ so the
+   * Doctor's own fields keep the low numbers.
+   *
+   * @generated from field: string etag = 20;
+   */
+  etag: string;
+
+  /**
+   * Output only. When the surgeon was retired (AdminService.RetireDoctor); unset
+   * while in service. A retired surgeon is kept for history but can never be
+   * booked again.
+   *
+   * @generated from field: google.protobuf.Timestamp retire_time = 21;
+   */
+  retireTime?: Timestamp | undefined;
 };
 
 /**
@@ -104,6 +142,25 @@ export type Equipment = Message<"orflow.v1.Equipment"> & {
    * @generated from field: int32 quantity = 3;
    */
   quantity: number;
+
+  /**
+   * Output only. The revision to send back as `etag` when updating or retiring
+   * this equipment type (AIP-154): a change made meanwhile makes the call fail with
+   * ABORTED / ETAG_MISMATCH instead of overwriting it. Numbered 20+ so the
+   * Equipment's own fields keep the low numbers.
+   *
+   * @generated from field: string etag = 20;
+   */
+  etag: string;
+
+  /**
+   * Output only. When the equipment type was retired (AdminService.RetireEquipment); unset
+   * while in service. A retired equipment type is kept for history but can never be
+   * booked again.
+   *
+   * @generated from field: google.protobuf.Timestamp retire_time = 21;
+   */
+  retireTime?: Timestamp | undefined;
 };
 
 /**
@@ -227,6 +284,24 @@ export type Slot = Message<"orflow.v1.Slot"> & {
    * @generated from field: google.protobuf.Timestamp cancel_time = 10;
    */
   cancelTime?: Timestamp | undefined;
+
+  /**
+   * Output only. The revision to send back as `etag` with UpdateSlot or
+   * RetireSlot (AIP-154).
+   *
+   * @generated from field: string etag = 20;
+   */
+  etag: string;
+
+  /**
+   * Output only. When the slot was retired: by RetireSlot, or through its
+   * room, surgeon or an equipment type it needs being retired (the earliest).
+   * Unset while the slot stands. A retired slot is never available, and
+   * ListSlots leaves it out unless asked to show retired slots.
+   *
+   * @generated from field: google.protobuf.Timestamp retire_time = 21;
+   */
+  retireTime?: Timestamp | undefined;
 };
 
 /**
