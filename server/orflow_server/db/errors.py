@@ -24,6 +24,7 @@ _REFUSALS: dict[str, type[errors.OrFlowError]] = {
     "bookings_equipment_within_inventory": errors.EquipmentUnavailableError,
     "rooms_name_key": errors.AlreadyExistsError,
     "equipment_name_key": errors.AlreadyExistsError,
+    "equipment_quantity_covers_bookings": errors.EquipmentInUseError,
 }
 
 _MESSAGES: dict[str, str] = {
@@ -34,6 +35,7 @@ _MESSAGES: dict[str, str] = {
     "bookings_equipment_within_inventory": "not enough equipment is free at the busiest moment",
     "rooms_name_key": "a room with that name already exists",
     "equipment_name_key": "an equipment type with that name already exists",
+    "equipment_quantity_covers_bookings": "booked cases need more of this equipment at once than that",
 }
 
 

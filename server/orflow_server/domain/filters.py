@@ -25,9 +25,10 @@ class SlotFilters:
     window_start: datetime | None = None
     window_end: datetime | None = None
     is_available_only: bool = False
+    is_retired_shown: bool = False
 
     def token_fields(self) -> dict[str, FilterValue]:
-        return {
+        fields: dict[str, FilterValue] = {
             "procedure_type": self.procedure_type,
             "doctor_id": self.doctor_id,
             "room_id": self.room_id,
@@ -35,6 +36,9 @@ class SlotFilters:
             "window_end": self.window_end,
             "available_only": self.is_available_only,
         }
+        if self.is_retired_shown:  # only when set, so tokens issued before it existed stay valid
+            fields["show_retired"] = True
+        return fields
 
     def matches(self, slot: Slot) -> bool:
         """The room, surgeon and procedure tests ListSlots applies in SQL, for one slot in hand."""
@@ -88,6 +92,10 @@ class DoctorFilters:
     listing: ClassVar[str] = "doctors"
 
     query: str = ""
+    is_retired_shown: bool = False
 
     def token_fields(self) -> dict[str, FilterValue]:
-        return {"query": self.query}
+        fields: dict[str, FilterValue] = {"query": self.query}
+        if self.is_retired_shown:  # only when set, so tokens issued before it existed stay valid
+            fields["show_retired"] = True
+        return fields

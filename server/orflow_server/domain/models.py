@@ -48,6 +48,9 @@ class FailureReason(enum.Enum):
 class Room:
     id: int
     name: str
+    revision: int = 0
+    """Bumped by the database on every change (migration 0010); 0 where not read (a slot's room)."""
+    retire_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class Doctor:
     id: int
     name: str
     specialty: str
+    revision: int = 0
+    retire_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class Equipment:
     id: int
     name: str
     quantity: int
+    revision: int = 0
+    retire_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,9 @@ class Slot:
     is_available: bool
     create_time: datetime
     cancel_time: datetime | None = None
+    revision: int = 0
+    retire_time: datetime | None = None
+    """The earliest retire time of the slot, its room, its surgeon or an equipment type it needs."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,7 @@ class Usage:
     start: datetime
     end: datetime
     quantity: int
+    booking_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -142,3 +153,8 @@ class AuditEvent:
     resource_id: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+def etag_for(revision: int) -> str:
+    """The etag a resource at this revision carries (AIP-154); empty when the revision was not read."""
+    return f"r{revision}" if revision > 0 else ""

@@ -18,6 +18,7 @@ from ..domain.models import (
     FailureReason,
     Room,
     Slot,
+    etag_for,
 )
 
 STATUS_TO_PROTO: dict[BookingStatus, booking_pb2.BookingStatus.ValueType] = {
@@ -67,15 +68,32 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
 
 
 def room_to_proto(room: Room) -> resources_pb2.Room:
-    return resources_pb2.Room(id=room.id, name=room.name)
+    return resources_pb2.Room(
+        id=room.id,
+        name=room.name,
+        etag=etag_for(room.revision),
+        retire_time=_optional_timestamp(room.retire_time),
+    )
 
 
 def doctor_to_proto(doctor: Doctor) -> resources_pb2.Doctor:
-    return resources_pb2.Doctor(id=doctor.id, name=doctor.name, specialty=doctor.specialty)
+    return resources_pb2.Doctor(
+        id=doctor.id,
+        name=doctor.name,
+        specialty=doctor.specialty,
+        etag=etag_for(doctor.revision),
+        retire_time=_optional_timestamp(doctor.retire_time),
+    )
 
 
 def equipment_to_proto(equipment: Equipment) -> resources_pb2.Equipment:
-    return resources_pb2.Equipment(id=equipment.id, name=equipment.name, quantity=equipment.quantity)
+    return resources_pb2.Equipment(
+        id=equipment.id,
+        name=equipment.name,
+        quantity=equipment.quantity,
+        etag=etag_for(equipment.revision),
+        retire_time=_optional_timestamp(equipment.retire_time),
+    )
 
 
 def slot_to_proto(slot: Slot) -> resources_pb2.Slot:
@@ -95,6 +113,8 @@ def slot_to_proto(slot: Slot) -> resources_pb2.Slot:
         available=slot.is_available,
         create_time=timestamp(slot.create_time),
         cancel_time=_optional_timestamp(slot.cancel_time),
+        etag=etag_for(slot.revision),
+        retire_time=_optional_timestamp(slot.retire_time),
     )
 
 
