@@ -251,8 +251,8 @@ async def test_moving_a_booked_slot_carries_its_booking(
                     id=slot_id,
                     etag=read.etag,
                     room=R.Room(id=new_room),
-                    start_time=_ts(new_start),
-                    end_time=_ts(new_start + timedelta(hours=2)),
+                    start_time=ts(new_start),
+                    end_time=ts(new_start + timedelta(hours=2)),
                 ),
                 update_mask=mask("room.id", "start_time", "end_time"),
             )
@@ -290,7 +290,7 @@ async def test_a_move_that_would_double_book_is_refused_with_the_conflict_reason
     slot_before = await db.fetchrow("SELECT * FROM slots WHERE id = $1", moving)
     request = A.UpdateSlotRequest(
         slot=R.Slot(
-            id=moving, start_time=_ts(busy_start + timedelta(hours=1)), end_time=_ts(busy_start + timedelta(hours=3))
+            id=moving, start_time=ts(busy_start + timedelta(hours=1)), end_time=ts(busy_start + timedelta(hours=3))
         ),
         update_mask=mask("start_time", "end_time"),
     )
@@ -333,8 +333,8 @@ async def test_an_empty_slot_moves_freely_but_not_into_the_past_or_once_started(
             A.UpdateSlotRequest(
                 slot=R.Slot(
                     id=slot_id,
-                    start_time=_ts(later),
-                    end_time=_ts(later + timedelta(hours=1)),
+                    start_time=ts(later),
+                    end_time=ts(later + timedelta(hours=1)),
                     procedure_type="Hernia Repair",
                 ),
                 update_mask=mask("start_time", "end_time", "procedure_type"),
@@ -345,7 +345,7 @@ async def test_an_empty_slot_moves_freely_but_not_into_the_past_or_once_started(
     past = future(-5)
     await refused(
         admin.UpdateSlot(
-            A.UpdateSlotRequest(slot=R.Slot(id=slot_id, start_time=_ts(past)), update_mask=mask("start_time"))
+            A.UpdateSlotRequest(slot=R.Slot(id=slot_id, start_time=ts(past)), update_mask=mask("start_time"))
         ),
         BAD,
         "INVALID_ARGUMENT",
@@ -356,14 +356,14 @@ async def test_an_empty_slot_moves_freely_but_not_into_the_past_or_once_started(
     )
     await refused(
         admin.UpdateSlot(
-            A.UpdateSlotRequest(slot=R.Slot(id=slot_id, start_time=_ts(later)), update_mask=mask("start_time"))
+            A.UpdateSlotRequest(slot=R.Slot(id=slot_id, start_time=ts(later)), update_mask=mask("start_time"))
         ),
         FP,
         "SLOT_STARTED",
     )
 
 
-def _ts(moment: datetime) -> timestamp_pb2.Timestamp:
+def ts(moment: datetime) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(moment)
     return stamp

@@ -81,11 +81,11 @@ async def list_doctors(
     """Doctors whose name or specialty contains `query`, by (name, id); the retired only when shown."""
     pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = await conn.fetch(
-        """
+        f"""
         SELECT {DOCTOR_COLUMNS} FROM doctors
         WHERE (lower(name) LIKE $1 OR lower(specialty) LIKE $1)
           AND ($2::text IS NULL OR (name, id) > ($2::text, $3::bigint))
-          AND ($5 OR retire_time IS NULL)
+          AND ($5::boolean OR retire_time IS NULL)
         ORDER BY name, id
         LIMIT $4
         """,
