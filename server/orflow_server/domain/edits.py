@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
-from .errors import EtagMismatchError, FieldViolation
+from .errors import EtagMismatchError, FieldViolation, NotFoundError
 from .models import CancellationReason, Usage, etag_for
 
 Retirable = Literal["room", "doctor", "equipment", "slot"]
@@ -37,6 +37,19 @@ def mask_violations(
             violations.append(FieldViolation(field, f"{path!r} is not a field that can be changed ({allowed})"))
         seen.add(path)
     return violations
+
+
+def not_found(kind: Retirable, resource_id: int) -> NotFoundError:
+    """NOT_FOUND naming the kind (spelt out, so every NotFoundError names a listed resource literally)."""
+    match kind:
+        case "room":
+            return NotFoundError("room", resource_id)
+        case "doctor":
+            return NotFoundError("doctor", resource_id)
+        case "equipment":
+            return NotFoundError("equipment", resource_id)
+        case "slot":
+            return NotFoundError("slot", resource_id)
 
 
 def check_etag(given: str, *, revision: int, resource: Retirable, resource_id: int) -> None:

@@ -22,11 +22,10 @@ from ..db.bookings import Refusal
 from ..db.clock import current_time
 from ..db.connection import Conn
 from ..domain.access import Actor
-from ..domain.edits import RETIRE_CANCELLATION_REASONS, Retirable, bookings_over, check_etag
+from ..domain.edits import RETIRE_CANCELLATION_REASONS, Retirable, bookings_over, check_etag, not_found
 from ..domain.errors import (
     EquipmentInUseError,
     InvalidArgumentError,
-    NotFoundError,
     ResourceInUseError,
     ResourceRetiredError,
     SlotCancelledError,
@@ -123,7 +122,7 @@ async def _move_slot(ctx: OpsContext, conn: Conn, row: asyncpg.Record, changes: 
 async def _check_in_service(conn: Conn, table: str, kind: Retirable, resource_id: int) -> None:
     retired: dict[int, datetime | None] = await db_inventory.retire_times(conn, table, [resource_id])
     if resource_id not in retired:
-        raise NotFoundError(kind, resource_id)
+        raise not_found(kind, resource_id)
     if retired[resource_id] is not None:
         raise _retired(kind, resource_id)
 
@@ -137,7 +136,7 @@ async def _lock_for_edit(conn: Conn, actor: Actor, kind: Retirable, resource_id:
     await set_actor(conn, actor)
     row = await db.lock_row(conn, kind, resource_id)
     if row is None:
-        raise NotFoundError(kind, resource_id)
+        raise not_found(kind, resource_id)
     check_etag(etag, revision=row["revision"], resource=kind, resource_id=resource_id)
     if row["retire_time"] is not None:
         raise _retired(kind, resource_id)
@@ -181,7 +180,7 @@ async def _retire(
         await db.lock_dependent_slots(conn, kind, resource_id)  # slot rows first, then the resource's own row
         row = await db.lock_row(conn, kind, resource_id)
         if row is None:
-            raise NotFoundError(kind, resource_id)
+            raise not_found(kind, resource_id)
         check_etag(etag, revision=row["revision"], resource=kind, resource_id=resource_id)
         if row["retire_time"] is not None:
             return []

@@ -13,6 +13,7 @@ from ..db.bookings import Refusal
 from ..db.clock import current_time
 from ..db.connection import Conn
 from ..domain.access import Actor
+from ..domain.edits import not_found
 from ..domain.errors import FieldViolation, InvalidArgumentError, NotFoundError, ResourceRetiredError, SlotInUseError
 from ..domain.filters import DoctorFilters, SlotFilters
 from ..domain.models import Booking, Doctor, NewSlot, Slot
@@ -79,7 +80,7 @@ async def _check_in_service(conn: Conn, kind: Literal["doctor", "room", "equipme
     retired = await db_inventory.retire_times(conn, _TABLES[kind], ids)
     for resource_id in ids:
         if resource_id not in retired:
-            raise NotFoundError(kind, resource_id)
+            raise not_found(kind, resource_id)
     for resource_id in ids:
         if retired[resource_id] is not None:
             raise ResourceRetiredError(
