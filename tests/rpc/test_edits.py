@@ -16,7 +16,7 @@ from orflow.v1 import admin_service_pb2, booking_service_pb2, resources_pb2, slo
 from orflow_tools.testkit import invariants
 
 from tests.factories import error_details, future, insert_doctor, insert_equipment, insert_room, insert_slot
-from tests.rpc.test_bookings import book, refused
+from tests.rpc.test_bookings import book, expire, refused
 
 A = admin_service_pb2
 R = resources_pb2
@@ -231,6 +231,17 @@ async def test_past_cases_do_not_hold_a_count_up(db: asyncpg.Connection, admin: 
         await db.execute("SET session_replication_role = origin")
     update = A.UpdateEquipmentRequest(equipment=R.Equipment(id=item, quantity=0), update_mask=mask("quantity"))
     assert (await admin.UpdateEquipment(update)).equipment.quantity == 0
+
+
+async def test_a_hold_past_its_expiry_does_not_hold_a_count_up(
+    db: asyncpg.Connection, admin: Any, bookings: Any
+) -> None:
+    item = await insert_equipment(db, quantity=1)
+    held = await book(bookings, await insert_slot(db, equipment=[(item, 1)]), patient_id="p-lapsed")
+    update = A.UpdateEquipmentRequest(equipment=R.Equipment(id=item, quantity=0), update_mask=mask("quantity"))
+    await refused(admin.UpdateEquipment(update), FP, "EQUIPMENT_IN_USE")  # a live hold counts
+    await expire(db, held.id)
+    assert (await admin.UpdateEquipment(update)).equipment.quantity == 0  # an overdue one never comes back
 
 
 # --- moving slots --------------------------------------------------------------------------------------

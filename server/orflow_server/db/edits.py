@@ -146,12 +146,13 @@ async def cancel_bookings(
 
 
 async def equipment_usages(conn: Conn, equipment_id: int) -> list[Usage]:
-    """What active bookings still to end use of one equipment type, each with its booking id."""
+    """What active bookings still to end (live holds included, overdue ones not) use of one equipment type."""
     rows = await conn.fetch(
         f"""
         SELECT b.id, b.start_time, b.end_time, x.quantity
         FROM bookings b JOIN slot_equipment x ON x.slot_id = b.slot_id
         WHERE x.equipment_id = $1 AND {is_active("b")} AND b.end_time > now()
+          AND (b.status <> 'PENDING' OR b.expire_time > now())  -- as orflow_equipment_future_peak (0010)
         ORDER BY b.id
         """,
         equipment_id,

@@ -125,7 +125,9 @@ CREATE CONSTRAINT TRIGGER bookings_equipment_within_inventory_on_move
 
 -- Most units of an equipment type that active bookings still to end need at
 -- any one instant from now on (the peak is reached at now or at some
--- booking's start). Past cases never block lowering the count.
+-- booking's start). Past cases never block lowering the count, nor do
+-- holds past their expiry (they can never be confirmed, and the booking rule
+-- fails them before it counts).
 CREATE FUNCTION orflow_equipment_future_peak(p_equipment_id bigint) RETURNS integer
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(max((
@@ -133,6 +135,7 @@ LANGUAGE sql STABLE AS $$
         FROM bookings b JOIN slot_equipment x ON x.slot_id = b.slot_id
         WHERE x.equipment_id = p_equipment_id
           AND b.status IN ('PENDING', 'CONFIRMED', 'CHECKED_IN', 'IN_PROGRESS', 'COMPLETED')
+          AND (b.status <> 'PENDING' OR b.expire_time > now())
           AND b.during @> instants.instant
     )), 0)::integer
     FROM (
@@ -140,6 +143,7 @@ LANGUAGE sql STABLE AS $$
         FROM bookings b JOIN slot_equipment x ON x.slot_id = b.slot_id
         WHERE x.equipment_id = p_equipment_id
           AND b.status IN ('PENDING', 'CONFIRMED', 'CHECKED_IN', 'IN_PROGRESS', 'COMPLETED')
+          AND (b.status <> 'PENDING' OR b.expire_time > now())
           AND upper(b.during) > now()
     ) instants
 $$;
