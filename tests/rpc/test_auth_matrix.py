@@ -30,6 +30,7 @@ from orflow.v1 import (
     admin_service_pb2_grpc,
     booking_service_pb2,
     booking_service_pb2_grpc,
+    resources_pb2,
     slot_service_pb2,
     slot_service_pb2_grpc,
 )
@@ -255,6 +256,30 @@ CASES: dict[str, Call] = {
     ),
     "/orflow.v1.AdminService/ListAuditEvents": lambda st, f, md: st["admin"].ListAuditEvents(
         A.ListAuditEventsRequest(), metadata=md
+    ),
+    "/orflow.v1.AdminService/UpdateRoom": lambda st, f, md: st["admin"].UpdateRoom(
+        A.UpdateRoomRequest(room=resources_pb2.Room(id=f.room_id, name="OR matrix 2")), metadata=md
+    ),
+    "/orflow.v1.AdminService/UpdateDoctor": lambda st, f, md: st["admin"].UpdateDoctor(
+        A.UpdateDoctorRequest(doctor=resources_pb2.Doctor(id=f.doctor_id, specialty="Y")), metadata=md
+    ),
+    "/orflow.v1.AdminService/UpdateEquipment": lambda st, f, md: st["admin"].UpdateEquipment(
+        A.UpdateEquipmentRequest(equipment=resources_pb2.Equipment(id=f.equipment_id, quantity=3)), metadata=md
+    ),
+    "/orflow.v1.AdminService/UpdateSlot": lambda st, f, md: st["admin"].UpdateSlot(
+        A.UpdateSlotRequest(slot=resources_pb2.Slot(id=f.slot_id, procedure_type="Matrix")), metadata=md
+    ),
+    "/orflow.v1.AdminService/RetireRoom": lambda st, f, md: st["admin"].RetireRoom(
+        A.RetireRoomRequest(room_id=f.room_id), metadata=md
+    ),
+    "/orflow.v1.AdminService/RetireDoctor": lambda st, f, md: st["admin"].RetireDoctor(
+        A.RetireDoctorRequest(doctor_id=f.doctor_id), metadata=md
+    ),
+    "/orflow.v1.AdminService/RetireEquipment": lambda st, f, md: st["admin"].RetireEquipment(
+        A.RetireEquipmentRequest(equipment_id=f.equipment_id), metadata=md
+    ),
+    "/orflow.v1.AdminService/RetireSlot": lambda st, f, md: st["admin"].RetireSlot(
+        A.RetireSlotRequest(slot_id=f.slot_id), metadata=md
     ),
 }
 

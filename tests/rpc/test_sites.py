@@ -12,7 +12,7 @@ import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 from orflow.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -119,6 +119,53 @@ async def test_a_room_is_created_in_its_site_with_its_own_turnover(db: asyncpg.C
     listed_rooms = {r.name: r for r in (await admin.ListRooms(A.ListRoomsRequest())).rooms}
     assert listed_rooms["Hybrid 1"] == room
     assert await db.fetchval("SELECT turnover FROM rooms WHERE id = $1", room.id) == timedelta(minutes=45)
+
+
+async def test_a_room_is_moved_to_another_site_and_its_turnover_changed(
+    db: asyncpg.Connection, admin: Any, bookings: Any
+) -> None:
+    """UpdateRoom's site_id and turnover paths (issue 14's edits meet sites): the next booking uses the new
+    turnover, an unset turnover means the default again, and an unknown site changes nothing."""
+    london, kolkata = await insert_site(db, time_zone=LONDON), await insert_site(db, time_zone="Asia/Kolkata")
+    room = (await admin.CreateRoom(A.CreateRoomRequest(name="Movable", site_id=london))).room
+
+    moved = (
+        await admin.UpdateRoom(
+            A.UpdateRoomRequest(
+                room=resources_pb2.Room(id=room.id, etag=room.etag, site_id=kolkata, turnover=minutes(30)),
+                update_mask=field_mask_pb2.FieldMask(paths=["site_id", "turnover"]),
+            )
+        )
+    ).room
+    assert (moved.site_id, moved.turnover.ToTimedelta()) == (kolkata, timedelta(minutes=30))
+    start = future(60)
+    first = await insert_slot(db, room_id=room.id, start=start, hours=1)
+    second = await insert_slot(db, room_id=room.id, start=start + timedelta(hours=1), hours=1)
+    await book(bookings, first, patient_id="p-turnover-1")
+    await refused(book(bookings, second, patient_id="p-turnover-2"), grpc.StatusCode.ABORTED, "ROOM_BUSY")
+
+    before = await snapshot(db)
+    await refused(
+        admin.UpdateRoom(
+            A.UpdateRoomRequest(
+                room=resources_pb2.Room(id=room.id, site_id=987_654),
+                update_mask=field_mask_pb2.FieldMask(paths=["site_id"]),
+            )
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "SITE_NOT_FOUND",
+    )
+    assert await snapshot(db) == before
+
+    cleared = (
+        await admin.UpdateRoom(
+            A.UpdateRoomRequest(
+                room=resources_pb2.Room(id=room.id), update_mask=field_mask_pb2.FieldMask(paths=["turnover"])
+            )
+        )
+    ).room
+    assert not cleared.HasField("turnover")  # back to the server's default (0 here)
+    assert await db.fetchval("SELECT turnover FROM rooms WHERE id = $1", room.id) is None
 
 
 async def test_a_room_without_a_site_joins_the_default_site(db: asyncpg.Connection, admin: Any) -> None:

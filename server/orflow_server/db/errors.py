@@ -25,6 +25,7 @@ _REFUSALS: dict[str, type[errors.OrFlowError]] = {
     "rooms_name_key": errors.AlreadyExistsError,
     "equipment_name_key": errors.AlreadyExistsError,
     "sites_name_key": errors.AlreadyExistsError,
+    "equipment_quantity_covers_bookings": errors.EquipmentInUseError,
 }
 
 _MESSAGES: dict[str, str] = {
@@ -36,6 +37,7 @@ _MESSAGES: dict[str, str] = {
     "rooms_name_key": "a room with that name already exists",
     "equipment_name_key": "an equipment type with that name already exists",
     "sites_name_key": "a site with that name already exists",
+    "equipment_quantity_covers_bookings": "booked cases need more of this equipment at once than that",
 }
 
 

@@ -14,25 +14,32 @@ from .active import is_active
 from .bookings import REFUSED, Refusal
 from .connection import Conn
 
-_SELECT_SLOT = """
-SELECT s.id, s.procedure_type, s.start_time, s.end_time, s.create_time, s.cancel_time,
-       d.id AS doctor_id, d.name AS doctor_name, d.specialty AS doctor_specialty,
-       r.id AS room_id, r.name AS room_name, r.site_id, r.turnover AS room_turnover,
+# When the slot stopped being bookable by a retirement: its own, its room's, its surgeon's or an
+# equipment type's it needs, the earliest (LEAST ignores NULLs); NULL while all are in service.
+_RETIRED_AT = """LEAST(s.retire_time, r.retire_time, d.retire_time,
+  (SELECT min(e.retire_time) FROM slot_equipment se JOIN equipment e ON e.id = se.equipment_id
+   WHERE se.slot_id = s.id))"""
+
+_SELECT_SLOT = f"""
+SELECT s.id, s.procedure_type, s.start_time, s.end_time, s.create_time, s.cancel_time, s.revision,
+       {_RETIRED_AT} AS retire_time,
+       d.id AS doctor_id, d.name AS doctor_name, d.specialty AS doctor_specialty, d.retire_time AS doctor_retire_time,
+       r.id AS room_id, r.name AS room_name, r.site_id, r.turnover AS room_turnover, r.retire_time AS room_retire_time,
        st.name AS site_name, st.display_name AS site_display_name, st.time_zone AS site_time_zone,
        COALESCE((SELECT json_agg(json_build_array(e.id, e.name, se.quantity) ORDER BY e.id)
                  FROM slot_equipment se JOIN equipment e ON e.id = se.equipment_id
                  WHERE se.slot_id = s.id), '[]') AS equipment,
-       {available} AS available
+       {{available}} AS available
 FROM slots s
 JOIN doctors d ON d.id = s.doctor_id
 JOIN rooms r ON r.id = s.room_id
 JOIN sites st ON st.id = r.site_id
 """
 
-# A slot is available when it has not started, is not cancelled, and no active booking holds its
+# A slot is available when it has not started, is not cancelled or retired, and no active booking holds its
 # room (with the room's own turnover, or else the default) or its surgeon at an overlapping time. $1 is the
 # default turnover buffer. Equipment is checked only when booking (see bookings.py).
-_AVAILABLE = f"""(s.start_time > now() AND s.cancel_time IS NULL
+_AVAILABLE = f"""(s.start_time > now() AND s.cancel_time IS NULL AND {_RETIRED_AT} IS NULL
   AND NOT EXISTS (
     SELECT 1 FROM bookings b
     WHERE b.room_id = s.room_id AND {is_active("b")}
@@ -51,9 +58,20 @@ def _slot_from_row(row: asyncpg.Record) -> Slot:
     equipment = json.loads(row["equipment"]) if isinstance(row["equipment"], str) else row["equipment"]
     return Slot(
         id=row["id"],
-        doctor=Doctor(id=row["doctor_id"], name=row["doctor_name"], specialty=row["doctor_specialty"]),
+        doctor=Doctor(
+            id=row["doctor_id"],
+            name=row["doctor_name"],
+            specialty=row["doctor_specialty"],
+            retire_time=row["doctor_retire_time"],
+        ),
         procedure_type=row["procedure_type"],
-        room=Room(id=row["room_id"], name=row["room_name"], site_id=row["site_id"], turnover=row["room_turnover"]),
+        room=Room(
+            id=row["room_id"],
+            name=row["room_name"],
+            site_id=row["site_id"],
+            turnover=row["room_turnover"],
+            retire_time=row["room_retire_time"],
+        ),
         start_time=row["start_time"],
         end_time=row["end_time"],
         required_equipment=tuple(
@@ -68,6 +86,8 @@ def _slot_from_row(row: asyncpg.Record) -> Slot:
             display_name=row["site_display_name"],
             time_zone=row["site_time_zone"],
         ),
+        revision=row["revision"],
+        retire_time=row["retire_time"],
     )
 
 
@@ -109,6 +129,8 @@ async def list_slots(
         clauses.append(f"s.start_time < {bind(filters.window_end)}")
     if filters.is_available_only:
         clauses.append(_AVAILABLE)
+    if not filters.is_retired_shown:
+        clauses.append(f"{_RETIRED_AT} IS NULL")
     if after is not None:
         clauses.append(f"(s.start_time, s.id) > ({bind(after[0])}::timestamptz, {bind(after[1])}::bigint)")
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""

@@ -200,6 +200,30 @@ class StreamLimitError(RateLimitedError):
         self.metadata.update(limit=limit, max=str(maximum))
 
 
+class EtagMismatchError(OrFlowError):
+    """The resource changed since the caller read it (its etag is no longer the one sent); nothing was changed."""
+
+    reason = ErrorReason.ETAG_MISMATCH
+
+
+class EquipmentInUseError(FailedPreconditionError):
+    """Lowering an equipment count below what booked cases need at their busiest moment."""
+
+    reason = ErrorReason.EQUIPMENT_IN_USE
+
+
+class ResourceInUseError(FailedPreconditionError):
+    """Retiring something that future active bookings depend on, without asking to cancel them."""
+
+    reason = ErrorReason.RESOURCE_IN_USE
+
+
+class ResourceRetiredError(FailedPreconditionError):
+    """Booking, editing or publishing with something retired (a slot, room, surgeon or equipment type)."""
+
+    reason = ErrorReason.RESOURCE_RETIRED
+
+
 class ResetDisabledError(FailedPreconditionError):
     """This deployment does not allow wiping its data (ORFLOW_ALLOW_RESET is off)."""
 

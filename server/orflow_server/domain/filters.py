@@ -28,9 +28,10 @@ class SlotFilters:
     site_id: int = 0
     day: date | None = None
     """A calendar day in the site's zone (needs site_id): slots starting from its local midnight to the next."""
+    is_retired_shown: bool = False
 
     def token_fields(self) -> dict[str, FilterValue]:
-        return {
+        fields: dict[str, FilterValue] = {
             "procedure_type": self.procedure_type,
             "doctor_id": self.doctor_id,
             "room_id": self.room_id,
@@ -40,6 +41,9 @@ class SlotFilters:
             "site_id": self.site_id,
             "day": None if self.day is None else self.day.isoformat(),
         }
+        if self.is_retired_shown:  # only when set, so tokens issued before it existed stay valid
+            fields["show_retired"] = True
+        return fields
 
     def matches(self, slot: Slot) -> bool:
         """The room, site, surgeon and procedure tests ListSlots applies in SQL, for one slot in hand."""
@@ -94,6 +98,10 @@ class DoctorFilters:
     listing: ClassVar[str] = "doctors"
 
     query: str = ""
+    is_retired_shown: bool = False
 
     def token_fields(self) -> dict[str, FilterValue]:
-        return {"query": self.query}
+        fields: dict[str, FilterValue] = {"query": self.query}
+        if self.is_retired_shown:  # only when set, so tokens issued before it existed stay valid
+            fields["show_retired"] = True
+        return fields

@@ -61,6 +61,9 @@ class Room:
     site_id: int = 0
     turnover: timedelta | None = None
     """The room's own turnover; None means the server's default (Settings.turnover)."""
+    revision: int = 0
+    """Bumped by the database on every change (migration 0010); 0 where not read (a slot's room)."""
+    retire_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class Doctor:
     id: int
     name: str
     specialty: str
+    revision: int = 0
+    retire_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class Equipment:
     id: int
     name: str
     quantity: int
+    revision: int = 0
+    retire_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,9 @@ class Slot:
     cancel_time: datetime | None = None
     site: Site | None = None
     """The room's site, with the zone a client shows the slot's times in."""
+    revision: int = 0
+    retire_time: datetime | None = None
+    """The earliest retire time of the slot, its room, its surgeon or an equipment type it needs."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,7 @@ class Usage:
     start: datetime
     end: datetime
     quantity: int
+    booking_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,3 +170,8 @@ class AuditEvent:
     resource_id: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+def etag_for(revision: int) -> str:
+    """The etag a resource at this revision carries (AIP-154); empty when the revision was not read."""
+    return f"r{revision}" if revision > 0 else ""

@@ -81,7 +81,8 @@ class ErrorReason(StrEnum):
     # stock: inventory is admin-only); or "constraint" (as for SLOT_TAKEN).
     EQUIPMENT_UNAVAILABLE = "EQUIPMENT_UNAVAILABLE"
 
-    # FAILED_PRECONDITION: CreateBooking on a slot that has already started.
+    # FAILED_PRECONDITION: CreateBooking on a slot that has already started,
+    # or UpdateSlot moving a slot that has (or moving it to a past time).
     # Metadata: none.
     SLOT_STARTED = "SLOT_STARTED"
 
@@ -185,3 +186,29 @@ class ErrorReason(StrEnum):
     # exist.
     # Metadata: "resource" ("site"), "id".
     SITE_NOT_FOUND = "SITE_NOT_FOUND"
+
+    # ABORTED: an Update or Retire call sent an `etag` that is no longer the
+    # resource's: it changed since the caller read it. Nothing was changed;
+    # read it again (its new etag), decide again, and resend.
+    # Metadata: "resource" ("room", "doctor", "equipment", "slot"), "id",
+    # "etag" (the current one).
+    ETAG_MISMATCH = "ETAG_MISMATCH"
+
+    # FAILED_PRECONDITION: UpdateEquipment lowering the quantity below what
+    # active bookings still to end need at their busiest moment.
+    # Metadata: "equipment_id", "needed" (that peak, as a decimal string),
+    # "booking_ids" (the bookings in use at the moments over the new count,
+    # comma-separated ascending ids).
+    EQUIPMENT_IN_USE = "EQUIPMENT_IN_USE"
+
+    # FAILED_PRECONDITION: a Retire call on a resource that future active
+    # bookings depend on, without cancel_bookings (or with it, when one of
+    # them is a case already IN_PROGRESS, which nothing cancels).
+    # Metadata: "resource", "id", "booking_ids" (comma-separated ascending).
+    RESOURCE_IN_USE = "RESOURCE_IN_USE"
+
+    # FAILED_PRECONDITION: booking, rescheduling onto, editing, or publishing a
+    # slot with, something retired: the slot itself, its room, its surgeon or
+    # an equipment type it needs.
+    # Metadata: "resource" ("slot", "room", "doctor", "equipment"), "id".
+    RESOURCE_RETIRED = "RESOURCE_RETIRED"

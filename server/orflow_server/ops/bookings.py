@@ -27,6 +27,7 @@ from ..domain.errors import (
     OrFlowError,
     PatientBusyError,
     RequestIdReusedError,
+    ResourceRetiredError,
     RoomBusyError,
     SlotCancelledError,
     SlotStartedError,
@@ -96,6 +97,12 @@ def _refusal_error(refusal: db.Refusal, slot_id: int, *, is_staff: bool) -> OrFl
             return PatientBusyError("the patient already has a booking at an overlapping time", metadata=meta)
         case "EQUIPMENT_UNAVAILABLE":
             return _equipment_error(details, is_staff=is_staff)
+        case "RESOURCE_RETIRED":  # the retired guard on bookings (migration 0010)
+            resource, resource_id = str(details["resource"]), str(details["id"])
+            return ResourceRetiredError(
+                f"{resource} {resource_id} is retired and cannot be booked",
+                metadata={"resource": resource, "id": resource_id},
+            )
     raise AssertionError(f"orflow_book() refused with an unknown code {refusal.code!r}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from ..db import bookings as db_bookings
 from ..db import inventory as db_inventory
@@ -10,8 +11,10 @@ from ..db import slots as db
 from ..db.audit import set_actor
 from ..db.bookings import Refusal
 from ..db.clock import current_time
+from ..db.connection import Conn
 from ..domain.access import Actor
-from ..domain.errors import FieldViolation, InvalidArgumentError, NotFoundError, SlotInUseError
+from ..domain.edits import not_found
+from ..domain.errors import FieldViolation, InvalidArgumentError, NotFoundError, ResourceRetiredError, SlotInUseError
 from ..domain.filters import DoctorFilters, SlotFilters
 from ..domain.models import Booking, Doctor, NewSlot, Slot
 from ..domain.paging import decode_page_token, encode_page_token
@@ -61,15 +64,11 @@ async def get_slot(ctx: OpsContext, slot_id: int) -> Slot:
 async def create_slot(ctx: OpsContext, actor: Actor, new: NewSlot) -> Slot:
     async with ctx.pool.acquire() as conn, conn.transaction():
         await set_actor(conn, actor)
-        if not await db_inventory.doctor_exists(conn, new.doctor_id):
-            raise NotFoundError("doctor", new.doctor_id)
-        if not await db_inventory.room_exists(conn, new.room_id):
-            raise NotFoundError("room", new.room_id)
+        await _check_in_service(conn, "doctor", [new.doctor_id])
+        await _check_in_service(conn, "room", [new.room_id])
         wanted = [need.equipment_id for need in new.required_equipment]
+        await _check_in_service(conn, "equipment", wanted)
         inventory = {e.id: e.quantity for e in await db_inventory.list_equipment(conn, wanted)}
-        missing = [equipment_id for equipment_id in wanted if equipment_id not in inventory]
-        if missing:
-            raise NotFoundError("equipment", missing[0])
         violations = slot_violations(new, await current_time(conn), inventory)
         if violations:
             raise InvalidArgumentError(violations)
@@ -77,6 +76,26 @@ async def create_slot(ctx: OpsContext, actor: Actor, new: NewSlot) -> Slot:
         slot = await db.fetch_slot(conn, slot_id, turnover=ctx.turnover)
     assert slot is not None
     return slot
+
+
+_TABLES: dict[Literal["doctor", "room", "equipment"], str] = {
+    "doctor": "doctors",
+    "room": "rooms",
+    "equipment": "equipment",
+}
+
+
+async def _check_in_service(conn: Conn, kind: Literal["doctor", "room", "equipment"], ids: list[int]) -> None:
+    """NOT_FOUND for the first missing id, RESOURCE_RETIRED for the first retired one (a new slot needs neither)."""
+    retired = await db_inventory.retire_times(conn, _TABLES[kind], ids)
+    for resource_id in ids:
+        if resource_id not in retired:
+            raise not_found(kind, resource_id)
+    for resource_id in ids:
+        if retired[resource_id] is not None:
+            raise ResourceRetiredError(
+                f"{kind} {resource_id} is retired", metadata={"resource": kind, "id": str(resource_id)}
+            )
 
 
 async def cancel_slot(ctx: OpsContext, actor: Actor, slot_id: int, *, note: str) -> tuple[Slot, Booking | None]:
@@ -98,12 +117,16 @@ async def cancel_slot(ctx: OpsContext, actor: Actor, slot_id: int, *, note: str)
     return slot, booking
 
 
-async def list_doctors(ctx: OpsContext, *, query: str, page_size: int, page_token: str) -> tuple[list[Doctor], str]:
-    filters = DoctorFilters(query=query)
+async def list_doctors(
+    ctx: OpsContext, *, query: str, page_size: int, page_token: str, is_retired_shown: bool = False
+) -> tuple[list[Doctor], str]:
+    filters = DoctorFilters(query=query, is_retired_shown=is_retired_shown)
     key = decode_page_token(page_token, filters, shape=(str, int))
     after = (str(key[0]), int(key[1])) if key else None
     async with ctx.pool.acquire() as conn:
-        rows = await db_inventory.list_doctors(conn, query=query, after=after, limit=page_size + 1)
+        rows = await db_inventory.list_doctors(
+            conn, query=query, after=after, limit=page_size + 1, is_retired_shown=is_retired_shown
+        )
     page = rows[:page_size]
     token = encode_page_token([page[-1].name, page[-1].id], filters) if len(rows) > page_size else ""
     return page, token

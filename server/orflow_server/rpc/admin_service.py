@@ -16,6 +16,7 @@ from ..domain.rules import MAX_EQUIPMENT_QUANTITY
 from ..domain.sites import time_zone_violations, turnover_violations
 from ..ops import audit as audit_ops
 from ..ops import bookings as booking_ops
+from ..ops import edits as edit_ops
 from ..ops import inventory as inventory_ops
 from ..ops import seed as seed_ops
 from ..ops import slots as slot_ops
@@ -26,6 +27,29 @@ from .validate import RequestChecker
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_EQUIPMENT_PER_SLOT = 50
+
+# Update masks (AIP-134): the paths each Update call can set, and those it must refuse as output only.
+# A room moved to another site, or its own turnover changed (unset: back to the server's default), applies to
+# bookings made from then on; a booking keeps the turnover in force when it was made.
+ROOM_PATHS = frozenset({"name", "site_id", "turnover"})
+DOCTOR_PATHS = frozenset({"name", "specialty"})
+EQUIPMENT_PATHS = frozenset({"name", "quantity"})
+SLOT_PATHS = frozenset({"procedure_type", "start_time", "end_time", "room.id", "doctor.id"})
+_OUTPUT_ONLY = frozenset({"id", "etag", "retire_time"})
+SLOT_OUTPUT_ONLY = _OUTPUT_ONLY | {
+    "available",
+    "create_time",
+    "cancel_time",
+    "room",
+    "room.name",
+    "room.etag",
+    "room.retire_time",
+    "doctor",
+    "doctor.name",
+    "doctor.specialty",
+    "doctor.etag",
+    "doctor.retire_time",
+}
 
 
 class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
@@ -168,3 +192,115 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         return pb.ListAuditEventsResponse(
             events=[convert.audit_event_to_proto(e) for e in events], next_page_token=token
         )
+
+    # Edits (AIP-134) and retirements
+
+    async def UpdateRoom(self, request: pb.UpdateRoomRequest, context: Context) -> pb.UpdateRoomResponse:
+        check = RequestChecker()
+        room_id = check.positive_id("room.id", request.room.id)
+        paths = check.update_mask(request.update_mask, request.room, editable=ROOM_PATHS, output_only=_OUTPUT_ONLY)
+        changes: dict[str, Any] = {}
+        if "name" in paths:
+            changes["name"] = check.text("room.name", request.room.name, max_length=200)
+        if "site_id" in paths:
+            changes["site_id"] = check.positive_id("room.site_id", request.room.site_id)
+        if "turnover" in paths:
+            is_set = request.room.HasField("turnover")
+            turnover = check.duration("room.turnover", request.room.turnover, is_set=is_set)
+            if turnover is not None and request.room.turnover.nanos:
+                check.fail("room.turnover", "must be a whole number of seconds")
+            elif turnover is not None:
+                check.violations.extend(turnover_violations("room.turnover", turnover))
+            changes["turnover"] = turnover
+        check.raise_if_any()
+        room = await edit_ops.update_room(self._ctx, current_actor(), room_id, etag=request.room.etag, changes=changes)
+        return pb.UpdateRoomResponse(room=convert.room_to_proto(room))
+
+    async def UpdateDoctor(self, request: pb.UpdateDoctorRequest, context: Context) -> pb.UpdateDoctorResponse:
+        check = RequestChecker()
+        doctor = request.doctor
+        doctor_id = check.positive_id("doctor.id", doctor.id)
+        paths = check.update_mask(request.update_mask, doctor, editable=DOCTOR_PATHS, output_only=_OUTPUT_ONLY)
+        changes = {path: check.text(f"doctor.{path}", getattr(doctor, path), max_length=200) for path in paths}
+        check.raise_if_any()
+        updated = await edit_ops.update_doctor(self._ctx, current_actor(), doctor_id, etag=doctor.etag, changes=changes)
+        return pb.UpdateDoctorResponse(doctor=convert.doctor_to_proto(updated))
+
+    async def UpdateEquipment(self, request: pb.UpdateEquipmentRequest, context: Context) -> pb.UpdateEquipmentResponse:
+        check = RequestChecker()
+        item = request.equipment
+        equipment_id = check.positive_id("equipment.id", item.id)
+        paths = check.update_mask(request.update_mask, item, editable=EQUIPMENT_PATHS, output_only=_OUTPUT_ONLY)
+        changes: dict[str, Any] = {}
+        if "name" in paths:
+            changes["name"] = check.text("equipment.name", item.name, max_length=200)
+        if "quantity" in paths:
+            if not 0 <= item.quantity <= MAX_EQUIPMENT_QUANTITY:
+                check.fail("equipment.quantity", f"must be between 0 and {MAX_EQUIPMENT_QUANTITY}")
+            changes["quantity"] = item.quantity
+        check.raise_if_any()
+        updated = await edit_ops.update_equipment(
+            self._ctx, current_actor(), equipment_id, etag=item.etag, changes=changes
+        )
+        return pb.UpdateEquipmentResponse(equipment=convert.equipment_to_proto(updated))
+
+    async def UpdateSlot(self, request: pb.UpdateSlotRequest, context: Context) -> pb.UpdateSlotResponse:
+        check = RequestChecker()
+        slot = request.slot
+        slot_id = check.positive_id("slot.id", slot.id)
+        paths = check.update_mask(request.update_mask, slot, editable=SLOT_PATHS, output_only=SLOT_OUTPUT_ONLY)
+        changes: dict[str, Any] = {}
+        if "procedure_type" in paths:
+            changes["procedure_type"] = check.text("slot.procedure_type", slot.procedure_type, max_length=200)
+        for name in ("start_time", "end_time"):
+            if name in paths:
+                changes[name] = check.required_timestamp(f"slot.{name}", slot, name)
+        if "room.id" in paths:
+            changes["room_id"] = check.positive_id("slot.room.id", slot.room.id)
+        if "doctor.id" in paths:
+            changes["doctor_id"] = check.positive_id("slot.doctor.id", slot.doctor.id)
+        check.raise_if_any()
+        updated = await edit_ops.update_slot(self._ctx, current_actor(), slot_id, etag=slot.etag, changes=changes)
+        return pb.UpdateSlotResponse(slot=convert.slot_to_proto(updated))
+
+    async def RetireRoom(self, request: pb.RetireRoomRequest, context: Context) -> pb.RetireRoomResponse:
+        room_id, how = _retire_request("room_id", request.room_id, request)
+        room, cancelled = await edit_ops.retire_room(self._ctx, current_actor(), room_id, **how)
+        return pb.RetireRoomResponse(
+            room=convert.room_to_proto(room), cancelled_bookings=[convert.booking_to_proto(b) for b in cancelled]
+        )
+
+    async def RetireDoctor(self, request: pb.RetireDoctorRequest, context: Context) -> pb.RetireDoctorResponse:
+        doctor_id, how = _retire_request("doctor_id", request.doctor_id, request)
+        doctor, cancelled = await edit_ops.retire_doctor(self._ctx, current_actor(), doctor_id, **how)
+        return pb.RetireDoctorResponse(
+            doctor=convert.doctor_to_proto(doctor), cancelled_bookings=[convert.booking_to_proto(b) for b in cancelled]
+        )
+
+    async def RetireEquipment(self, request: pb.RetireEquipmentRequest, context: Context) -> pb.RetireEquipmentResponse:
+        equipment_id, how = _retire_request("equipment_id", request.equipment_id, request)
+        item, cancelled = await edit_ops.retire_equipment(self._ctx, current_actor(), equipment_id, **how)
+        return pb.RetireEquipmentResponse(
+            equipment=convert.equipment_to_proto(item),
+            cancelled_bookings=[convert.booking_to_proto(b) for b in cancelled],
+        )
+
+    async def RetireSlot(self, request: pb.RetireSlotRequest, context: Context) -> pb.RetireSlotResponse:
+        slot_id, how = _retire_request("slot_id", request.slot_id, request)
+        slot, cancelled = await edit_ops.retire_slot(self._ctx, current_actor(), slot_id, **how)
+        return pb.RetireSlotResponse(
+            slot=convert.slot_to_proto(slot), cancelled_bookings=[convert.booking_to_proto(b) for b in cancelled]
+        )
+
+
+RetireRequest = pb.RetireRoomRequest | pb.RetireDoctorRequest | pb.RetireEquipmentRequest | pb.RetireSlotRequest
+
+
+def _retire_request(field: str, resource_id: int, request: RetireRequest) -> tuple[int, dict[str, Any]]:
+    """The four Retire requests share one shape: the id, then etag, cancel_bookings and note."""
+    check = RequestChecker()
+    check.positive_id(field, resource_id)
+    note = check.text("note", request.note, max_length=500, is_required=False)
+    etag = check.text("etag", request.etag, max_length=100, is_required=False)
+    check.raise_if_any()
+    return resource_id, {"etag": etag, "cancel_bookings": request.cancel_bookings, "note": note}

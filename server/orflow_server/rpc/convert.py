@@ -19,6 +19,7 @@ from ..domain.models import (
     Room,
     Site,
     Slot,
+    etag_for,
 )
 
 STATUS_TO_PROTO: dict[BookingStatus, booking_pb2.BookingStatus.ValueType] = {
@@ -80,15 +81,34 @@ def room_to_proto(room: Room) -> resources_pb2.Room:
     if room.turnover is not None:
         turnover = duration_pb2.Duration()
         turnover.FromTimedelta(room.turnover)
-    return resources_pb2.Room(id=room.id, name=room.name, site_id=room.site_id, turnover=turnover)
+    return resources_pb2.Room(
+        id=room.id,
+        name=room.name,
+        site_id=room.site_id,
+        turnover=turnover,
+        etag=etag_for(room.revision),
+        retire_time=_optional_timestamp(room.retire_time),
+    )
 
 
 def doctor_to_proto(doctor: Doctor) -> resources_pb2.Doctor:
-    return resources_pb2.Doctor(id=doctor.id, name=doctor.name, specialty=doctor.specialty)
+    return resources_pb2.Doctor(
+        id=doctor.id,
+        name=doctor.name,
+        specialty=doctor.specialty,
+        etag=etag_for(doctor.revision),
+        retire_time=_optional_timestamp(doctor.retire_time),
+    )
 
 
 def equipment_to_proto(equipment: Equipment) -> resources_pb2.Equipment:
-    return resources_pb2.Equipment(id=equipment.id, name=equipment.name, quantity=equipment.quantity)
+    return resources_pb2.Equipment(
+        id=equipment.id,
+        name=equipment.name,
+        quantity=equipment.quantity,
+        etag=etag_for(equipment.revision),
+        retire_time=_optional_timestamp(equipment.retire_time),
+    )
 
 
 def slot_to_proto(slot: Slot) -> resources_pb2.Slot:
@@ -109,6 +129,8 @@ def slot_to_proto(slot: Slot) -> resources_pb2.Slot:
         create_time=timestamp(slot.create_time),
         cancel_time=_optional_timestamp(slot.cancel_time),
         site=_optional_site(slot.site),
+        etag=etag_for(slot.revision),
+        retire_time=_optional_timestamp(slot.retire_time),
     )
 
 

@@ -43,6 +43,7 @@ CODES: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
     errors.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
     errors.ConflictError: grpc.StatusCode.ABORTED,
+    errors.EtagMismatchError: grpc.StatusCode.ABORTED,
     errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,

@@ -73,6 +73,7 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
             is_available_only=request.available_only,
             site_id=check.optional_id("site_id", request.site_id),
             day=check.local_date("day", request.day, is_set=request.HasField("day")),
+            is_retired_shown=request.show_retired,
         )
         if filters.window_start and filters.window_end and filters.window_end <= filters.window_start:
             check.fail("window_end", "must be after window_start")
@@ -95,7 +96,11 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
         query = check.text("query", request.query, max_length=200, is_required=False)
         check.raise_if_any()
         doctors, token = await ops.list_doctors(
-            self._ctx, query=query, page_size=page_size_or_default(request.page_size), page_token=request.page_token
+            self._ctx,
+            query=query,
+            page_size=page_size_or_default(request.page_size),
+            page_token=request.page_token,
+            is_retired_shown=request.show_retired,
         )
         return pb.ListDoctorsResponse(doctors=[convert.doctor_to_proto(d) for d in doctors], next_page_token=token)
 

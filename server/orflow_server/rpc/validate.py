@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
+from ..domain.edits import mask_violations
 from ..domain.errors import FieldViolation, InvalidArgumentError
 from ..domain.text import has_refused_characters
 
@@ -103,6 +104,35 @@ class RequestChecker:
             return None
         return known[value]
 
+    def update_mask(
+        self,
+        mask: field_mask_pb2.FieldMask,
+        resource: Message,
+        *,
+        editable: Collection[str],
+        output_only: Collection[str],
+    ) -> list[str]:
+        """The editable paths to set (AIP-134); an empty mask means every editable field the resource sets."""
+        if not mask.paths:
+            paths = [path for path in sorted(editable) if _is_set(resource, path)]
+            if not paths:
+                self.fail("update_mask", "is empty and the resource sets no field that can be changed")
+            return paths
+        self.violations.extend(mask_violations(list(mask.paths), editable=editable, output_only=output_only))
+        return [path for path in mask.paths if path in editable]
+
     def raise_if_any(self) -> None:
         if self.violations:
             raise InvalidArgumentError(self.violations)
+
+
+def _is_set(message: Message, path: str) -> bool:
+    """Whether a dotted path holds a non-default value (a message field: is present)."""
+    *parents, leaf = path.split(".")
+    for name in parents:
+        if not message.HasField(name):
+            return False
+        message = getattr(message, name)
+    if message.DESCRIPTOR.fields_by_name[leaf].message_type is not None:
+        return message.HasField(leaf)
+    return bool(getattr(message, leaf))

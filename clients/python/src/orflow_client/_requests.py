@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from orflow.v1 import admin_service_pb2, booking_pb2, resources_pb2, slot_service_pb2
 
 
@@ -47,6 +47,7 @@ def list_slots(
     available_only: bool,
     site_id: int = 0,
     day: date | None = None,
+    show_retired: bool = False,
 ) -> slot_service_pb2.ListSlotsRequest:
     return slot_service_pb2.ListSlotsRequest(
         page_size=page_size,
@@ -59,6 +60,7 @@ def list_slots(
         available_only=available_only,
         site_id=site_id,
         day=local_date(day),
+        show_retired=show_retired,
     )
 
 
@@ -93,3 +95,64 @@ def create_slot(
         end_time=timestamp(end_time),
         required_equipment=needs,
     )
+
+
+def _mask(fields: Mapping[str, object]) -> field_mask_pb2.FieldMask:
+    """The update mask naming the fields a caller gave (None means: leave it as it is)."""
+    return field_mask_pb2.FieldMask(paths=[path for path, value in fields.items() if value is not None])
+
+
+def update_room(
+    room_id: int, *, etag: str, name: str | None, site_id: int | None, turnover: timedelta | None
+) -> admin_service_pb2.UpdateRoomRequest:
+    room = resources_pb2.Room(id=room_id, etag=etag, name=name or "", site_id=site_id or 0, turnover=duration(turnover))
+    return admin_service_pb2.UpdateRoomRequest(
+        room=room, update_mask=_mask({"name": name, "site_id": site_id, "turnover": turnover})
+    )
+
+
+def update_doctor(
+    doctor_id: int, *, etag: str, name: str | None, specialty: str | None
+) -> admin_service_pb2.UpdateDoctorRequest:
+    doctor = resources_pb2.Doctor(id=doctor_id, etag=etag, name=name or "", specialty=specialty or "")
+    return admin_service_pb2.UpdateDoctorRequest(
+        doctor=doctor, update_mask=_mask({"name": name, "specialty": specialty})
+    )
+
+
+def update_equipment(
+    equipment_id: int, *, etag: str, name: str | None, quantity: int | None
+) -> admin_service_pb2.UpdateEquipmentRequest:
+    item = resources_pb2.Equipment(id=equipment_id, etag=etag, name=name or "", quantity=quantity or 0)
+    return admin_service_pb2.UpdateEquipmentRequest(
+        equipment=item, update_mask=_mask({"name": name, "quantity": quantity})
+    )
+
+
+def update_slot(
+    slot_id: int,
+    *,
+    etag: str,
+    procedure_type: str | None,
+    start_time: datetime | None,
+    end_time: datetime | None,
+    room_id: int | None,
+    doctor_id: int | None,
+) -> admin_service_pb2.UpdateSlotRequest:
+    slot = resources_pb2.Slot(
+        id=slot_id,
+        etag=etag,
+        procedure_type=procedure_type or "",
+        start_time=timestamp(start_time),
+        end_time=timestamp(end_time),
+        room=resources_pb2.Room(id=room_id or 0),
+        doctor=resources_pb2.Doctor(id=doctor_id or 0),
+    )
+    fields = {
+        "procedure_type": procedure_type,
+        "start_time": start_time,
+        "end_time": end_time,
+        "room.id": room_id,
+        "doctor.id": doctor_id,
+    }
+    return admin_service_pb2.UpdateSlotRequest(slot=slot, update_mask=_mask(fields))

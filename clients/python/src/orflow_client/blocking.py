@@ -112,6 +112,7 @@ class BlockingOrFlowClient:
         available_only: bool = False,
         site_id: int = 0,
         day: date | None = None,
+        show_retired: bool = False,
         timeout: float | None = None,
     ) -> slot_service_pb2.ListSlotsResponse:
         """One page of slots; `day` (with `site_id`) is a calendar day in the site's time zone."""
@@ -126,6 +127,7 @@ class BlockingOrFlowClient:
             available_only=available_only,
             site_id=site_id,
             day=day,
+            show_retired=show_retired,
         )
         return self._call(self._slots.ListSlots, request, timeout)
 
@@ -140,6 +142,7 @@ class BlockingOrFlowClient:
         available_only: bool = False,
         site_id: int = 0,
         day: date | None = None,
+        show_retired: bool = False,
         page_size: int = 0,
     ) -> Iterator[resources_pb2.Slot]:
         """Every matching slot in start-time order, fetching pages as the caller iterates.
@@ -159,6 +162,7 @@ class BlockingOrFlowClient:
             "available_only": available_only,
             "site_id": site_id,
             "day": day,
+            "show_retired": show_retired,
         }
         return self._walk(lambda token: self.list_slots_page(page_token=token, **query), lambda page: page.slots)
 
@@ -167,15 +171,27 @@ class BlockingOrFlowClient:
         return reply.slot
 
     def list_doctors_page(
-        self, *, query: str = "", page_size: int = 0, page_token: str = "", timeout: float | None = None
+        self,
+        *,
+        query: str = "",
+        show_retired: bool = False,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
     ) -> slot_service_pb2.ListDoctorsResponse:
-        request = slot_service_pb2.ListDoctorsRequest(query=query, page_size=page_size, page_token=page_token)
+        request = slot_service_pb2.ListDoctorsRequest(
+            query=query, show_retired=show_retired, page_size=page_size, page_token=page_token
+        )
         return self._call(self._slots.ListDoctors, request, timeout)
 
-    def list_doctors(self, *, query: str = "", page_size: int = 0) -> Iterator[resources_pb2.Doctor]:
-        """Surgeons whose name or specialty matches `query` (all when empty)."""
+    def list_doctors(
+        self, *, query: str = "", show_retired: bool = False, page_size: int = 0
+    ) -> Iterator[resources_pb2.Doctor]:
+        """Surgeons whose name or specialty matches `query` (all when empty); retired ones only if asked."""
         return self._walk(
-            lambda token: self.list_doctors_page(query=query, page_size=page_size, page_token=token),
+            lambda token: self.list_doctors_page(
+                query=query, show_retired=show_retired, page_size=page_size, page_token=token
+            ),
             lambda page: page.doctors,
         )
 
@@ -416,6 +432,132 @@ class BlockingOrFlowClient:
     def list_equipment(self, *, timeout: float | None = None) -> list[resources_pb2.Equipment]:
         reply = self._call(self._admin.ListEquipment, admin_service_pb2.ListEquipmentRequest(), timeout)
         return list(reply.equipment)
+
+    # Edits (AIP-134: only the fields given are changed) and retirements. `etag` is the one the resource
+    # carried when read; a change made since makes the call raise EtagMismatch. Empty skips the check.
+
+    def update_room(
+        self,
+        room_id: int,
+        *,
+        name: str | None = None,
+        site_id: int | None = None,
+        turnover: timedelta | None = None,
+        etag: str = "",
+        timeout: float | None = None,
+    ) -> resources_pb2.Room:
+        """Changes the fields given (the update mask names exactly those); a new turnover applies to later bookings."""
+        request = _requests.update_room(room_id, etag=etag, name=name, site_id=site_id, turnover=turnover)
+        return self._call(self._admin.UpdateRoom, request, timeout).room
+
+    def update_doctor(
+        self,
+        doctor_id: int,
+        *,
+        name: str | None = None,
+        specialty: str | None = None,
+        etag: str = "",
+        timeout: float | None = None,
+    ) -> resources_pb2.Doctor:
+        request = _requests.update_doctor(doctor_id, etag=etag, name=name, specialty=specialty)
+        return self._call(self._admin.UpdateDoctor, request, timeout).doctor
+
+    def update_equipment(
+        self,
+        equipment_id: int,
+        *,
+        name: str | None = None,
+        quantity: int | None = None,
+        etag: str = "",
+        timeout: float | None = None,
+    ) -> resources_pb2.Equipment:
+        """A lower `quantity` than booked cases need at once raises EquipmentInUse naming the bookings."""
+        request = _requests.update_equipment(equipment_id, etag=etag, name=name, quantity=quantity)
+        return self._call(self._admin.UpdateEquipment, request, timeout).equipment
+
+    def update_slot(
+        self,
+        slot_id: int,
+        *,
+        procedure_type: str | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        room_id: int | None = None,
+        doctor_id: int | None = None,
+        etag: str = "",
+        timeout: float | None = None,
+    ) -> resources_pb2.Slot:
+        """Moves or renames a slot; a move that would double-book its booking raises that conflict (RoomBusy...)."""
+        request = _requests.update_slot(
+            slot_id,
+            etag=etag,
+            procedure_type=procedure_type,
+            start_time=start_time,
+            end_time=end_time,
+            room_id=room_id,
+            doctor_id=doctor_id,
+        )
+        return self._call(self._admin.UpdateSlot, request, timeout).slot
+
+    def retire_room(
+        self,
+        room_id: int,
+        *,
+        etag: str = "",
+        cancel_bookings: bool = False,
+        note: str = "",
+        timeout: float | None = None,
+    ) -> admin_service_pb2.RetireRoomResponse:
+        """Retires the room; future bookings in it raise ResourceInUse unless `cancel_bookings` cancels them."""
+        request = admin_service_pb2.RetireRoomRequest(
+            room_id=room_id, etag=etag, cancel_bookings=cancel_bookings, note=note
+        )
+        return self._call(self._admin.RetireRoom, request, timeout)
+
+    def retire_doctor(
+        self,
+        doctor_id: int,
+        *,
+        etag: str = "",
+        cancel_bookings: bool = False,
+        note: str = "",
+        timeout: float | None = None,
+    ) -> admin_service_pb2.RetireDoctorResponse:
+        """Retires the surgeon; cancelled bookings get reason SURGEON_UNAVAILABLE."""
+        request = admin_service_pb2.RetireDoctorRequest(
+            doctor_id=doctor_id, etag=etag, cancel_bookings=cancel_bookings, note=note
+        )
+        return self._call(self._admin.RetireDoctor, request, timeout)
+
+    def retire_equipment(
+        self,
+        equipment_id: int,
+        *,
+        etag: str = "",
+        cancel_bookings: bool = False,
+        note: str = "",
+        timeout: float | None = None,
+    ) -> admin_service_pb2.RetireEquipmentResponse:
+        """Retires the equipment type; cancelled bookings get reason EQUIPMENT_UNAVAILABLE."""
+        request = admin_service_pb2.RetireEquipmentRequest(
+            equipment_id=equipment_id, etag=etag, cancel_bookings=cancel_bookings, note=note
+        )
+        return self._call(self._admin.RetireEquipment, request, timeout)
+
+    def retire_slot(
+        self,
+        slot_id: int,
+        *,
+        etag: str = "",
+        cancel_bookings: bool = False,
+        note: str = "",
+        timeout: float | None = None,
+    ) -> admin_service_pb2.RetireSlotResponse:
+        """Retires the slot; its cancelled booking gets reason SLOT_CANCELLED."""
+        request = admin_service_pb2.RetireSlotRequest(
+            slot_id=slot_id, etag=etag, cancel_bookings=cancel_bookings, note=note
+        )
+        return self._call(self._admin.RetireSlot, request, timeout)
 
     def list_audit_events_page(
         self,

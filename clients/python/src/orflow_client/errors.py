@@ -148,6 +148,22 @@ class SlotInUse(FailedPrecondition):
     """CancelSlot on a slot whose case is in progress or completed; `metadata["status"]` names its state."""
 
 
+class EtagMismatch(OrFlowError):
+    """ABORTED: the resource changed since you read it (`metadata["etag"]` is its current etag); nothing changed."""
+
+
+class EquipmentInUse(FailedPrecondition):
+    """A lower equipment count than booked cases need at once; `metadata["booking_ids"]` names them."""
+
+
+class ResourceInUse(FailedPrecondition):
+    """A retire refused: future bookings depend on it (`metadata["booking_ids"]`); pass cancel_bookings=True."""
+
+
+class ResourceRetired(FailedPrecondition):
+    """Booking, editing or publishing with something retired; `metadata` names the resource and id."""
+
+
 class Unauthenticated(OrFlowError):
     """No token, or one that is expired, malformed or wrongly signed."""
 
@@ -192,6 +208,10 @@ BY_REASON: dict[ErrorReason.ValueType, type[OrFlowError]] = {
     error_reason_pb2.ERROR_REASON_SLOT_CANCELLED: SlotCancelled,
     error_reason_pb2.ERROR_REASON_SLOT_IN_USE: SlotInUse,
     error_reason_pb2.ERROR_REASON_REQUEST_ID_REUSED: RequestIdReused,
+    error_reason_pb2.ERROR_REASON_ETAG_MISMATCH: EtagMismatch,
+    error_reason_pb2.ERROR_REASON_EQUIPMENT_IN_USE: EquipmentInUse,
+    error_reason_pb2.ERROR_REASON_RESOURCE_IN_USE: ResourceInUse,
+    error_reason_pb2.ERROR_REASON_RESOURCE_RETIRED: ResourceRetired,
 }
 """ErrorInfo reasons (domain "orflow") that have a class of their own."""
 

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -686,3 +687,491 @@ class CancelSlotResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelSlotResponse: _TypeAlias = CancelSlotResponse  # noqa: Y015
+
+@_typing.final
+class UpdateRoomRequest(_message.Message):
+    """Request for UpdateRoom."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def room(self) -> _resources_pb2.Room:
+        """The room: its id says which; the fields update_mask names are set."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change. Empty: every editable field set to a non-default
+        value in `room`.
+        """
+
+    def __init__(
+        self,
+        *,
+        room: _resources_pb2.Room | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRoomRequest: _TypeAlias = UpdateRoomRequest  # noqa: Y015
+
+@_typing.final
+class UpdateRoomResponse(_message.Message):
+    """Response for UpdateRoom."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def room(self) -> _resources_pb2.Room:
+        """The room as it is now, with its new etag."""
+
+    def __init__(
+        self,
+        *,
+        room: _resources_pb2.Room | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room", b"room"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRoomResponse: _TypeAlias = UpdateRoomResponse  # noqa: Y015
+
+@_typing.final
+class RetireRoomRequest(_message.Message):
+    """Request for RetireRoom."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    CANCEL_BOOKINGS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.int
+    """The room to retire."""
+    etag: _builtins.str
+    """The etag the caller read; empty skips the check."""
+    cancel_bookings: _builtins.bool
+    """Cancel the future active bookings that depend on it (otherwise they
+    make the call fail with RESOURCE_IN_USE).
+    """
+    note: _builtins.str
+    """Why, at most 500 characters; copied to each cancelled booking."""
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.int = ...,
+        etag: _builtins.str = ...,
+        cancel_bookings: _builtins.bool = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_bookings", b"cancel_bookings", "etag", b"etag", "note", b"note", "room_id", b"room_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireRoomRequest: _TypeAlias = RetireRoomRequest  # noqa: Y015
+
+@_typing.final
+class RetireRoomResponse(_message.Message):
+    """Response for RetireRoom."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    CANCELLED_BOOKINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def room(self) -> _resources_pb2.Room:
+        """The retired room."""
+
+    @_builtins.property
+    def cancelled_bookings(self) -> _containers.RepeatedCompositeFieldContainer[_booking_pb2.Booking]:
+        """The bookings this cancelled (none on a repeat)."""
+
+    def __init__(
+        self,
+        *,
+        room: _resources_pb2.Room | None = ...,
+        cancelled_bookings: _abc.Iterable[_booking_pb2.Booking] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_bookings", b"cancelled_bookings", "room", b"room"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireRoomResponse: _TypeAlias = RetireRoomResponse  # noqa: Y015
+
+@_typing.final
+class UpdateDoctorRequest(_message.Message):
+    """Request for UpdateDoctor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCTOR_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def doctor(self) -> _resources_pb2.Doctor:
+        """The surgeon: its id says which; the fields update_mask names are set."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change. Empty: every editable field set to a non-default
+        value in `doctor`.
+        """
+
+    def __init__(
+        self,
+        *,
+        doctor: _resources_pb2.Doctor | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["doctor", b"doctor", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["doctor", b"doctor", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateDoctorRequest: _TypeAlias = UpdateDoctorRequest  # noqa: Y015
+
+@_typing.final
+class UpdateDoctorResponse(_message.Message):
+    """Response for UpdateDoctor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCTOR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def doctor(self) -> _resources_pb2.Doctor:
+        """The surgeon as it is now, with its new etag."""
+
+    def __init__(
+        self,
+        *,
+        doctor: _resources_pb2.Doctor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["doctor", b"doctor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["doctor", b"doctor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateDoctorResponse: _TypeAlias = UpdateDoctorResponse  # noqa: Y015
+
+@_typing.final
+class RetireDoctorRequest(_message.Message):
+    """Request for RetireDoctor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCTOR_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    CANCEL_BOOKINGS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    doctor_id: _builtins.int
+    """The surgeon to retire."""
+    etag: _builtins.str
+    """The etag the caller read; empty skips the check."""
+    cancel_bookings: _builtins.bool
+    """Cancel the future active bookings that depend on it (otherwise they
+    make the call fail with RESOURCE_IN_USE).
+    """
+    note: _builtins.str
+    """Why, at most 500 characters; copied to each cancelled booking."""
+    def __init__(
+        self,
+        *,
+        doctor_id: _builtins.int = ...,
+        etag: _builtins.str = ...,
+        cancel_bookings: _builtins.bool = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_bookings", b"cancel_bookings", "doctor_id", b"doctor_id", "etag", b"etag", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireDoctorRequest: _TypeAlias = RetireDoctorRequest  # noqa: Y015
+
+@_typing.final
+class RetireDoctorResponse(_message.Message):
+    """Response for RetireDoctor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCTOR_FIELD_NUMBER: _builtins.int
+    CANCELLED_BOOKINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def doctor(self) -> _resources_pb2.Doctor:
+        """The retired surgeon."""
+
+    @_builtins.property
+    def cancelled_bookings(self) -> _containers.RepeatedCompositeFieldContainer[_booking_pb2.Booking]:
+        """The bookings this cancelled (none on a repeat)."""
+
+    def __init__(
+        self,
+        *,
+        doctor: _resources_pb2.Doctor | None = ...,
+        cancelled_bookings: _abc.Iterable[_booking_pb2.Booking] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["doctor", b"doctor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_bookings", b"cancelled_bookings", "doctor", b"doctor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireDoctorResponse: _TypeAlias = RetireDoctorResponse  # noqa: Y015
+
+@_typing.final
+class UpdateEquipmentRequest(_message.Message):
+    """Request for UpdateEquipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EQUIPMENT_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def equipment(self) -> _resources_pb2.Equipment:
+        """The equipment type: its id says which; the fields update_mask names are set."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change. Empty: every editable field set to a non-default
+        value in `equipment`.
+        """
+
+    def __init__(
+        self,
+        *,
+        equipment: _resources_pb2.Equipment | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["equipment", b"equipment", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["equipment", b"equipment", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateEquipmentRequest: _TypeAlias = UpdateEquipmentRequest  # noqa: Y015
+
+@_typing.final
+class UpdateEquipmentResponse(_message.Message):
+    """Response for UpdateEquipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EQUIPMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def equipment(self) -> _resources_pb2.Equipment:
+        """The equipment type as it is now, with its new etag."""
+
+    def __init__(
+        self,
+        *,
+        equipment: _resources_pb2.Equipment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["equipment", b"equipment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["equipment", b"equipment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateEquipmentResponse: _TypeAlias = UpdateEquipmentResponse  # noqa: Y015
+
+@_typing.final
+class RetireEquipmentRequest(_message.Message):
+    """Request for RetireEquipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EQUIPMENT_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    CANCEL_BOOKINGS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    equipment_id: _builtins.int
+    """The equipment type to retire."""
+    etag: _builtins.str
+    """The etag the caller read; empty skips the check."""
+    cancel_bookings: _builtins.bool
+    """Cancel the future active bookings that depend on it (otherwise they
+    make the call fail with RESOURCE_IN_USE).
+    """
+    note: _builtins.str
+    """Why, at most 500 characters; copied to each cancelled booking."""
+    def __init__(
+        self,
+        *,
+        equipment_id: _builtins.int = ...,
+        etag: _builtins.str = ...,
+        cancel_bookings: _builtins.bool = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_bookings", b"cancel_bookings", "equipment_id", b"equipment_id", "etag", b"etag", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireEquipmentRequest: _TypeAlias = RetireEquipmentRequest  # noqa: Y015
+
+@_typing.final
+class RetireEquipmentResponse(_message.Message):
+    """Response for RetireEquipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EQUIPMENT_FIELD_NUMBER: _builtins.int
+    CANCELLED_BOOKINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def equipment(self) -> _resources_pb2.Equipment:
+        """The retired equipment type."""
+
+    @_builtins.property
+    def cancelled_bookings(self) -> _containers.RepeatedCompositeFieldContainer[_booking_pb2.Booking]:
+        """The bookings this cancelled (none on a repeat)."""
+
+    def __init__(
+        self,
+        *,
+        equipment: _resources_pb2.Equipment | None = ...,
+        cancelled_bookings: _abc.Iterable[_booking_pb2.Booking] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["equipment", b"equipment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_bookings", b"cancelled_bookings", "equipment", b"equipment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireEquipmentResponse: _TypeAlias = RetireEquipmentResponse  # noqa: Y015
+
+@_typing.final
+class UpdateSlotRequest(_message.Message):
+    """Request for UpdateSlot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def slot(self) -> _resources_pb2.Slot:
+        """The slot: its id says which; the fields update_mask names are set."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change. Empty: every editable field set to a non-default
+        value in `slot`.
+        """
+
+    def __init__(
+        self,
+        *,
+        slot: _resources_pb2.Slot | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSlotRequest: _TypeAlias = UpdateSlotRequest  # noqa: Y015
+
+@_typing.final
+class UpdateSlotResponse(_message.Message):
+    """Response for UpdateSlot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def slot(self) -> _resources_pb2.Slot:
+        """The slot as it is now, with its new etag."""
+
+    def __init__(
+        self,
+        *,
+        slot: _resources_pb2.Slot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSlotResponse: _TypeAlias = UpdateSlotResponse  # noqa: Y015
+
+@_typing.final
+class RetireSlotRequest(_message.Message):
+    """Request for RetireSlot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    CANCEL_BOOKINGS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    slot_id: _builtins.int
+    """The slot to retire."""
+    etag: _builtins.str
+    """The etag the caller read; empty skips the check."""
+    cancel_bookings: _builtins.bool
+    """Cancel the future active bookings that depend on it (otherwise they
+    make the call fail with RESOURCE_IN_USE).
+    """
+    note: _builtins.str
+    """Why, at most 500 characters; copied to each cancelled booking."""
+    def __init__(
+        self,
+        *,
+        slot_id: _builtins.int = ...,
+        etag: _builtins.str = ...,
+        cancel_bookings: _builtins.bool = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_bookings", b"cancel_bookings", "etag", b"etag", "note", b"note", "slot_id", b"slot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireSlotRequest: _TypeAlias = RetireSlotRequest  # noqa: Y015
+
+@_typing.final
+class RetireSlotResponse(_message.Message):
+    """Response for RetireSlot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    CANCELLED_BOOKINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def slot(self) -> _resources_pb2.Slot:
+        """The retired slot."""
+
+    @_builtins.property
+    def cancelled_bookings(self) -> _containers.RepeatedCompositeFieldContainer[_booking_pb2.Booking]:
+        """The bookings this cancelled (none on a repeat)."""
+
+    def __init__(
+        self,
+        *,
+        slot: _resources_pb2.Slot | None = ...,
+        cancelled_bookings: _abc.Iterable[_booking_pb2.Booking] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_bookings", b"cancelled_bookings", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireSlotResponse: _TypeAlias = RetireSlotResponse  # noqa: Y015

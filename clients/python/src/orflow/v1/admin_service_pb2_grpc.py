@@ -93,6 +93,46 @@ class AdminServiceStub:
                 request_serializer=orflow_dot_v1_dot_admin__service__pb2.ListEquipmentRequest.SerializeToString,
                 response_deserializer=orflow_dot_v1_dot_admin__service__pb2.ListEquipmentResponse.FromString,
                 _registered_method=True)
+        self.UpdateRoom = channel.unary_unary(
+                '/orflow.v1.AdminService/UpdateRoom',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.UpdateRoomRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.UpdateRoomResponse.FromString,
+                _registered_method=True)
+        self.UpdateDoctor = channel.unary_unary(
+                '/orflow.v1.AdminService/UpdateDoctor',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.UpdateDoctorRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.UpdateDoctorResponse.FromString,
+                _registered_method=True)
+        self.UpdateEquipment = channel.unary_unary(
+                '/orflow.v1.AdminService/UpdateEquipment',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.UpdateEquipmentRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.UpdateEquipmentResponse.FromString,
+                _registered_method=True)
+        self.UpdateSlot = channel.unary_unary(
+                '/orflow.v1.AdminService/UpdateSlot',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.UpdateSlotRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.UpdateSlotResponse.FromString,
+                _registered_method=True)
+        self.RetireRoom = channel.unary_unary(
+                '/orflow.v1.AdminService/RetireRoom',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.RetireRoomRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.RetireRoomResponse.FromString,
+                _registered_method=True)
+        self.RetireDoctor = channel.unary_unary(
+                '/orflow.v1.AdminService/RetireDoctor',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.RetireDoctorRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.RetireDoctorResponse.FromString,
+                _registered_method=True)
+        self.RetireEquipment = channel.unary_unary(
+                '/orflow.v1.AdminService/RetireEquipment',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.RetireEquipmentRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.RetireEquipmentResponse.FromString,
+                _registered_method=True)
+        self.RetireSlot = channel.unary_unary(
+                '/orflow.v1.AdminService/RetireSlot',
+                request_serializer=orflow_dot_v1_dot_admin__service__pb2.RetireSlotRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_admin__service__pb2.RetireSlotResponse.FromString,
+                _registered_method=True)
         self.ListAuditEvents = channel.unary_unary(
                 '/orflow.v1.AdminService/ListAuditEvents',
                 request_serializer=orflow_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.SerializeToString,
@@ -203,6 +243,126 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateRoom(self, request, context):
+        """Changes a room (AIP-134): the fields named in update_mask ("name")
+        are set from `room`; `room.etag`, when not empty, must be the room's
+        current etag (AIP-154).
+        Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+        bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+        read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+        retired), ALREADY_EXISTS (name taken).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDoctor(self, request, context):
+        """Changes a surgeon (AIP-134): the fields named in update_mask ("name", "specialty")
+        are set from `doctor`; `doctor.etag`, when not empty, must be the surgeon's
+        current etag (AIP-154).
+        Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+        bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+        read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+        retired).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateEquipment(self, request, context):
+        """Changes a equipment type (AIP-134): the fields named in update_mask ("name", "quantity")
+        are set from `equipment`; `equipment.etag`, when not empty, must be the equipment type's
+        current etag (AIP-154).
+        The quantity is never lowered below what active bookings still to end
+        need at their busiest moment (checked under the equipment type's row
+        lock, which every booking needing it takes too, so the two serialize).
+        Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+        bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+        read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+        retired; EQUIPMENT_IN_USE, naming the bookings in the way),
+        ALREADY_EXISTS (name taken).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSlot(self, request, context):
+        """Changes a slot (AIP-134): the fields named in update_mask ("procedure_type", "start_time",
+        "end_time", "room.id" (moves it to that room), "doctor.id" (to that surgeon))
+        are set from `slot`; `slot.etag`, when not empty, must be the slot's
+        current etag (AIP-154).
+        Moving a slot that has an active booking re-checks every booking rule
+        for that booking in the same transaction (the one global lock order,
+        the new room and surgeon included); a move that would double-book
+        anything is refused with the booking's conflict reason. A slot that has
+        started cannot be moved.
+        Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+        bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+        read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it, or
+        the room or surgeon it moves to, is retired; SLOT_STARTED;
+        SLOT_CANCELLED), ABORTED (ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY,
+        EQUIPMENT_UNAVAILABLE: the move would double-book its booking).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireRoom(self, request, context):
+        """Retires a room (a soft delete: history and the audit trail keep it): it
+        is never offered or booked again. Refused while future active bookings
+        depend on it, unless cancel_bookings is set: then they are CANCELLED in
+        the same transaction with reason OTHER, the note and the caller as
+        canceller, and announced on WatchSlots. Retiring a retired room again
+        changes nothing.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+        FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireDoctor(self, request, context):
+        """Retires a surgeon (a soft delete: history and the audit trail keep it): it
+        is never offered or booked again. Refused while future active bookings
+        depend on it, unless cancel_bookings is set: then they are CANCELLED in
+        the same transaction with reason SURGEON_UNAVAILABLE, the note and the caller as
+        canceller, and announced on WatchSlots. Retiring a retired surgeon again
+        changes nothing.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+        FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireEquipment(self, request, context):
+        """Retires a equipment type (a soft delete: history and the audit trail keep it): it
+        is never offered or booked again. Refused while future active bookings
+        depend on it, unless cancel_bookings is set: then they are CANCELLED in
+        the same transaction with reason EQUIPMENT_UNAVAILABLE, the note and the caller as
+        canceller, and announced on WatchSlots. Retiring a retired equipment type again
+        changes nothing.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+        FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireSlot(self, request, context):
+        """Retires a slot (a soft delete: history and the audit trail keep it): it
+        is never offered or booked again. Refused while future active bookings
+        depend on it, unless cancel_bookings is set: then they are CANCELLED in
+        the same transaction with reason SLOT_CANCELLED, the note and the caller as
+        canceller, and announced on WatchSlots. Retiring a retired slot again
+        changes nothing.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+        FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEvents(self, request, context):
         """Lists audit events, newest first.
         Errors: INVALID_ARGUMENT (negative page_size, bad page_token, a window
@@ -269,6 +429,46 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListEquipment,
                     request_deserializer=orflow_dot_v1_dot_admin__service__pb2.ListEquipmentRequest.FromString,
                     response_serializer=orflow_dot_v1_dot_admin__service__pb2.ListEquipmentResponse.SerializeToString,
+            ),
+            'UpdateRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRoom,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.UpdateRoomRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.UpdateRoomResponse.SerializeToString,
+            ),
+            'UpdateDoctor': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDoctor,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.UpdateDoctorRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.UpdateDoctorResponse.SerializeToString,
+            ),
+            'UpdateEquipment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateEquipment,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.UpdateEquipmentRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.UpdateEquipmentResponse.SerializeToString,
+            ),
+            'UpdateSlot': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSlot,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.UpdateSlotRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.UpdateSlotResponse.SerializeToString,
+            ),
+            'RetireRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireRoom,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.RetireRoomRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.RetireRoomResponse.SerializeToString,
+            ),
+            'RetireDoctor': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireDoctor,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.RetireDoctorRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.RetireDoctorResponse.SerializeToString,
+            ),
+            'RetireEquipment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireEquipment,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.RetireEquipmentRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.RetireEquipmentResponse.SerializeToString,
+            ),
+            'RetireSlot': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireSlot,
+                    request_deserializer=orflow_dot_v1_dot_admin__service__pb2.RetireSlotRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_admin__service__pb2.RetireSlotResponse.SerializeToString,
             ),
             'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEvents,
@@ -577,6 +777,222 @@ class AdminService:
             '/orflow.v1.AdminService/ListEquipment',
             orflow_dot_v1_dot_admin__service__pb2.ListEquipmentRequest.SerializeToString,
             orflow_dot_v1_dot_admin__service__pb2.ListEquipmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/UpdateRoom',
+            orflow_dot_v1_dot_admin__service__pb2.UpdateRoomRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.UpdateRoomResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDoctor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/UpdateDoctor',
+            orflow_dot_v1_dot_admin__service__pb2.UpdateDoctorRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.UpdateDoctorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateEquipment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/UpdateEquipment',
+            orflow_dot_v1_dot_admin__service__pb2.UpdateEquipmentRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.UpdateEquipmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSlot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/UpdateSlot',
+            orflow_dot_v1_dot_admin__service__pb2.UpdateSlotRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.UpdateSlotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/RetireRoom',
+            orflow_dot_v1_dot_admin__service__pb2.RetireRoomRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.RetireRoomResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireDoctor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/RetireDoctor',
+            orflow_dot_v1_dot_admin__service__pb2.RetireDoctorRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.RetireDoctorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireEquipment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/RetireEquipment',
+            orflow_dot_v1_dot_admin__service__pb2.RetireEquipmentRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.RetireEquipmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireSlot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.AdminService/RetireSlot',
+            orflow_dot_v1_dot_admin__service__pb2.RetireSlotRequest.SerializeToString,
+            orflow_dot_v1_dot_admin__service__pb2.RetireSlotResponse.FromString,
             options,
             channel_credentials,
             insecure,

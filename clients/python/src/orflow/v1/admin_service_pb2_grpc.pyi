@@ -87,6 +87,94 @@ class AdminServiceStub:
     """
     ListEquipment: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListEquipmentRequest, _admin_service_pb2.ListEquipmentResponse]
     """Lists equipment types with their inventory counts, by name."""
+    UpdateRoom: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateRoomRequest, _admin_service_pb2.UpdateRoomResponse]
+    """Changes a room (AIP-134): the fields named in update_mask ("name")
+    are set from `room`; `room.etag`, when not empty, must be the room's
+    current etag (AIP-154).
+    Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+    bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+    read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+    retired), ALREADY_EXISTS (name taken).
+    """
+    UpdateDoctor: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateDoctorRequest, _admin_service_pb2.UpdateDoctorResponse]
+    """Changes a surgeon (AIP-134): the fields named in update_mask ("name", "specialty")
+    are set from `doctor`; `doctor.etag`, when not empty, must be the surgeon's
+    current etag (AIP-154).
+    Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+    bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+    read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+    retired).
+    """
+    UpdateEquipment: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateEquipmentRequest, _admin_service_pb2.UpdateEquipmentResponse]
+    """Changes a equipment type (AIP-134): the fields named in update_mask ("name", "quantity")
+    are set from `equipment`; `equipment.etag`, when not empty, must be the equipment type's
+    current etag (AIP-154).
+    The quantity is never lowered below what active bookings still to end
+    need at their busiest moment (checked under the equipment type's row
+    lock, which every booking needing it takes too, so the two serialize).
+    Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+    bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+    read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+    retired; EQUIPMENT_IN_USE, naming the bookings in the way),
+    ALREADY_EXISTS (name taken).
+    """
+    UpdateSlot: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateSlotRequest, _admin_service_pb2.UpdateSlotResponse]
+    """Changes a slot (AIP-134): the fields named in update_mask ("procedure_type", "start_time",
+    "end_time", "room.id" (moves it to that room), "doctor.id" (to that surgeon))
+    are set from `slot`; `slot.etag`, when not empty, must be the slot's
+    current etag (AIP-154).
+    Moving a slot that has an active booking re-checks every booking rule
+    for that booking in the same transaction (the one global lock order,
+    the new room and surgeon included); a move that would double-book
+    anything is refused with the booking's conflict reason. A slot that has
+    started cannot be moved.
+    Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+    bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+    read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it, or
+    the room or surgeon it moves to, is retired; SLOT_STARTED;
+    SLOT_CANCELLED), ABORTED (ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY,
+    EQUIPMENT_UNAVAILABLE: the move would double-book its booking).
+    """
+    RetireRoom: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RetireRoomRequest, _admin_service_pb2.RetireRoomResponse]
+    """Retires a room (a soft delete: history and the audit trail keep it): it
+    is never offered or booked again. Refused while future active bookings
+    depend on it, unless cancel_bookings is set: then they are CANCELLED in
+    the same transaction with reason OTHER, the note and the caller as
+    canceller, and announced on WatchSlots. Retiring a retired room again
+    changes nothing.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+    FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+    """
+    RetireDoctor: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RetireDoctorRequest, _admin_service_pb2.RetireDoctorResponse]
+    """Retires a surgeon (a soft delete: history and the audit trail keep it): it
+    is never offered or booked again. Refused while future active bookings
+    depend on it, unless cancel_bookings is set: then they are CANCELLED in
+    the same transaction with reason SURGEON_UNAVAILABLE, the note and the caller as
+    canceller, and announced on WatchSlots. Retiring a retired surgeon again
+    changes nothing.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+    FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+    """
+    RetireEquipment: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RetireEquipmentRequest, _admin_service_pb2.RetireEquipmentResponse]
+    """Retires a equipment type (a soft delete: history and the audit trail keep it): it
+    is never offered or booked again. Refused while future active bookings
+    depend on it, unless cancel_bookings is set: then they are CANCELLED in
+    the same transaction with reason EQUIPMENT_UNAVAILABLE, the note and the caller as
+    canceller, and announced on WatchSlots. Retiring a retired equipment type again
+    changes nothing.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+    FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+    """
+    RetireSlot: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RetireSlotRequest, _admin_service_pb2.RetireSlotResponse]
+    """Retires a slot (a soft delete: history and the audit trail keep it): it
+    is never offered or booked again. Refused while future active bookings
+    depend on it, unless cancel_bookings is set: then they are CANCELLED in
+    the same transaction with reason SLOT_CANCELLED, the note and the caller as
+    canceller, and announced on WatchSlots. Retiring a retired slot again
+    changes nothing.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+    FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+    """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]
     """Lists audit events, newest first.
     Errors: INVALID_ARGUMENT (negative page_size, bad page_token, a window
@@ -152,6 +240,94 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
     ListEquipment: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListEquipmentRequest, _admin_service_pb2.ListEquipmentResponse]  # type: ignore[assignment]
     """Lists equipment types with their inventory counts, by name."""
+    UpdateRoom: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateRoomRequest, _admin_service_pb2.UpdateRoomResponse]  # type: ignore[assignment]
+    """Changes a room (AIP-134): the fields named in update_mask ("name")
+    are set from `room`; `room.etag`, when not empty, must be the room's
+    current etag (AIP-154).
+    Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+    bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+    read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+    retired), ALREADY_EXISTS (name taken).
+    """
+    UpdateDoctor: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateDoctorRequest, _admin_service_pb2.UpdateDoctorResponse]  # type: ignore[assignment]
+    """Changes a surgeon (AIP-134): the fields named in update_mask ("name", "specialty")
+    are set from `doctor`; `doctor.etag`, when not empty, must be the surgeon's
+    current etag (AIP-154).
+    Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+    bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+    read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+    retired).
+    """
+    UpdateEquipment: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateEquipmentRequest, _admin_service_pb2.UpdateEquipmentResponse]  # type: ignore[assignment]
+    """Changes a equipment type (AIP-134): the fields named in update_mask ("name", "quantity")
+    are set from `equipment`; `equipment.etag`, when not empty, must be the equipment type's
+    current etag (AIP-154).
+    The quantity is never lowered below what active bookings still to end
+    need at their busiest moment (checked under the equipment type's row
+    lock, which every booking needing it takes too, so the two serialize).
+    Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+    bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+    read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+    retired; EQUIPMENT_IN_USE, naming the bookings in the way),
+    ALREADY_EXISTS (name taken).
+    """
+    UpdateSlot: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateSlotRequest, _admin_service_pb2.UpdateSlotResponse]  # type: ignore[assignment]
+    """Changes a slot (AIP-134): the fields named in update_mask ("procedure_type", "start_time",
+    "end_time", "room.id" (moves it to that room), "doctor.id" (to that surgeon))
+    are set from `slot`; `slot.etag`, when not empty, must be the slot's
+    current etag (AIP-154).
+    Moving a slot that has an active booking re-checks every booking rule
+    for that booking in the same transaction (the one global lock order,
+    the new room and surgeon included); a move that would double-book
+    anything is refused with the booking's conflict reason. A slot that has
+    started cannot be moved.
+    Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+    bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+    read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it, or
+    the room or surgeon it moves to, is retired; SLOT_STARTED;
+    SLOT_CANCELLED), ABORTED (ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY,
+    EQUIPMENT_UNAVAILABLE: the move would double-book its booking).
+    """
+    RetireRoom: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RetireRoomRequest, _admin_service_pb2.RetireRoomResponse]  # type: ignore[assignment]
+    """Retires a room (a soft delete: history and the audit trail keep it): it
+    is never offered or booked again. Refused while future active bookings
+    depend on it, unless cancel_bookings is set: then they are CANCELLED in
+    the same transaction with reason OTHER, the note and the caller as
+    canceller, and announced on WatchSlots. Retiring a retired room again
+    changes nothing.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+    FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+    """
+    RetireDoctor: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RetireDoctorRequest, _admin_service_pb2.RetireDoctorResponse]  # type: ignore[assignment]
+    """Retires a surgeon (a soft delete: history and the audit trail keep it): it
+    is never offered or booked again. Refused while future active bookings
+    depend on it, unless cancel_bookings is set: then they are CANCELLED in
+    the same transaction with reason SURGEON_UNAVAILABLE, the note and the caller as
+    canceller, and announced on WatchSlots. Retiring a retired surgeon again
+    changes nothing.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+    FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+    """
+    RetireEquipment: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RetireEquipmentRequest, _admin_service_pb2.RetireEquipmentResponse]  # type: ignore[assignment]
+    """Retires a equipment type (a soft delete: history and the audit trail keep it): it
+    is never offered or booked again. Refused while future active bookings
+    depend on it, unless cancel_bookings is set: then they are CANCELLED in
+    the same transaction with reason EQUIPMENT_UNAVAILABLE, the note and the caller as
+    canceller, and announced on WatchSlots. Retiring a retired equipment type again
+    changes nothing.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+    FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+    """
+    RetireSlot: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RetireSlotRequest, _admin_service_pb2.RetireSlotResponse]  # type: ignore[assignment]
+    """Retires a slot (a soft delete: history and the audit trail keep it): it
+    is never offered or booked again. Refused while future active bookings
+    depend on it, unless cancel_bookings is set: then they are CANCELLED in
+    the same transaction with reason SLOT_CANCELLED, the note and the caller as
+    canceller, and announced on WatchSlots. Retiring a retired slot again
+    changes nothing.
+    Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+    FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+    """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """Lists audit events, newest first.
     Errors: INVALID_ARGUMENT (negative page_size, bad page_token, a window
@@ -280,6 +456,142 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListEquipmentResponse, _abc.Awaitable[_admin_service_pb2.ListEquipmentResponse]]:
         """Lists equipment types with their inventory counts, by name."""
+
+    @_abc_1.abstractmethod
+    def UpdateRoom(
+        self,
+        request: _admin_service_pb2.UpdateRoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.UpdateRoomResponse, _abc.Awaitable[_admin_service_pb2.UpdateRoomResponse]]:
+        """Changes a room (AIP-134): the fields named in update_mask ("name")
+        are set from `room`; `room.etag`, when not empty, must be the room's
+        current etag (AIP-154).
+        Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+        bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+        read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+        retired), ALREADY_EXISTS (name taken).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateDoctor(
+        self,
+        request: _admin_service_pb2.UpdateDoctorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.UpdateDoctorResponse, _abc.Awaitable[_admin_service_pb2.UpdateDoctorResponse]]:
+        """Changes a surgeon (AIP-134): the fields named in update_mask ("name", "specialty")
+        are set from `doctor`; `doctor.etag`, when not empty, must be the surgeon's
+        current etag (AIP-154).
+        Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+        bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+        read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+        retired).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateEquipment(
+        self,
+        request: _admin_service_pb2.UpdateEquipmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.UpdateEquipmentResponse, _abc.Awaitable[_admin_service_pb2.UpdateEquipmentResponse]]:
+        """Changes a equipment type (AIP-134): the fields named in update_mask ("name", "quantity")
+        are set from `equipment`; `equipment.etag`, when not empty, must be the equipment type's
+        current etag (AIP-154).
+        The quantity is never lowered below what active bookings still to end
+        need at their busiest moment (checked under the equipment type's row
+        lock, which every booking needing it takes too, so the two serialize).
+        Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+        bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+        read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+        retired; EQUIPMENT_IN_USE, naming the bookings in the way),
+        ALREADY_EXISTS (name taken).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateSlot(
+        self,
+        request: _admin_service_pb2.UpdateSlotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.UpdateSlotResponse, _abc.Awaitable[_admin_service_pb2.UpdateSlotResponse]]:
+        """Changes a slot (AIP-134): the fields named in update_mask ("procedure_type", "start_time",
+        "end_time", "room.id" (moves it to that room), "doctor.id" (to that surgeon))
+        are set from `slot`; `slot.etag`, when not empty, must be the slot's
+        current etag (AIP-154).
+        Moving a slot that has an active booking re-checks every booking rule
+        for that booking in the same transaction (the one global lock order,
+        the new room and surgeon included); a move that would double-book
+        anything is refused with the booking's conflict reason. A slot that has
+        started cannot be moved.
+        Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+        bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+        read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it, or
+        the room or surgeon it moves to, is retired; SLOT_STARTED;
+        SLOT_CANCELLED), ABORTED (ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY,
+        EQUIPMENT_UNAVAILABLE: the move would double-book its booking).
+        """
+
+    @_abc_1.abstractmethod
+    def RetireRoom(
+        self,
+        request: _admin_service_pb2.RetireRoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RetireRoomResponse, _abc.Awaitable[_admin_service_pb2.RetireRoomResponse]]:
+        """Retires a room (a soft delete: history and the audit trail keep it): it
+        is never offered or booked again. Refused while future active bookings
+        depend on it, unless cancel_bookings is set: then they are CANCELLED in
+        the same transaction with reason OTHER, the note and the caller as
+        canceller, and announced on WatchSlots. Retiring a retired room again
+        changes nothing.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+        FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+        """
+
+    @_abc_1.abstractmethod
+    def RetireDoctor(
+        self,
+        request: _admin_service_pb2.RetireDoctorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RetireDoctorResponse, _abc.Awaitable[_admin_service_pb2.RetireDoctorResponse]]:
+        """Retires a surgeon (a soft delete: history and the audit trail keep it): it
+        is never offered or booked again. Refused while future active bookings
+        depend on it, unless cancel_bookings is set: then they are CANCELLED in
+        the same transaction with reason SURGEON_UNAVAILABLE, the note and the caller as
+        canceller, and announced on WatchSlots. Retiring a retired surgeon again
+        changes nothing.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+        FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+        """
+
+    @_abc_1.abstractmethod
+    def RetireEquipment(
+        self,
+        request: _admin_service_pb2.RetireEquipmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RetireEquipmentResponse, _abc.Awaitable[_admin_service_pb2.RetireEquipmentResponse]]:
+        """Retires a equipment type (a soft delete: history and the audit trail keep it): it
+        is never offered or booked again. Refused while future active bookings
+        depend on it, unless cancel_bookings is set: then they are CANCELLED in
+        the same transaction with reason EQUIPMENT_UNAVAILABLE, the note and the caller as
+        canceller, and announced on WatchSlots. Retiring a retired equipment type again
+        changes nothing.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+        FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+        """
+
+    @_abc_1.abstractmethod
+    def RetireSlot(
+        self,
+        request: _admin_service_pb2.RetireSlotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RetireSlotResponse, _abc.Awaitable[_admin_service_pb2.RetireSlotResponse]]:
+        """Retires a slot (a soft delete: history and the audit trail keep it): it
+        is never offered or booked again. Refused while future active bookings
+        depend on it, unless cancel_bookings is set: then they are CANCELLED in
+        the same transaction with reason SLOT_CANCELLED, the note and the caller as
+        canceller, and announced on WatchSlots. Retiring a retired slot again
+        changes nothing.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+        FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+        """
 
     @_abc_1.abstractmethod
     def ListAuditEvents(

@@ -91,7 +91,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     stock: inventory is admin-only); or "constraint" (as for SLOT_TAKEN).
     """
     ERROR_REASON_SLOT_STARTED: _ErrorReason.ValueType  # 14
-    """FAILED_PRECONDITION: CreateBooking on a slot that has already started.
+    """FAILED_PRECONDITION: CreateBooking on a slot that has already started,
+    or UpdateSlot moving a slot that has (or moving it to a past time).
     Metadata: none.
     """
     ERROR_REASON_HOLD_EXPIRED: _ErrorReason.ValueType  # 15
@@ -195,6 +196,34 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     exist.
     Metadata: "resource" ("site"), "id".
     """
+    ERROR_REASON_ETAG_MISMATCH: _ErrorReason.ValueType  # 40
+    """Reasons 40-49: editing and retiring (issue 14).
+
+    ABORTED: an Update or Retire call sent an `etag` that is no longer the
+    resource's: it changed since the caller read it. Nothing was changed;
+    read it again (its new etag), decide again, and resend.
+    Metadata: "resource" ("room", "doctor", "equipment", "slot"), "id",
+    "etag" (the current one).
+    """
+    ERROR_REASON_EQUIPMENT_IN_USE: _ErrorReason.ValueType  # 41
+    """FAILED_PRECONDITION: UpdateEquipment lowering the quantity below what
+    active bookings still to end need at their busiest moment.
+    Metadata: "equipment_id", "needed" (that peak, as a decimal string),
+    "booking_ids" (the bookings in use at the moments over the new count,
+    comma-separated ascending ids).
+    """
+    ERROR_REASON_RESOURCE_IN_USE: _ErrorReason.ValueType  # 42
+    """FAILED_PRECONDITION: a Retire call on a resource that future active
+    bookings depend on, without cancel_bookings (or with it, when one of
+    them is a case already IN_PROGRESS, which nothing cancels).
+    Metadata: "resource", "id", "booking_ids" (comma-separated ascending).
+    """
+    ERROR_REASON_RESOURCE_RETIRED: _ErrorReason.ValueType  # 43
+    """FAILED_PRECONDITION: booking, rescheduling onto, editing, or publishing a
+    slot with, something retired: the slot itself, its room, its surgeon or
+    an equipment type it needs.
+    Metadata: "resource" ("slot", "room", "doctor", "equipment"), "id".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the google.rpc.ErrorInfo (domain
@@ -288,7 +317,8 @@ service callers only "needed" and "available" (a patient never learns
 stock: inventory is admin-only); or "constraint" (as for SLOT_TAKEN).
 """
 ERROR_REASON_SLOT_STARTED: ErrorReason.ValueType  # 14
-"""FAILED_PRECONDITION: CreateBooking on a slot that has already started.
+"""FAILED_PRECONDITION: CreateBooking on a slot that has already started,
+or UpdateSlot moving a slot that has (or moving it to a past time).
 Metadata: none.
 """
 ERROR_REASON_HOLD_EXPIRED: ErrorReason.ValueType  # 15
@@ -391,5 +421,33 @@ ERROR_REASON_SITE_NOT_FOUND: ErrorReason.ValueType  # 35
 """NOT_FOUND: CreateRoom, or ListSlots' site_id, names a site that does not
 exist.
 Metadata: "resource" ("site"), "id".
+"""
+ERROR_REASON_ETAG_MISMATCH: ErrorReason.ValueType  # 40
+"""Reasons 40-49: editing and retiring (issue 14).
+
+ABORTED: an Update or Retire call sent an `etag` that is no longer the
+resource's: it changed since the caller read it. Nothing was changed;
+read it again (its new etag), decide again, and resend.
+Metadata: "resource" ("room", "doctor", "equipment", "slot"), "id",
+"etag" (the current one).
+"""
+ERROR_REASON_EQUIPMENT_IN_USE: ErrorReason.ValueType  # 41
+"""FAILED_PRECONDITION: UpdateEquipment lowering the quantity below what
+active bookings still to end need at their busiest moment.
+Metadata: "equipment_id", "needed" (that peak, as a decimal string),
+"booking_ids" (the bookings in use at the moments over the new count,
+comma-separated ascending ids).
+"""
+ERROR_REASON_RESOURCE_IN_USE: ErrorReason.ValueType  # 42
+"""FAILED_PRECONDITION: a Retire call on a resource that future active
+bookings depend on, without cancel_bookings (or with it, when one of
+them is a case already IN_PROGRESS, which nothing cancels).
+Metadata: "resource", "id", "booking_ids" (comma-separated ascending).
+"""
+ERROR_REASON_RESOURCE_RETIRED: ErrorReason.ValueType  # 43
+"""FAILED_PRECONDITION: booking, rescheduling onto, editing, or publishing a
+slot with, something retired: the slot itself, its room, its surgeon or
+an equipment type it needs.
+Metadata: "resource" ("slot", "room", "doctor", "equipment"), "id".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

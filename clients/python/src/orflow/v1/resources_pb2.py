@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19orflow/v1/resources.proto\x12\torflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x04Site\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x11\n\ttime_zone\x18\x04 \x01(\t\"5\n\tLocalDate\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05\"^\n\x04Room\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07site_id\x18\x03 \x01(\x03\x12+\n\x08turnover\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"5\n\x06\x44octor\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tspecialty\x18\x03 \x01(\t\"7\n\tEquipment\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"V\n\x14\x45quipmentRequirement\x12\x14\n\x0c\x65quipment_id\x18\x01 \x01(\x03\x12\x16\n\x0e\x65quipment_name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"\x9b\x03\n\x04Slot\x12\n\n\x02id\x18\x01 \x01(\x03\x12!\n\x06\x64octor\x18\x02 \x01(\x0b\x32\x11.orflow.v1.Doctor\x12\x16\n\x0eprocedure_type\x18\x03 \x01(\t\x12\x1d\n\x04room\x18\x04 \x01(\x0b\x32\x0f.orflow.v1.Room\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x12required_equipment\x18\x07 \x03(\x0b\x32\x1f.orflow.v1.EquipmentRequirement\x12\x11\n\tavailable\x18\x08 \x01(\x08\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63\x61ncel_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04site\x18\x0b \x01(\x0b\x32\x0f.orflow.v1.Siteb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19orflow/v1/resources.proto\x12\torflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x04Site\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x11\n\ttime_zone\x18\x04 \x01(\t\"5\n\tLocalDate\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05\"\x9d\x01\n\x04Room\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07site_id\x18\x03 \x01(\x03\x12+\n\x08turnover\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x65tag\x18\x14 \x01(\t\x12/\n\x0bretire_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x06\x44octor\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tspecialty\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x14 \x01(\t\x12/\n\x0bretire_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\tEquipment\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12\x0c\n\x04\x65tag\x18\x14 \x01(\t\x12/\n\x0bretire_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x14\x45quipmentRequirement\x12\x14\n\x0c\x65quipment_id\x18\x01 \x01(\x03\x12\x16\n\x0e\x65quipment_name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"\xda\x03\n\x04Slot\x12\n\n\x02id\x18\x01 \x01(\x03\x12!\n\x06\x64octor\x18\x02 \x01(\x0b\x32\x11.orflow.v1.Doctor\x12\x16\n\x0eprocedure_type\x18\x03 \x01(\t\x12\x1d\n\x04room\x18\x04 \x01(\x0b\x32\x0f.orflow.v1.Room\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x12required_equipment\x18\x07 \x03(\x0b\x32\x1f.orflow.v1.EquipmentRequirement\x12\x11\n\tavailable\x18\x08 \x01(\x08\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63\x61ncel_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04site\x18\x0b \x01(\x0b\x32\x0f.orflow.v1.Site\x12\x0c\n\x04\x65tag\x18\x14 \x01(\t\x12/\n\x0bretire_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,14 +37,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SITE']._serialized_end=178
   _globals['_LOCALDATE']._serialized_start=180
   _globals['_LOCALDATE']._serialized_end=233
-  _globals['_ROOM']._serialized_start=235
-  _globals['_ROOM']._serialized_end=329
-  _globals['_DOCTOR']._serialized_start=331
-  _globals['_DOCTOR']._serialized_end=384
-  _globals['_EQUIPMENT']._serialized_start=386
-  _globals['_EQUIPMENT']._serialized_end=441
-  _globals['_EQUIPMENTREQUIREMENT']._serialized_start=443
-  _globals['_EQUIPMENTREQUIREMENT']._serialized_end=529
-  _globals['_SLOT']._serialized_start=532
-  _globals['_SLOT']._serialized_end=943
+  _globals['_ROOM']._serialized_start=236
+  _globals['_ROOM']._serialized_end=393
+  _globals['_DOCTOR']._serialized_start=395
+  _globals['_DOCTOR']._serialized_end=511
+  _globals['_EQUIPMENT']._serialized_start=513
+  _globals['_EQUIPMENT']._serialized_end=631
+  _globals['_EQUIPMENTREQUIREMENT']._serialized_start=633
+  _globals['_EQUIPMENTREQUIREMENT']._serialized_end=719
+  _globals['_SLOT']._serialized_start=722
+  _globals['_SLOT']._serialized_end=1196
 # @@protoc_insertion_point(module_scope)

@@ -101,17 +101,32 @@ class Room(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     SITE_ID_FIELD_NUMBER: _builtins.int
     TURNOVER_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    RETIRE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Output only. Server-assigned identifier."""
     name: _builtins.str
     """Display name, unique across every site, e.g. "Apollo Room 101"."""
     site_id: _builtins.int
     """The site (hospital) the room is in."""
+    etag: _builtins.str
+    """Output only. The revision to send back as `etag` when updating or retiring
+    this room (AIP-154): a change made meanwhile makes the call fail with
+    ABORTED / ETAG_MISMATCH instead of overwriting it. Numbered 20+ so the
+    Room's own fields keep the low numbers.
+    """
     @_builtins.property
     def turnover(self) -> _duration_pb2.Duration:
         """How long the room needs between cases (cleaning, set-up), 0 to 24 hours
         in whole seconds; unset means the server's default (ORFLOW_TURNOVER_MINUTES).
         A booking holds the room until its end plus this.
+        """
+
+    @_builtins.property
+    def retire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the room was retired (AdminService.RetireRoom); unset
+        while in service. A retired room is kept for history but can never be
+        booked again.
         """
 
     def __init__(
@@ -121,10 +136,12 @@ class Room(_message.Message):
         name: _builtins.str = ...,
         site_id: _builtins.int = ...,
         turnover: _duration_pb2.Duration | None = ...,
+        etag: _builtins.str = ...,
+        retire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["turnover", b"turnover"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["retire_time", b"retire_time", "turnover", b"turnover"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name", "site_id", b"site_id", "turnover", b"turnover"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "id", b"id", "name", b"name", "retire_time", b"retire_time", "site_id", b"site_id", "turnover", b"turnover"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -139,22 +156,39 @@ class Doctor(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     SPECIALTY_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    RETIRE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Output only. Server-assigned identifier."""
     name: _builtins.str
     """Full name, e.g. "Dr. Meera Iyer"."""
     specialty: _builtins.str
     """Specialty, e.g. "Cardiothoracic Surgery"."""
+    etag: _builtins.str
+    """Output only. The revision to send back as `etag` when updating or retiring
+    this surgeon (AIP-154): a change made meanwhile makes the call fail with
+    ABORTED / ETAG_MISMATCH instead of overwriting it. Numbered 20+ so the
+    Doctor's own fields keep the low numbers.
+    """
+    @_builtins.property
+    def retire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the surgeon was retired (AdminService.RetireDoctor); unset
+        while in service. A retired surgeon is kept for history but can never be
+        booked again.
+        """
+
     def __init__(
         self,
         *,
         id: _builtins.int = ...,
         name: _builtins.str = ...,
         specialty: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        retire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["retire_time", b"retire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name", "specialty", b"specialty"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "id", b"id", "name", b"name", "retire_time", b"retire_time", "specialty", b"specialty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -169,22 +203,39 @@ class Equipment(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    RETIRE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Output only. Server-assigned identifier."""
     name: _builtins.str
     """Display name, unique, e.g. "MRI Machine"."""
     quantity: _builtins.int
     """Units in the inventory. At no instant may active bookings use more."""
+    etag: _builtins.str
+    """Output only. The revision to send back as `etag` when updating or retiring
+    this equipment type (AIP-154): a change made meanwhile makes the call fail with
+    ABORTED / ETAG_MISMATCH instead of overwriting it. Numbered 20+ so the
+    Equipment's own fields keep the low numbers.
+    """
+    @_builtins.property
+    def retire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the equipment type was retired (AdminService.RetireEquipment); unset
+        while in service. A retired equipment type is kept for history but can never be
+        booked again.
+        """
+
     def __init__(
         self,
         *,
         id: _builtins.int = ...,
         name: _builtins.str = ...,
         quantity: _builtins.int = ...,
+        etag: _builtins.str = ...,
+        retire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["retire_time", b"retire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name", "quantity", b"quantity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "id", b"id", "name", b"name", "quantity", b"quantity", "retire_time", b"retire_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -239,6 +290,8 @@ class Slot(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     CANCEL_TIME_FIELD_NUMBER: _builtins.int
     SITE_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    RETIRE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Output only. Server-assigned identifier."""
     procedure_type: _builtins.str
@@ -247,6 +300,10 @@ class Slot(_message.Message):
     """Output only. True when the slot starts in the future and no active
     booking holds it, its room or its surgeon. Whoever holds a slot is never
     revealed here.
+    """
+    etag: _builtins.str
+    """Output only. The revision to send back as `etag` with UpdateSlot or
+    RetireSlot (AIP-154).
     """
     @_builtins.property
     def doctor(self) -> Global___Doctor:
@@ -284,6 +341,14 @@ class Slot(_message.Message):
         times in (the site's wall clock, correct across daylight-saving changes).
         """
 
+    @_builtins.property
+    def retire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the slot was retired: by RetireSlot, or through its
+        room, surgeon or an equipment type it needs being retired (the earliest).
+        Unset while the slot stands. A retired slot is never available, and
+        ListSlots leaves it out unless asked to show retired slots.
+        """
+
     def __init__(
         self,
         *,
@@ -298,10 +363,12 @@ class Slot(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         cancel_time: _timestamp_pb2.Timestamp | None = ...,
         site: Global___Site | None = ...,
+        etag: _builtins.str = ...,
+        retire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "room", b"room", "site", b"site", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "retire_time", b"retire_time", "room", b"room", "site", b"site", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "cancel_time", b"cancel_time", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "id", b"id", "procedure_type", b"procedure_type", "required_equipment", b"required_equipment", "room", b"room", "site", b"site", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "cancel_time", b"cancel_time", "create_time", b"create_time", "doctor", b"doctor", "end_time", b"end_time", "etag", b"etag", "id", b"id", "procedure_type", b"procedure_type", "required_equipment", b"required_equipment", "retire_time", b"retire_time", "room", b"room", "site", b"site", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

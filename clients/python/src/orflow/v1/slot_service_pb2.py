@@ -27,7 +27,7 @@ from orflow.v1 import access_pb2 as orflow_dot_v1_dot_access__pb2
 from orflow.v1 import resources_pb2 as orflow_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1corflow/v1/slot_service.proto\x12\torflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16orflow/v1/access.proto\x1a\x19orflow/v1/resources.proto\"\xa3\x02\n\x10ListSlotsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0eprocedure_type\x18\x03 \x01(\t\x12\x11\n\tdoctor_id\x18\x04 \x01(\x03\x12\x0f\n\x07room_id\x18\x05 \x01(\x03\x12\x30\n\x0cwindow_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61vailable_only\x18\x08 \x01(\x08\x12\x0f\n\x07site_id\x18\t \x01(\x03\x12!\n\x03\x64\x61y\x18\n \x01(\x0b\x32\x14.orflow.v1.LocalDate\"L\n\x11ListSlotsResponse\x12\x1e\n\x05slots\x18\x01 \x03(\x0b\x32\x0f.orflow.v1.Slot\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0eGetSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\"0\n\x0fGetSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\"J\n\x12ListDoctorsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\"R\n\x13ListDoctorsResponse\x12\"\n\x07\x64octors\x18\x01 \x03(\x0b\x32\x11.orflow.v1.Doctor\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"`\n\x11WatchSlotsRequest\x12\x16\n\x0eprocedure_type\x18\x01 \x01(\t\x12\x11\n\tdoctor_id\x18\x02 \x01(\x03\x12\x0f\n\x07room_id\x18\x03 \x01(\x03\x12\x0f\n\x07site_id\x18\x04 \x01(\x03\"\\\n\x12WatchSlotsResponse\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.orflow.v1.SlotChangeKind\x12\x1d\n\x04slot\x18\x02 \x01(\x0b\x32\x0f.orflow.v1.Slot*\x82\x03\n\x0eSlotChangeKind\x12 \n\x1cSLOT_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19SLOT_CHANGE_KIND_SNAPSHOT\x10\x01\x12&\n\"SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE\x10\x02\x12\x1c\n\x18SLOT_CHANGE_KIND_CREATED\x10\x03\x12\x1b\n\x17SLOT_CHANGE_KIND_BOOKED\x10\x04\x12\x1e\n\x1aSLOT_CHANGE_KIND_CONFIRMED\x10\x05\x12\x1d\n\x19SLOT_CHANGE_KIND_RELEASED\x10\x06\x12)\n%SLOT_CHANGE_KIND_AVAILABILITY_CHANGED\x10\x07\x12$\n SLOT_CHANGE_KIND_CASE_PROGRESSED\x10\x08\x12\x1c\n\x18SLOT_CHANGE_KIND_DELAYED\x10\t\x12\x1e\n\x1aSLOT_CHANGE_KIND_CANCELLED\x10\n2\xee\x02\n\x0bSlotService\x12U\n\tListSlots\x12\x1b.orflow.v1.ListSlotsRequest\x1a\x1c.orflow.v1.ListSlotsResponse\"\r\x90\x02\x01\xea\xf9\x18\x06\n\x04\x01\x02\x03\x04\x12O\n\x07GetSlot\x12\x19.orflow.v1.GetSlotRequest\x1a\x1a.orflow.v1.GetSlotResponse\"\r\x90\x02\x01\xea\xf9\x18\x06\n\x04\x01\x02\x03\x04\x12[\n\x0bListDoctors\x12\x1d.orflow.v1.ListDoctorsRequest\x1a\x1e.orflow.v1.ListDoctorsResponse\"\r\x90\x02\x01\xea\xf9\x18\x06\n\x04\x01\x02\x03\x04\x12Z\n\nWatchSlots\x12\x1c.orflow.v1.WatchSlotsRequest\x1a\x1d.orflow.v1.WatchSlotsResponse\"\r\x90\x02\x01\xea\xf9\x18\x06\n\x04\x01\x02\x03\x04\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1corflow/v1/slot_service.proto\x12\torflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16orflow/v1/access.proto\x1a\x19orflow/v1/resources.proto\"\xb9\x02\n\x10ListSlotsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0eprocedure_type\x18\x03 \x01(\t\x12\x11\n\tdoctor_id\x18\x04 \x01(\x03\x12\x0f\n\x07room_id\x18\x05 \x01(\x03\x12\x30\n\x0cwindow_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61vailable_only\x18\x08 \x01(\x08\x12\x0f\n\x07site_id\x18\t \x01(\x03\x12!\n\x03\x64\x61y\x18\n \x01(\x0b\x32\x14.orflow.v1.LocalDate\x12\x14\n\x0cshow_retired\x18\x0b \x01(\x08\"L\n\x11ListSlotsResponse\x12\x1e\n\x05slots\x18\x01 \x03(\x0b\x32\x0f.orflow.v1.Slot\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0eGetSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\"0\n\x0fGetSlotResponse\x12\x1d\n\x04slot\x18\x01 \x01(\x0b\x32\x0f.orflow.v1.Slot\"`\n\x12ListDoctorsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\x14\n\x0cshow_retired\x18\x04 \x01(\x08\"R\n\x13ListDoctorsResponse\x12\"\n\x07\x64octors\x18\x01 \x03(\x0b\x32\x11.orflow.v1.Doctor\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"`\n\x11WatchSlotsRequest\x12\x16\n\x0eprocedure_type\x18\x01 \x01(\t\x12\x11\n\tdoctor_id\x18\x02 \x01(\x03\x12\x0f\n\x07room_id\x18\x03 \x01(\x03\x12\x0f\n\x07site_id\x18\x04 \x01(\x03\"\\\n\x12WatchSlotsResponse\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.orflow.v1.SlotChangeKind\x12\x1d\n\x04slot\x18\x02 \x01(\x0b\x32\x0f.orflow.v1.Slot*\x82\x03\n\x0eSlotChangeKind\x12 \n\x1cSLOT_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19SLOT_CHANGE_KIND_SNAPSHOT\x10\x01\x12&\n\"SLOT_CHANGE_KIND_SNAPSHOT_COMPLETE\x10\x02\x12\x1c\n\x18SLOT_CHANGE_KIND_CREATED\x10\x03\x12\x1b\n\x17SLOT_CHANGE_KIND_BOOKED\x10\x04\x12\x1e\n\x1aSLOT_CHANGE_KIND_CONFIRMED\x10\x05\x12\x1d\n\x19SLOT_CHANGE_KIND_RELEASED\x10\x06\x12)\n%SLOT_CHANGE_KIND_AVAILABILITY_CHANGED\x10\x07\x12$\n SLOT_CHANGE_KIND_CASE_PROGRESSED\x10\x08\x12\x1c\n\x18SLOT_CHANGE_KIND_DELAYED\x10\t\x12\x1e\n\x1aSLOT_CHANGE_KIND_CANCELLED\x10\n2\xee\x02\n\x0bSlotService\x12U\n\tListSlots\x12\x1b.orflow.v1.ListSlotsRequest\x1a\x1c.orflow.v1.ListSlotsResponse\"\r\x90\x02\x01\xea\xf9\x18\x06\n\x04\x01\x02\x03\x04\x12O\n\x07GetSlot\x12\x19.orflow.v1.GetSlotRequest\x1a\x1a.orflow.v1.GetSlotResponse\"\r\x90\x02\x01\xea\xf9\x18\x06\n\x04\x01\x02\x03\x04\x12[\n\x0bListDoctors\x12\x1d.orflow.v1.ListDoctorsRequest\x1a\x1e.orflow.v1.ListDoctorsResponse\"\r\x90\x02\x01\xea\xf9\x18\x06\n\x04\x01\x02\x03\x04\x12Z\n\nWatchSlots\x12\x1c.orflow.v1.WatchSlotsRequest\x1a\x1d.orflow.v1.WatchSlotsResponse\"\r\x90\x02\x01\xea\xf9\x18\x06\n\x04\x01\x02\x03\x04\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,24 +42,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SLOTSERVICE'].methods_by_name['ListDoctors']._serialized_options = b'\220\002\001\352\371\030\006\n\004\001\002\003\004'
   _globals['_SLOTSERVICE'].methods_by_name['WatchSlots']._loaded_options = None
   _globals['_SLOTSERVICE'].methods_by_name['WatchSlots']._serialized_options = b'\220\002\001\352\371\030\006\n\004\001\002\003\004'
-  _globals['_SLOTCHANGEKIND']._serialized_start=937
-  _globals['_SLOTCHANGEKIND']._serialized_end=1323
+  _globals['_SLOTCHANGEKIND']._serialized_start=981
+  _globals['_SLOTCHANGEKIND']._serialized_end=1367
   _globals['_LISTSLOTSREQUEST']._serialized_start=128
-  _globals['_LISTSLOTSREQUEST']._serialized_end=419
-  _globals['_LISTSLOTSRESPONSE']._serialized_start=421
-  _globals['_LISTSLOTSRESPONSE']._serialized_end=497
-  _globals['_GETSLOTREQUEST']._serialized_start=499
-  _globals['_GETSLOTREQUEST']._serialized_end=532
-  _globals['_GETSLOTRESPONSE']._serialized_start=534
-  _globals['_GETSLOTRESPONSE']._serialized_end=582
-  _globals['_LISTDOCTORSREQUEST']._serialized_start=584
-  _globals['_LISTDOCTORSREQUEST']._serialized_end=658
-  _globals['_LISTDOCTORSRESPONSE']._serialized_start=660
-  _globals['_LISTDOCTORSRESPONSE']._serialized_end=742
-  _globals['_WATCHSLOTSREQUEST']._serialized_start=744
-  _globals['_WATCHSLOTSREQUEST']._serialized_end=840
-  _globals['_WATCHSLOTSRESPONSE']._serialized_start=842
-  _globals['_WATCHSLOTSRESPONSE']._serialized_end=934
-  _globals['_SLOTSERVICE']._serialized_start=1326
-  _globals['_SLOTSERVICE']._serialized_end=1692
+  _globals['_LISTSLOTSREQUEST']._serialized_end=441
+  _globals['_LISTSLOTSRESPONSE']._serialized_start=443
+  _globals['_LISTSLOTSRESPONSE']._serialized_end=519
+  _globals['_GETSLOTREQUEST']._serialized_start=521
+  _globals['_GETSLOTREQUEST']._serialized_end=554
+  _globals['_GETSLOTRESPONSE']._serialized_start=556
+  _globals['_GETSLOTRESPONSE']._serialized_end=604
+  _globals['_LISTDOCTORSREQUEST']._serialized_start=606
+  _globals['_LISTDOCTORSREQUEST']._serialized_end=702
+  _globals['_LISTDOCTORSRESPONSE']._serialized_start=704
+  _globals['_LISTDOCTORSRESPONSE']._serialized_end=786
+  _globals['_WATCHSLOTSREQUEST']._serialized_start=788
+  _globals['_WATCHSLOTSREQUEST']._serialized_end=884
+  _globals['_WATCHSLOTSRESPONSE']._serialized_start=886
+  _globals['_WATCHSLOTSRESPONSE']._serialized_end=978
+  _globals['_SLOTSERVICE']._serialized_start=1370
+  _globals['_SLOTSERVICE']._serialized_end=1736
 # @@protoc_insertion_point(module_scope)

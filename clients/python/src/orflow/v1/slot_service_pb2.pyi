@@ -129,6 +129,7 @@ class ListSlotsRequest(_message.Message):
     AVAILABLE_ONLY_FIELD_NUMBER: _builtins.int
     SITE_ID_FIELD_NUMBER: _builtins.int
     DAY_FIELD_NUMBER: _builtins.int
+    SHOW_RETIRED_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum slots to return; 0 means 50, values above 1000 are treated as 1000."""
     page_token: _builtins.str
@@ -143,6 +144,10 @@ class ListSlotsRequest(_message.Message):
     """Only slots that are available (see Slot.available)."""
     site_id: _builtins.int
     """Only slots in this site's rooms."""
+    show_retired: _builtins.bool
+    """Also list retired slots (see Slot.retire_time), which are left out
+    otherwise. They are never available.
+    """
     @_builtins.property
     def window_start(self) -> _timestamp_pb2.Timestamp:
         """Only slots starting at or after this time."""
@@ -171,10 +176,11 @@ class ListSlotsRequest(_message.Message):
         available_only: _builtins.bool = ...,
         site_id: _builtins.int = ...,
         day: _resources_pb2.LocalDate | None = ...,
+        show_retired: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_only", b"available_only", "day", b"day", "doctor_id", b"doctor_id", "page_size", b"page_size", "page_token", b"page_token", "procedure_type", b"procedure_type", "room_id", b"room_id", "site_id", b"site_id", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_only", b"available_only", "day", b"day", "doctor_id", b"doctor_id", "page_size", b"page_size", "page_token", b"page_token", "procedure_type", b"procedure_type", "room_id", b"room_id", "show_retired", b"show_retired", "site_id", b"site_id", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -263,22 +269,26 @@ class ListDoctorsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     QUERY_FIELD_NUMBER: _builtins.int
+    SHOW_RETIRED_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum doctors to return; 0 means 50, values above 1000 are treated as 1000."""
     page_token: _builtins.str
     """next_page_token of the previous page, with the same query."""
     query: _builtins.str
     """Case-insensitive text found in the name or the specialty; empty lists all."""
+    show_retired: _builtins.bool
+    """Also list retired surgeons (see Doctor.retire_time), left out otherwise."""
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         query: _builtins.str = ...,
+        show_retired: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query", "show_retired", b"show_retired"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_orflow_v1_access } from "./access_pb";
 import type { AuditEvent } from "./audit_pb";
 import { file_orflow_v1_audit } from "./audit_pb";
@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file orflow/v1/admin_service.proto.
  */
 export const file_orflow_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1vcmZsb3cvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJb3JmbG93LnYxIhUKE1NlZWREYXRhYmFzZVJlcXVlc3QibQoUU2VlZERhdGFiYXNlUmVzcG9uc2USEgoKcm9vbV9jb3VudBgBIAEoBRIUCgxkb2N0b3JfY291bnQYAiABKAUSFwoPZXF1aXBtZW50X2NvdW50GAMgASgFEhIKCnNsb3RfY291bnQYBCABKAUiiwEKE0xpc3RCb29raW5nc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoGc3RhdHVzGAMgASgOMhgub3JmbG93LnYxLkJvb2tpbmdTdGF0dXMSEgoKcGF0aWVudF9pZBgEIAEoCRIPCgdzbG90X2lkGAUgASgDIlUKFExpc3RCb29raW5nc1Jlc3BvbnNlEiQKCGJvb2tpbmdzGAEgAygLMhIub3JmbG93LnYxLkJvb2tpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIuoBChFDcmVhdGVTbG90UmVxdWVzdBIRCglkb2N0b3JfaWQYASABKAMSFgoOcHJvY2VkdXJlX3R5cGUYAiABKAkSDwoHcm9vbV9pZBgDIAEoAxIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOwoScmVxdWlyZWRfZXF1aXBtZW50GAYgAygLMh8ub3JmbG93LnYxLkVxdWlwbWVudFJlcXVpcmVtZW50IjMKEkNyZWF0ZVNsb3RSZXNwb25zZRIdCgRzbG90GAEgASgLMg8ub3JmbG93LnYxLlNsb3QiXwoRQ3JlYXRlUm9vbVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgdzaXRlX2lkGAIgASgDEisKCHR1cm5vdmVyGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkoKEUNyZWF0ZVNpdGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCSIzChJDcmVhdGVTaXRlUmVzcG9uc2USHQoEc2l0ZRgBIAEoCzIPLm9yZmxvdy52MS5TaXRlIhIKEExpc3RTaXRlc1JlcXVlc3QiMwoRTGlzdFNpdGVzUmVzcG9uc2USHgoFc2l0ZXMYASADKAsyDy5vcmZsb3cudjEuU2l0ZSIzChJDcmVhdGVSb29tUmVzcG9uc2USHQoEcm9vbRgBIAEoCzIPLm9yZmxvdy52MS5Sb29tIhIKEExpc3RSb29tc1JlcXVlc3QiMwoRTGlzdFJvb21zUmVzcG9uc2USHgoFcm9vbXMYASADKAsyDy5vcmZsb3cudjEuUm9vbSI2ChNDcmVhdGVEb2N0b3JSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJc3BlY2lhbHR5GAIgASgJIjkKFENyZWF0ZURvY3RvclJlc3BvbnNlEiEKBmRvY3RvchgBIAEoCzIRLm9yZmxvdy52MS5Eb2N0b3IiOAoWQ3JlYXRlRXF1aXBtZW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhAKCHF1YW50aXR5GAIgASgFIkIKF0NyZWF0ZUVxdWlwbWVudFJlc3BvbnNlEicKCWVxdWlwbWVudBgBIAEoCzIULm9yZmxvdy52MS5FcXVpcG1lbnQiFgoUTGlzdEVxdWlwbWVudFJlcXVlc3QiQAoVTGlzdEVxdWlwbWVudFJlc3BvbnNlEicKCWVxdWlwbWVudBgBIAMoCzIULm9yZmxvdy52MS5FcXVpcG1lbnQi6AEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGYWN0aW9uGAMgASgJEg0KBWFjdG9yGAQgASgJEhUKDXJlc291cmNlX3R5cGUYBSABKAkSEwoLcmVzb3VyY2VfaWQYBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlkKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLm9yZmxvdy52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChFDYW5jZWxTbG90UmVxdWVzdBIPCgdzbG90X2lkGAEgASgDEgwKBG5vdGUYAiABKAkiYgoSQ2FuY2VsU2xvdFJlc3BvbnNlEh0KBHNsb3QYASABKAsyDy5vcmZsb3cudjEuU2xvdBItChFjYW5jZWxsZWRfYm9va2luZxgCIAEoCzISLm9yZmxvdy52MS5Cb29raW5nMsMICgxBZG1pblNlcnZpY2USWAoMU2VlZERhdGFiYXNlEh4ub3JmbG93LnYxLlNlZWREYXRhYmFzZVJlcXVlc3QaHy5vcmZsb3cudjEuU2VlZERhdGFiYXNlUmVzcG9uc2UiB+r5GAMKAQQSWwoMTGlzdEJvb2tpbmdzEh4ub3JmbG93LnYxLkxpc3RCb29raW5nc1JlcXVlc3QaHy5vcmZsb3cudjEuTGlzdEJvb2tpbmdzUmVzcG9uc2UiCpACAer5GAMKAQQSUgoKQ3JlYXRlU2xvdBIcLm9yZmxvdy52MS5DcmVhdGVTbG90UmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVTbG90UmVzcG9uc2UiB+r5GAMKAQQSUgoKQ2FuY2VsU2xvdBIcLm9yZmxvdy52MS5DYW5jZWxTbG90UmVxdWVzdBodLm9yZmxvdy52MS5DYW5jZWxTbG90UmVzcG9uc2UiB+r5GAMKAQQSUgoKQ3JlYXRlU2l0ZRIcLm9yZmxvdy52MS5DcmVhdGVTaXRlUmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVTaXRlUmVzcG9uc2UiB+r5GAMKAQQSVQoJTGlzdFNpdGVzEhsub3JmbG93LnYxLkxpc3RTaXRlc1JlcXVlc3QaHC5vcmZsb3cudjEuTGlzdFNpdGVzUmVzcG9uc2UiDZACAer5GAYKBAECAwQSUgoKQ3JlYXRlUm9vbRIcLm9yZmxvdy52MS5DcmVhdGVSb29tUmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVSb29tUmVzcG9uc2UiB+r5GAMKAQQSUgoJTGlzdFJvb21zEhsub3JmbG93LnYxLkxpc3RSb29tc1JlcXVlc3QaHC5vcmZsb3cudjEuTGlzdFJvb21zUmVzcG9uc2UiCpACAer5GAMKAQQSWAoMQ3JlYXRlRG9jdG9yEh4ub3JmbG93LnYxLkNyZWF0ZURvY3RvclJlcXVlc3QaHy5vcmZsb3cudjEuQ3JlYXRlRG9jdG9yUmVzcG9uc2UiB+r5GAMKAQQSYQoPQ3JlYXRlRXF1aXBtZW50EiEub3JmbG93LnYxLkNyZWF0ZUVxdWlwbWVudFJlcXVlc3QaIi5vcmZsb3cudjEuQ3JlYXRlRXF1aXBtZW50UmVzcG9uc2UiB+r5GAMKAQQSXgoNTGlzdEVxdWlwbWVudBIfLm9yZmxvdy52MS5MaXN0RXF1aXBtZW50UmVxdWVzdBogLm9yZmxvdy52MS5MaXN0RXF1aXBtZW50UmVzcG9uc2UiCpACAer5GAMKAQQSZAoPTGlzdEF1ZGl0RXZlbnRzEiEub3JmbG93LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIi5vcmZsb3cudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiCpACAer5GAMKAQRiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_orflow_v1_access, file_orflow_v1_audit, file_orflow_v1_booking, file_orflow_v1_resources]);
+  fileDesc("Ch1vcmZsb3cvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJb3JmbG93LnYxIhUKE1NlZWREYXRhYmFzZVJlcXVlc3QibQoUU2VlZERhdGFiYXNlUmVzcG9uc2USEgoKcm9vbV9jb3VudBgBIAEoBRIUCgxkb2N0b3JfY291bnQYAiABKAUSFwoPZXF1aXBtZW50X2NvdW50GAMgASgFEhIKCnNsb3RfY291bnQYBCABKAUiiwEKE0xpc3RCb29raW5nc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoGc3RhdHVzGAMgASgOMhgub3JmbG93LnYxLkJvb2tpbmdTdGF0dXMSEgoKcGF0aWVudF9pZBgEIAEoCRIPCgdzbG90X2lkGAUgASgDIlUKFExpc3RCb29raW5nc1Jlc3BvbnNlEiQKCGJvb2tpbmdzGAEgAygLMhIub3JmbG93LnYxLkJvb2tpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIuoBChFDcmVhdGVTbG90UmVxdWVzdBIRCglkb2N0b3JfaWQYASABKAMSFgoOcHJvY2VkdXJlX3R5cGUYAiABKAkSDwoHcm9vbV9pZBgDIAEoAxIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOwoScmVxdWlyZWRfZXF1aXBtZW50GAYgAygLMh8ub3JmbG93LnYxLkVxdWlwbWVudFJlcXVpcmVtZW50IjMKEkNyZWF0ZVNsb3RSZXNwb25zZRIdCgRzbG90GAEgASgLMg8ub3JmbG93LnYxLlNsb3QiXwoRQ3JlYXRlUm9vbVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgdzaXRlX2lkGAIgASgDEisKCHR1cm5vdmVyGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkoKEUNyZWF0ZVNpdGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCSIzChJDcmVhdGVTaXRlUmVzcG9uc2USHQoEc2l0ZRgBIAEoCzIPLm9yZmxvdy52MS5TaXRlIhIKEExpc3RTaXRlc1JlcXVlc3QiMwoRTGlzdFNpdGVzUmVzcG9uc2USHgoFc2l0ZXMYASADKAsyDy5vcmZsb3cudjEuU2l0ZSIzChJDcmVhdGVSb29tUmVzcG9uc2USHQoEcm9vbRgBIAEoCzIPLm9yZmxvdy52MS5Sb29tIhIKEExpc3RSb29tc1JlcXVlc3QiMwoRTGlzdFJvb21zUmVzcG9uc2USHgoFcm9vbXMYASADKAsyDy5vcmZsb3cudjEuUm9vbSI2ChNDcmVhdGVEb2N0b3JSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJc3BlY2lhbHR5GAIgASgJIjkKFENyZWF0ZURvY3RvclJlc3BvbnNlEiEKBmRvY3RvchgBIAEoCzIRLm9yZmxvdy52MS5Eb2N0b3IiOAoWQ3JlYXRlRXF1aXBtZW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhAKCHF1YW50aXR5GAIgASgFIkIKF0NyZWF0ZUVxdWlwbWVudFJlc3BvbnNlEicKCWVxdWlwbWVudBgBIAEoCzIULm9yZmxvdy52MS5FcXVpcG1lbnQiFgoUTGlzdEVxdWlwbWVudFJlcXVlc3QiQAoVTGlzdEVxdWlwbWVudFJlc3BvbnNlEicKCWVxdWlwbWVudBgBIAMoCzIULm9yZmxvdy52MS5FcXVpcG1lbnQi6AEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGYWN0aW9uGAMgASgJEg0KBWFjdG9yGAQgASgJEhUKDXJlc291cmNlX3R5cGUYBSABKAkSEwoLcmVzb3VyY2VfaWQYBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlkKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLm9yZmxvdy52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChFDYW5jZWxTbG90UmVxdWVzdBIPCgdzbG90X2lkGAEgASgDEgwKBG5vdGUYAiABKAkiYgoSQ2FuY2VsU2xvdFJlc3BvbnNlEh0KBHNsb3QYASABKAsyDy5vcmZsb3cudjEuU2xvdBItChFjYW5jZWxsZWRfYm9va2luZxgCIAEoCzISLm9yZmxvdy52MS5Cb29raW5nImMKEVVwZGF0ZVJvb21SZXF1ZXN0Eh0KBHJvb20YASABKAsyDy5vcmZsb3cudjEuUm9vbRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siMwoSVXBkYXRlUm9vbVJlc3BvbnNlEh0KBHJvb20YASABKAsyDy5vcmZsb3cudjEuUm9vbSJZChFSZXRpcmVSb29tUmVxdWVzdBIPCgdyb29tX2lkGAEgASgDEgwKBGV0YWcYAiABKAkSFwoPY2FuY2VsX2Jvb2tpbmdzGAMgASgIEgwKBG5vdGUYBCABKAkiYwoSUmV0aXJlUm9vbVJlc3BvbnNlEh0KBHJvb20YASABKAsyDy5vcmZsb3cudjEuUm9vbRIuChJjYW5jZWxsZWRfYm9va2luZ3MYAiADKAsyEi5vcmZsb3cudjEuQm9va2luZyJpChNVcGRhdGVEb2N0b3JSZXF1ZXN0EiEKBmRvY3RvchgBIAEoCzIRLm9yZmxvdy52MS5Eb2N0b3ISLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjkKFFVwZGF0ZURvY3RvclJlc3BvbnNlEiEKBmRvY3RvchgBIAEoCzIRLm9yZmxvdy52MS5Eb2N0b3IiXQoTUmV0aXJlRG9jdG9yUmVxdWVzdBIRCglkb2N0b3JfaWQYASABKAMSDAoEZXRhZxgCIAEoCRIXCg9jYW5jZWxfYm9va2luZ3MYAyABKAgSDAoEbm90ZRgEIAEoCSJpChRSZXRpcmVEb2N0b3JSZXNwb25zZRIhCgZkb2N0b3IYASABKAsyES5vcmZsb3cudjEuRG9jdG9yEi4KEmNhbmNlbGxlZF9ib29raW5ncxgCIAMoCzISLm9yZmxvdy52MS5Cb29raW5nInIKFlVwZGF0ZUVxdWlwbWVudFJlcXVlc3QSJwoJZXF1aXBtZW50GAEgASgLMhQub3JmbG93LnYxLkVxdWlwbWVudBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siQgoXVXBkYXRlRXF1aXBtZW50UmVzcG9uc2USJwoJZXF1aXBtZW50GAEgASgLMhQub3JmbG93LnYxLkVxdWlwbWVudCJjChZSZXRpcmVFcXVpcG1lbnRSZXF1ZXN0EhQKDGVxdWlwbWVudF9pZBgBIAEoAxIMCgRldGFnGAIgASgJEhcKD2NhbmNlbF9ib29raW5ncxgDIAEoCBIMCgRub3RlGAQgASgJInIKF1JldGlyZUVxdWlwbWVudFJlc3BvbnNlEicKCWVxdWlwbWVudBgBIAEoCzIULm9yZmxvdy52MS5FcXVpcG1lbnQSLgoSY2FuY2VsbGVkX2Jvb2tpbmdzGAIgAygLMhIub3JmbG93LnYxLkJvb2tpbmciYwoRVXBkYXRlU2xvdFJlcXVlc3QSHQoEc2xvdBgBIAEoCzIPLm9yZmxvdy52MS5TbG90Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayIzChJVcGRhdGVTbG90UmVzcG9uc2USHQoEc2xvdBgBIAEoCzIPLm9yZmxvdy52MS5TbG90IlkKEVJldGlyZVNsb3RSZXF1ZXN0Eg8KB3Nsb3RfaWQYASABKAMSDAoEZXRhZxgCIAEoCRIXCg9jYW5jZWxfYm9va2luZ3MYAyABKAgSDAoEbm90ZRgEIAEoCSJjChJSZXRpcmVTbG90UmVzcG9uc2USHQoEc2xvdBgBIAEoCzIPLm9yZmxvdy52MS5TbG90Ei4KEmNhbmNlbGxlZF9ib29raW5ncxgCIAMoCzISLm9yZmxvdy52MS5Cb29raW5nMo0OCgxBZG1pblNlcnZpY2USWAoMU2VlZERhdGFiYXNlEh4ub3JmbG93LnYxLlNlZWREYXRhYmFzZVJlcXVlc3QaHy5vcmZsb3cudjEuU2VlZERhdGFiYXNlUmVzcG9uc2UiB+r5GAMKAQQSWwoMTGlzdEJvb2tpbmdzEh4ub3JmbG93LnYxLkxpc3RCb29raW5nc1JlcXVlc3QaHy5vcmZsb3cudjEuTGlzdEJvb2tpbmdzUmVzcG9uc2UiCpACAer5GAMKAQQSUgoKQ3JlYXRlU2xvdBIcLm9yZmxvdy52MS5DcmVhdGVTbG90UmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVTbG90UmVzcG9uc2UiB+r5GAMKAQQSUgoKQ2FuY2VsU2xvdBIcLm9yZmxvdy52MS5DYW5jZWxTbG90UmVxdWVzdBodLm9yZmxvdy52MS5DYW5jZWxTbG90UmVzcG9uc2UiB+r5GAMKAQQSUgoKQ3JlYXRlU2l0ZRIcLm9yZmxvdy52MS5DcmVhdGVTaXRlUmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVTaXRlUmVzcG9uc2UiB+r5GAMKAQQSVQoJTGlzdFNpdGVzEhsub3JmbG93LnYxLkxpc3RTaXRlc1JlcXVlc3QaHC5vcmZsb3cudjEuTGlzdFNpdGVzUmVzcG9uc2UiDZACAer5GAYKBAECAwQSUgoKQ3JlYXRlUm9vbRIcLm9yZmxvdy52MS5DcmVhdGVSb29tUmVxdWVzdBodLm9yZmxvdy52MS5DcmVhdGVSb29tUmVzcG9uc2UiB+r5GAMKAQQSUgoJTGlzdFJvb21zEhsub3JmbG93LnYxLkxpc3RSb29tc1JlcXVlc3QaHC5vcmZsb3cudjEuTGlzdFJvb21zUmVzcG9uc2UiCpACAer5GAMKAQQSWAoMQ3JlYXRlRG9jdG9yEh4ub3JmbG93LnYxLkNyZWF0ZURvY3RvclJlcXVlc3QaHy5vcmZsb3cudjEuQ3JlYXRlRG9jdG9yUmVzcG9uc2UiB+r5GAMKAQQSYQoPQ3JlYXRlRXF1aXBtZW50EiEub3JmbG93LnYxLkNyZWF0ZUVxdWlwbWVudFJlcXVlc3QaIi5vcmZsb3cudjEuQ3JlYXRlRXF1aXBtZW50UmVzcG9uc2UiB+r5GAMKAQQSXgoNTGlzdEVxdWlwbWVudBIfLm9yZmxvdy52MS5MaXN0RXF1aXBtZW50UmVxdWVzdBogLm9yZmxvdy52MS5MaXN0RXF1aXBtZW50UmVzcG9uc2UiCpACAer5GAMKAQQSUgoKVXBkYXRlUm9vbRIcLm9yZmxvdy52MS5VcGRhdGVSb29tUmVxdWVzdBodLm9yZmxvdy52MS5VcGRhdGVSb29tUmVzcG9uc2UiB+r5GAMKAQQSWAoMVXBkYXRlRG9jdG9yEh4ub3JmbG93LnYxLlVwZGF0ZURvY3RvclJlcXVlc3QaHy5vcmZsb3cudjEuVXBkYXRlRG9jdG9yUmVzcG9uc2UiB+r5GAMKAQQSYQoPVXBkYXRlRXF1aXBtZW50EiEub3JmbG93LnYxLlVwZGF0ZUVxdWlwbWVudFJlcXVlc3QaIi5vcmZsb3cudjEuVXBkYXRlRXF1aXBtZW50UmVzcG9uc2UiB+r5GAMKAQQSUgoKVXBkYXRlU2xvdBIcLm9yZmxvdy52MS5VcGRhdGVTbG90UmVxdWVzdBodLm9yZmxvdy52MS5VcGRhdGVTbG90UmVzcG9uc2UiB+r5GAMKAQQSUgoKUmV0aXJlUm9vbRIcLm9yZmxvdy52MS5SZXRpcmVSb29tUmVxdWVzdBodLm9yZmxvdy52MS5SZXRpcmVSb29tUmVzcG9uc2UiB+r5GAMKAQQSWAoMUmV0aXJlRG9jdG9yEh4ub3JmbG93LnYxLlJldGlyZURvY3RvclJlcXVlc3QaHy5vcmZsb3cudjEuUmV0aXJlRG9jdG9yUmVzcG9uc2UiB+r5GAMKAQQSYQoPUmV0aXJlRXF1aXBtZW50EiEub3JmbG93LnYxLlJldGlyZUVxdWlwbWVudFJlcXVlc3QaIi5vcmZsb3cudjEuUmV0aXJlRXF1aXBtZW50UmVzcG9uc2UiB+r5GAMKAQQSUgoKUmV0aXJlU2xvdBIcLm9yZmxvdy52MS5SZXRpcmVTbG90UmVxdWVzdBodLm9yZmxvdy52MS5SZXRpcmVTbG90UmVzcG9uc2UiB+r5GAMKAQQSZAoPTGlzdEF1ZGl0RXZlbnRzEiEub3JmbG93LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIi5vcmZsb3cudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiCpACAer5GAMKAQRiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_orflow_v1_access, file_orflow_v1_audit, file_orflow_v1_booking, file_orflow_v1_resources]);
 
 /**
  * Request for SeedDatabase.
@@ -707,6 +707,490 @@ export const CancelSlotResponseSchema: GenMessage<CancelSlotResponse> = /*@__PUR
   messageDesc(file_orflow_v1_admin_service, 23);
 
 /**
+ * Request for UpdateRoom.
+ *
+ * @generated from message orflow.v1.UpdateRoomRequest
+ */
+export type UpdateRoomRequest = Message<"orflow.v1.UpdateRoomRequest"> & {
+  /**
+   * The room: its id says which; the fields update_mask names are set.
+   *
+   * @generated from field: orflow.v1.Room room = 1;
+   */
+  room?: Room | undefined;
+
+  /**
+   * The fields to change. Empty: every editable field set to a non-default
+   * value in `room`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.UpdateRoomRequest.
+ * Use `create(UpdateRoomRequestSchema)` to create a new message.
+ */
+export const UpdateRoomRequestSchema: GenMessage<UpdateRoomRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 24);
+
+/**
+ * Response for UpdateRoom.
+ *
+ * @generated from message orflow.v1.UpdateRoomResponse
+ */
+export type UpdateRoomResponse = Message<"orflow.v1.UpdateRoomResponse"> & {
+  /**
+   * The room as it is now, with its new etag.
+   *
+   * @generated from field: orflow.v1.Room room = 1;
+   */
+  room?: Room | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.UpdateRoomResponse.
+ * Use `create(UpdateRoomResponseSchema)` to create a new message.
+ */
+export const UpdateRoomResponseSchema: GenMessage<UpdateRoomResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 25);
+
+/**
+ * Request for RetireRoom.
+ *
+ * @generated from message orflow.v1.RetireRoomRequest
+ */
+export type RetireRoomRequest = Message<"orflow.v1.RetireRoomRequest"> & {
+  /**
+   * The room to retire.
+   *
+   * @generated from field: int64 room_id = 1;
+   */
+  roomId: bigint;
+
+  /**
+   * The etag the caller read; empty skips the check.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+
+  /**
+   * Cancel the future active bookings that depend on it (otherwise they
+   * make the call fail with RESOURCE_IN_USE).
+   *
+   * @generated from field: bool cancel_bookings = 3;
+   */
+  cancelBookings: boolean;
+
+  /**
+   * Why, at most 500 characters; copied to each cancelled booking.
+   *
+   * @generated from field: string note = 4;
+   */
+  note: string;
+};
+
+/**
+ * Describes the message orflow.v1.RetireRoomRequest.
+ * Use `create(RetireRoomRequestSchema)` to create a new message.
+ */
+export const RetireRoomRequestSchema: GenMessage<RetireRoomRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 26);
+
+/**
+ * Response for RetireRoom.
+ *
+ * @generated from message orflow.v1.RetireRoomResponse
+ */
+export type RetireRoomResponse = Message<"orflow.v1.RetireRoomResponse"> & {
+  /**
+   * The retired room.
+   *
+   * @generated from field: orflow.v1.Room room = 1;
+   */
+  room?: Room | undefined;
+
+  /**
+   * The bookings this cancelled (none on a repeat).
+   *
+   * @generated from field: repeated orflow.v1.Booking cancelled_bookings = 2;
+   */
+  cancelledBookings: Booking[];
+};
+
+/**
+ * Describes the message orflow.v1.RetireRoomResponse.
+ * Use `create(RetireRoomResponseSchema)` to create a new message.
+ */
+export const RetireRoomResponseSchema: GenMessage<RetireRoomResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 27);
+
+/**
+ * Request for UpdateDoctor.
+ *
+ * @generated from message orflow.v1.UpdateDoctorRequest
+ */
+export type UpdateDoctorRequest = Message<"orflow.v1.UpdateDoctorRequest"> & {
+  /**
+   * The surgeon: its id says which; the fields update_mask names are set.
+   *
+   * @generated from field: orflow.v1.Doctor doctor = 1;
+   */
+  doctor?: Doctor | undefined;
+
+  /**
+   * The fields to change. Empty: every editable field set to a non-default
+   * value in `doctor`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.UpdateDoctorRequest.
+ * Use `create(UpdateDoctorRequestSchema)` to create a new message.
+ */
+export const UpdateDoctorRequestSchema: GenMessage<UpdateDoctorRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 28);
+
+/**
+ * Response for UpdateDoctor.
+ *
+ * @generated from message orflow.v1.UpdateDoctorResponse
+ */
+export type UpdateDoctorResponse = Message<"orflow.v1.UpdateDoctorResponse"> & {
+  /**
+   * The surgeon as it is now, with its new etag.
+   *
+   * @generated from field: orflow.v1.Doctor doctor = 1;
+   */
+  doctor?: Doctor | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.UpdateDoctorResponse.
+ * Use `create(UpdateDoctorResponseSchema)` to create a new message.
+ */
+export const UpdateDoctorResponseSchema: GenMessage<UpdateDoctorResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 29);
+
+/**
+ * Request for RetireDoctor.
+ *
+ * @generated from message orflow.v1.RetireDoctorRequest
+ */
+export type RetireDoctorRequest = Message<"orflow.v1.RetireDoctorRequest"> & {
+  /**
+   * The surgeon to retire.
+   *
+   * @generated from field: int64 doctor_id = 1;
+   */
+  doctorId: bigint;
+
+  /**
+   * The etag the caller read; empty skips the check.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+
+  /**
+   * Cancel the future active bookings that depend on it (otherwise they
+   * make the call fail with RESOURCE_IN_USE).
+   *
+   * @generated from field: bool cancel_bookings = 3;
+   */
+  cancelBookings: boolean;
+
+  /**
+   * Why, at most 500 characters; copied to each cancelled booking.
+   *
+   * @generated from field: string note = 4;
+   */
+  note: string;
+};
+
+/**
+ * Describes the message orflow.v1.RetireDoctorRequest.
+ * Use `create(RetireDoctorRequestSchema)` to create a new message.
+ */
+export const RetireDoctorRequestSchema: GenMessage<RetireDoctorRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 30);
+
+/**
+ * Response for RetireDoctor.
+ *
+ * @generated from message orflow.v1.RetireDoctorResponse
+ */
+export type RetireDoctorResponse = Message<"orflow.v1.RetireDoctorResponse"> & {
+  /**
+   * The retired surgeon.
+   *
+   * @generated from field: orflow.v1.Doctor doctor = 1;
+   */
+  doctor?: Doctor | undefined;
+
+  /**
+   * The bookings this cancelled (none on a repeat).
+   *
+   * @generated from field: repeated orflow.v1.Booking cancelled_bookings = 2;
+   */
+  cancelledBookings: Booking[];
+};
+
+/**
+ * Describes the message orflow.v1.RetireDoctorResponse.
+ * Use `create(RetireDoctorResponseSchema)` to create a new message.
+ */
+export const RetireDoctorResponseSchema: GenMessage<RetireDoctorResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 31);
+
+/**
+ * Request for UpdateEquipment.
+ *
+ * @generated from message orflow.v1.UpdateEquipmentRequest
+ */
+export type UpdateEquipmentRequest = Message<"orflow.v1.UpdateEquipmentRequest"> & {
+  /**
+   * The equipment type: its id says which; the fields update_mask names are set.
+   *
+   * @generated from field: orflow.v1.Equipment equipment = 1;
+   */
+  equipment?: Equipment | undefined;
+
+  /**
+   * The fields to change. Empty: every editable field set to a non-default
+   * value in `equipment`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.UpdateEquipmentRequest.
+ * Use `create(UpdateEquipmentRequestSchema)` to create a new message.
+ */
+export const UpdateEquipmentRequestSchema: GenMessage<UpdateEquipmentRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 32);
+
+/**
+ * Response for UpdateEquipment.
+ *
+ * @generated from message orflow.v1.UpdateEquipmentResponse
+ */
+export type UpdateEquipmentResponse = Message<"orflow.v1.UpdateEquipmentResponse"> & {
+  /**
+   * The equipment type as it is now, with its new etag.
+   *
+   * @generated from field: orflow.v1.Equipment equipment = 1;
+   */
+  equipment?: Equipment | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.UpdateEquipmentResponse.
+ * Use `create(UpdateEquipmentResponseSchema)` to create a new message.
+ */
+export const UpdateEquipmentResponseSchema: GenMessage<UpdateEquipmentResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 33);
+
+/**
+ * Request for RetireEquipment.
+ *
+ * @generated from message orflow.v1.RetireEquipmentRequest
+ */
+export type RetireEquipmentRequest = Message<"orflow.v1.RetireEquipmentRequest"> & {
+  /**
+   * The equipment type to retire.
+   *
+   * @generated from field: int64 equipment_id = 1;
+   */
+  equipmentId: bigint;
+
+  /**
+   * The etag the caller read; empty skips the check.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+
+  /**
+   * Cancel the future active bookings that depend on it (otherwise they
+   * make the call fail with RESOURCE_IN_USE).
+   *
+   * @generated from field: bool cancel_bookings = 3;
+   */
+  cancelBookings: boolean;
+
+  /**
+   * Why, at most 500 characters; copied to each cancelled booking.
+   *
+   * @generated from field: string note = 4;
+   */
+  note: string;
+};
+
+/**
+ * Describes the message orflow.v1.RetireEquipmentRequest.
+ * Use `create(RetireEquipmentRequestSchema)` to create a new message.
+ */
+export const RetireEquipmentRequestSchema: GenMessage<RetireEquipmentRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 34);
+
+/**
+ * Response for RetireEquipment.
+ *
+ * @generated from message orflow.v1.RetireEquipmentResponse
+ */
+export type RetireEquipmentResponse = Message<"orflow.v1.RetireEquipmentResponse"> & {
+  /**
+   * The retired equipment type.
+   *
+   * @generated from field: orflow.v1.Equipment equipment = 1;
+   */
+  equipment?: Equipment | undefined;
+
+  /**
+   * The bookings this cancelled (none on a repeat).
+   *
+   * @generated from field: repeated orflow.v1.Booking cancelled_bookings = 2;
+   */
+  cancelledBookings: Booking[];
+};
+
+/**
+ * Describes the message orflow.v1.RetireEquipmentResponse.
+ * Use `create(RetireEquipmentResponseSchema)` to create a new message.
+ */
+export const RetireEquipmentResponseSchema: GenMessage<RetireEquipmentResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 35);
+
+/**
+ * Request for UpdateSlot.
+ *
+ * @generated from message orflow.v1.UpdateSlotRequest
+ */
+export type UpdateSlotRequest = Message<"orflow.v1.UpdateSlotRequest"> & {
+  /**
+   * The slot: its id says which; the fields update_mask names are set.
+   *
+   * @generated from field: orflow.v1.Slot slot = 1;
+   */
+  slot?: Slot | undefined;
+
+  /**
+   * The fields to change. Empty: every editable field set to a non-default
+   * value in `slot`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.UpdateSlotRequest.
+ * Use `create(UpdateSlotRequestSchema)` to create a new message.
+ */
+export const UpdateSlotRequestSchema: GenMessage<UpdateSlotRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 36);
+
+/**
+ * Response for UpdateSlot.
+ *
+ * @generated from message orflow.v1.UpdateSlotResponse
+ */
+export type UpdateSlotResponse = Message<"orflow.v1.UpdateSlotResponse"> & {
+  /**
+   * The slot as it is now, with its new etag.
+   *
+   * @generated from field: orflow.v1.Slot slot = 1;
+   */
+  slot?: Slot | undefined;
+};
+
+/**
+ * Describes the message orflow.v1.UpdateSlotResponse.
+ * Use `create(UpdateSlotResponseSchema)` to create a new message.
+ */
+export const UpdateSlotResponseSchema: GenMessage<UpdateSlotResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 37);
+
+/**
+ * Request for RetireSlot.
+ *
+ * @generated from message orflow.v1.RetireSlotRequest
+ */
+export type RetireSlotRequest = Message<"orflow.v1.RetireSlotRequest"> & {
+  /**
+   * The slot to retire.
+   *
+   * @generated from field: int64 slot_id = 1;
+   */
+  slotId: bigint;
+
+  /**
+   * The etag the caller read; empty skips the check.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+
+  /**
+   * Cancel the future active bookings that depend on it (otherwise they
+   * make the call fail with RESOURCE_IN_USE).
+   *
+   * @generated from field: bool cancel_bookings = 3;
+   */
+  cancelBookings: boolean;
+
+  /**
+   * Why, at most 500 characters; copied to each cancelled booking.
+   *
+   * @generated from field: string note = 4;
+   */
+  note: string;
+};
+
+/**
+ * Describes the message orflow.v1.RetireSlotRequest.
+ * Use `create(RetireSlotRequestSchema)` to create a new message.
+ */
+export const RetireSlotRequestSchema: GenMessage<RetireSlotRequest> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 38);
+
+/**
+ * Response for RetireSlot.
+ *
+ * @generated from message orflow.v1.RetireSlotResponse
+ */
+export type RetireSlotResponse = Message<"orflow.v1.RetireSlotResponse"> & {
+  /**
+   * The retired slot.
+   *
+   * @generated from field: orflow.v1.Slot slot = 1;
+   */
+  slot?: Slot | undefined;
+
+  /**
+   * The bookings this cancelled (none on a repeat).
+   *
+   * @generated from field: repeated orflow.v1.Booking cancelled_bookings = 2;
+   */
+  cancelledBookings: Booking[];
+};
+
+/**
+ * Describes the message orflow.v1.RetireSlotResponse.
+ * Use `create(RetireSlotResponseSchema)` to create a new message.
+ */
+export const RetireSlotResponseSchema: GenMessage<RetireSlotResponse> = /*@__PURE__*/
+  messageDesc(file_orflow_v1_admin_service, 39);
+
+/**
  * Run the floor: reset demo data, publish slots, manage sites, rooms, surgeons
  * and equipment inventory, and report on bookings and the audit trail.
  * Every method but ListSites needs a token with the admin role:
@@ -843,6 +1327,150 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListEquipmentRequestSchema;
     output: typeof ListEquipmentResponseSchema;
+  },
+  /**
+   * Changes a room (AIP-134): the fields named in update_mask ("name")
+   * are set from `room`; `room.etag`, when not empty, must be the room's
+   * current etag (AIP-154).
+   * Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+   * bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+   * read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+   * retired), ALREADY_EXISTS (name taken).
+   *
+   * @generated from rpc orflow.v1.AdminService.UpdateRoom
+   */
+  updateRoom: {
+    methodKind: "unary";
+    input: typeof UpdateRoomRequestSchema;
+    output: typeof UpdateRoomResponseSchema;
+  },
+  /**
+   * Changes a surgeon (AIP-134): the fields named in update_mask ("name", "specialty")
+   * are set from `doctor`; `doctor.etag`, when not empty, must be the surgeon's
+   * current etag (AIP-154).
+   * Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+   * bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+   * read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+   * retired).
+   *
+   * @generated from rpc orflow.v1.AdminService.UpdateDoctor
+   */
+  updateDoctor: {
+    methodKind: "unary";
+    input: typeof UpdateDoctorRequestSchema;
+    output: typeof UpdateDoctorResponseSchema;
+  },
+  /**
+   * Changes a equipment type (AIP-134): the fields named in update_mask ("name", "quantity")
+   * are set from `equipment`; `equipment.etag`, when not empty, must be the equipment type's
+   * current etag (AIP-154).
+   * The quantity is never lowered below what active bookings still to end
+   * need at their busiest moment (checked under the equipment type's row
+   * lock, which every booking needing it takes too, so the two serialize).
+   * Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+   * bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+   * read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it is
+   * retired; EQUIPMENT_IN_USE, naming the bookings in the way),
+   * ALREADY_EXISTS (name taken).
+   *
+   * @generated from rpc orflow.v1.AdminService.UpdateEquipment
+   */
+  updateEquipment: {
+    methodKind: "unary";
+    input: typeof UpdateEquipmentRequestSchema;
+    output: typeof UpdateEquipmentResponseSchema;
+  },
+  /**
+   * Changes a slot (AIP-134): the fields named in update_mask ("procedure_type", "start_time",
+   * "end_time", "room.id" (moves it to that room), "doctor.id" (to that surgeon))
+   * are set from `slot`; `slot.etag`, when not empty, must be the slot's
+   * current etag (AIP-154).
+   * Moving a slot that has an active booking re-checks every booking rule
+   * for that booking in the same transaction (the one global lock order,
+   * the new room and surgeon included); a move that would double-book
+   * anything is refused with the booking's conflict reason. A slot that has
+   * started cannot be moved.
+   * Errors: INVALID_ARGUMENT (an unknown or output-only path in update_mask,
+   * bad values), NOT_FOUND, ABORTED (ETAG_MISMATCH: it changed since it was
+   * read; nothing changed), FAILED_PRECONDITION (RESOURCE_RETIRED: it, or
+   * the room or surgeon it moves to, is retired; SLOT_STARTED;
+   * SLOT_CANCELLED), ABORTED (ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY,
+   * EQUIPMENT_UNAVAILABLE: the move would double-book its booking).
+   *
+   * @generated from rpc orflow.v1.AdminService.UpdateSlot
+   */
+  updateSlot: {
+    methodKind: "unary";
+    input: typeof UpdateSlotRequestSchema;
+    output: typeof UpdateSlotResponseSchema;
+  },
+  /**
+   * Retires a room (a soft delete: history and the audit trail keep it): it
+   * is never offered or booked again. Refused while future active bookings
+   * depend on it, unless cancel_bookings is set: then they are CANCELLED in
+   * the same transaction with reason OTHER, the note and the caller as
+   * canceller, and announced on WatchSlots. Retiring a retired room again
+   * changes nothing.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+   * FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+   *
+   * @generated from rpc orflow.v1.AdminService.RetireRoom
+   */
+  retireRoom: {
+    methodKind: "unary";
+    input: typeof RetireRoomRequestSchema;
+    output: typeof RetireRoomResponseSchema;
+  },
+  /**
+   * Retires a surgeon (a soft delete: history and the audit trail keep it): it
+   * is never offered or booked again. Refused while future active bookings
+   * depend on it, unless cancel_bookings is set: then they are CANCELLED in
+   * the same transaction with reason SURGEON_UNAVAILABLE, the note and the caller as
+   * canceller, and announced on WatchSlots. Retiring a retired surgeon again
+   * changes nothing.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+   * FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+   *
+   * @generated from rpc orflow.v1.AdminService.RetireDoctor
+   */
+  retireDoctor: {
+    methodKind: "unary";
+    input: typeof RetireDoctorRequestSchema;
+    output: typeof RetireDoctorResponseSchema;
+  },
+  /**
+   * Retires a equipment type (a soft delete: history and the audit trail keep it): it
+   * is never offered or booked again. Refused while future active bookings
+   * depend on it, unless cancel_bookings is set: then they are CANCELLED in
+   * the same transaction with reason EQUIPMENT_UNAVAILABLE, the note and the caller as
+   * canceller, and announced on WatchSlots. Retiring a retired equipment type again
+   * changes nothing.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+   * FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+   *
+   * @generated from rpc orflow.v1.AdminService.RetireEquipment
+   */
+  retireEquipment: {
+    methodKind: "unary";
+    input: typeof RetireEquipmentRequestSchema;
+    output: typeof RetireEquipmentResponseSchema;
+  },
+  /**
+   * Retires a slot (a soft delete: history and the audit trail keep it): it
+   * is never offered or booked again. Refused while future active bookings
+   * depend on it, unless cancel_bookings is set: then they are CANCELLED in
+   * the same transaction with reason SLOT_CANCELLED, the note and the caller as
+   * canceller, and announced on WatchSlots. Retiring a retired slot again
+   * changes nothing.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (ETAG_MISMATCH),
+   * FAILED_PRECONDITION (RESOURCE_IN_USE, naming the bookings in its metadata).
+   *
+   * @generated from rpc orflow.v1.AdminService.RetireSlot
+   */
+  retireSlot: {
+    methodKind: "unary";
+    input: typeof RetireSlotRequestSchema;
+    output: typeof RetireSlotResponseSchema;
   },
   /**
    * Lists audit events, newest first.

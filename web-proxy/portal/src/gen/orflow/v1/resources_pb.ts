@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file orflow/v1/resources.proto.
  */
 export const file_orflow_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChlvcmZsb3cvdjEvcmVzb3VyY2VzLnByb3RvEglvcmZsb3cudjEiSQoEU2l0ZRIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIRCgl0aW1lX3pvbmUYBCABKAkiNQoJTG9jYWxEYXRlEgwKBHllYXIYASABKAUSDQoFbW9udGgYAiABKAUSCwoDZGF5GAMgASgFIl4KBFJvb20SCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIPCgdzaXRlX2lkGAMgASgDEisKCHR1cm5vdmVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjUKBkRvY3RvchIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEhEKCXNwZWNpYWx0eRgDIAEoCSI3CglFcXVpcG1lbnQSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoBSJWChRFcXVpcG1lbnRSZXF1aXJlbWVudBIUCgxlcXVpcG1lbnRfaWQYASABKAMSFgoOZXF1aXBtZW50X25hbWUYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUimwMKBFNsb3QSCgoCaWQYASABKAMSIQoGZG9jdG9yGAIgASgLMhEub3JmbG93LnYxLkRvY3RvchIWCg5wcm9jZWR1cmVfdHlwZRgDIAEoCRIdCgRyb29tGAQgASgLMg8ub3JmbG93LnYxLlJvb20SLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKEnJlcXVpcmVkX2VxdWlwbWVudBgHIAMoCzIfLm9yZmxvdy52MS5FcXVpcG1lbnRSZXF1aXJlbWVudBIRCglhdmFpbGFibGUYCCABKAgSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NhbmNlbF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdCgRzaXRlGAsgASgLMg8ub3JmbG93LnYxLlNpdGViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChlvcmZsb3cvdjEvcmVzb3VyY2VzLnByb3RvEglvcmZsb3cudjEiSQoEU2l0ZRIKCgJpZBgBIAEoAxIMCgRuYW1lGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIRCgl0aW1lX3pvbmUYBCABKAkiNQoJTG9jYWxEYXRlEgwKBHllYXIYASABKAUSDQoFbW9udGgYAiABKAUSCwoDZGF5GAMgASgFIp0BCgRSb29tEgoKAmlkGAEgASgDEgwKBG5hbWUYAiABKAkSDwoHc2l0ZV9pZBgDIAEoAxIrCgh0dXJub3ZlchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIMCgRldGFnGBQgASgJEi8KC3JldGlyZV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ0CgZEb2N0b3ISCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIRCglzcGVjaWFsdHkYAyABKAkSDAoEZXRhZxgUIAEoCRIvCgtyZXRpcmVfdGltZRgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidgoJRXF1aXBtZW50EgoKAmlkGAEgASgDEgwKBG5hbWUYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUSDAoEZXRhZxgUIAEoCRIvCgtyZXRpcmVfdGltZRgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoURXF1aXBtZW50UmVxdWlyZW1lbnQSFAoMZXF1aXBtZW50X2lkGAEgASgDEhYKDmVxdWlwbWVudF9uYW1lGAIgASgJEhAKCHF1YW50aXR5GAMgASgFItoDCgRTbG90EgoKAmlkGAEgASgDEiEKBmRvY3RvchgCIAEoCzIRLm9yZmxvdy52MS5Eb2N0b3ISFgoOcHJvY2VkdXJlX3R5cGUYAyABKAkSHQoEcm9vbRgEIAEoCzIPLm9yZmxvdy52MS5Sb29tEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7ChJyZXF1aXJlZF9lcXVpcG1lbnQYByADKAsyHy5vcmZsb3cudjEuRXF1aXBtZW50UmVxdWlyZW1lbnQSEQoJYXZhaWxhYmxlGAggASgIEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtjYW5jZWxfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoEc2l0ZRgLIAEoCzIPLm9yZmxvdy52MS5TaXRlEgwKBGV0YWcYFCABKAkSLwoLcmV0aXJlX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A site: one hospital, whose rooms' days are kept in its time zone. Times on
@@ -130,6 +130,25 @@ export type Room = Message<"orflow.v1.Room"> & {
    * @generated from field: google.protobuf.Duration turnover = 4;
    */
   turnover?: Duration | undefined;
+
+  /**
+   * Output only. The revision to send back as `etag` when updating or retiring
+   * this room (AIP-154): a change made meanwhile makes the call fail with
+   * ABORTED / ETAG_MISMATCH instead of overwriting it. Numbered 20+ so the
+   * Room's own fields keep the low numbers.
+   *
+   * @generated from field: string etag = 20;
+   */
+  etag: string;
+
+  /**
+   * Output only. When the room was retired (AdminService.RetireRoom); unset
+   * while in service. A retired room is kept for history but can never be
+   * booked again.
+   *
+   * @generated from field: google.protobuf.Timestamp retire_time = 21;
+   */
+  retireTime?: Timestamp | undefined;
 };
 
 /**
@@ -165,6 +184,25 @@ export type Doctor = Message<"orflow.v1.Doctor"> & {
    * @generated from field: string specialty = 3;
    */
   specialty: string;
+
+  /**
+   * Output only. The revision to send back as `etag` when updating or retiring
+   * this surgeon (AIP-154): a change made meanwhile makes the call fail with
+   * ABORTED / ETAG_MISMATCH instead of overwriting it. Numbered 20+ so the
+   * Doctor's own fields keep the low numbers.
+   *
+   * @generated from field: string etag = 20;
+   */
+  etag: string;
+
+  /**
+   * Output only. When the surgeon was retired (AdminService.RetireDoctor); unset
+   * while in service. A retired surgeon is kept for history but can never be
+   * booked again.
+   *
+   * @generated from field: google.protobuf.Timestamp retire_time = 21;
+   */
+  retireTime?: Timestamp | undefined;
 };
 
 /**
@@ -200,6 +238,25 @@ export type Equipment = Message<"orflow.v1.Equipment"> & {
    * @generated from field: int32 quantity = 3;
    */
   quantity: number;
+
+  /**
+   * Output only. The revision to send back as `etag` when updating or retiring
+   * this equipment type (AIP-154): a change made meanwhile makes the call fail with
+   * ABORTED / ETAG_MISMATCH instead of overwriting it. Numbered 20+ so the
+   * Equipment's own fields keep the low numbers.
+   *
+   * @generated from field: string etag = 20;
+   */
+  etag: string;
+
+  /**
+   * Output only. When the equipment type was retired (AdminService.RetireEquipment); unset
+   * while in service. A retired equipment type is kept for history but can never be
+   * booked again.
+   *
+   * @generated from field: google.protobuf.Timestamp retire_time = 21;
+   */
+  retireTime?: Timestamp | undefined;
 };
 
 /**
@@ -331,6 +388,24 @@ export type Slot = Message<"orflow.v1.Slot"> & {
    * @generated from field: orflow.v1.Site site = 11;
    */
   site?: Site | undefined;
+
+  /**
+   * Output only. The revision to send back as `etag` with UpdateSlot or
+   * RetireSlot (AIP-154).
+   *
+   * @generated from field: string etag = 20;
+   */
+  etag: string;
+
+  /**
+   * Output only. When the slot was retired: by RetireSlot, or through its
+   * room, surgeon or an equipment type it needs being retired (the earliest).
+   * Unset while the slot stands. A retired slot is never available, and
+   * ListSlots leaves it out unless asked to show retired slots.
+   *
+   * @generated from field: google.protobuf.Timestamp retire_time = 21;
+   */
+  retireTime?: Timestamp | undefined;
 };
 
 /**
