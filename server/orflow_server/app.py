@@ -198,6 +198,7 @@ def build_server(
         pool=pool,
         hold_ttl=settings.hold_ttl,
         turnover=settings.turnover,
+        db_call_timeout=settings.db_call_timeout,
         expiry=expiry,
         metrics=metrics,
         allow_reset=settings.allow_reset,

@@ -99,6 +99,7 @@ async def seed(settings: Settings, url: str, *, only_if_empty: bool) -> tuple[in
             pool=pool,
             hold_ttl=settings.hold_ttl,
             turnover=settings.turnover,
+            db_call_timeout=settings.db_call_timeout,
             expiry=NoQueueExpiryScheduler(),
             allow_reset=True,  # an operator at the console asked for it (`orflow seed`), or the database is empty
         )
@@ -210,6 +211,7 @@ async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
             pool=pool,
             hold_ttl=settings.hold_ttl,
             turnover=settings.turnover,
+            db_call_timeout=settings.db_call_timeout,
             expiry=NoQueueExpiryScheduler(),
             metrics=metrics,
         )

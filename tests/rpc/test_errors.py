@@ -40,6 +40,7 @@ EXPECTED: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.SlotCancelledError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.SlotInUseError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.ResetDisabledError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,

@@ -180,3 +180,10 @@ class ErrorReason(StrEnum):
     # COMPLETED.
     # Metadata: "slot_id", "status" (the case's state).
     SLOT_IN_USE = "SLOT_IN_USE"
+
+    # DEADLINE_EXCEEDED: the call's deadline passed while the server waited
+    # on the database (a lock another transaction holds, or a busy pool); the
+    # server stopped the work and nothing was committed. Retry with the same
+    # request_id and a longer deadline.
+    # Metadata: none.
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"

@@ -33,7 +33,7 @@ async def list_slots(
     if key and int(key[0]) >= _MAX_MICROS:
         raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
     after = (_EPOCH + timedelta(microseconds=int(key[0])), int(key[1])) if key else None
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         rows = await db.list_slots(conn, filters, after=after, limit=page_size + 1, turnover=ctx.turnover)
     page = rows[:page_size]
     token = encode_page_token([_micros(page[-1].start_time), page[-1].id], filters) if len(rows) > page_size else ""
@@ -41,7 +41,7 @@ async def list_slots(
 
 
 async def get_slot(ctx: OpsContext, slot_id: int) -> Slot:
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         slot = await db.fetch_slot(conn, slot_id, turnover=ctx.turnover)
     if slot is None:
         raise NotFoundError("slot", slot_id)
@@ -49,7 +49,7 @@ async def get_slot(ctx: OpsContext, slot_id: int) -> Slot:
 
 
 async def create_slot(ctx: OpsContext, actor: Actor, new: NewSlot) -> Slot:
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         await set_actor(conn, actor)
         if not await db_inventory.doctor_exists(conn, new.doctor_id):
             raise NotFoundError("doctor", new.doctor_id)
@@ -71,7 +71,7 @@ async def create_slot(ctx: OpsContext, actor: Actor, new: NewSlot) -> Slot:
 
 async def cancel_slot(ctx: OpsContext, actor: Actor, slot_id: int, *, note: str) -> tuple[Slot, Booking | None]:
     """Cancels the slot and its active booking in one statement; returns the slot and the booking it cancelled."""
-    async with ctx.pool.acquire() as conn:  # one statement, its own transaction
+    async with ctx.connection() as conn:  # one statement, its own transaction
         done = await db.cancel_slot(conn, slot_id, note=note, actor=actor)
         if isinstance(done, Refusal):
             if done.code == "SLOT_NOT_FOUND":
@@ -92,7 +92,7 @@ async def list_doctors(ctx: OpsContext, *, query: str, page_size: int, page_toke
     filters = DoctorFilters(query=query)
     key = decode_page_token(page_token, filters, shape=(str, int))
     after = (str(key[0]), int(key[1])) if key else None
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         rows = await db_inventory.list_doctors(conn, query=query, after=after, limit=page_size + 1)
     page = rows[:page_size]
     token = encode_page_token([page[-1].name, page[-1].id], filters) if len(rows) > page_size else ""

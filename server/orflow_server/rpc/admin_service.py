@@ -31,7 +31,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         self._ctx = ctx
 
     async def SeedDatabase(self, request: pb.SeedDatabaseRequest, context: Context) -> pb.SeedDatabaseResponse:
-        rooms, doctors, equipment, slots = await seed_ops.seed_database(self._ctx, current_actor())
+        rooms, doctors, equipment, slots = await seed_ops.seed_database(self._ctx.within(context), current_actor())
         return pb.SeedDatabaseResponse(
             room_count=rooms, doctor_count=doctors, equipment_count=equipment, slot_count=slots
         )
@@ -45,7 +45,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         )
         check.raise_if_any()
         bookings, token = await booking_ops.list_bookings(
-            self._ctx,
+            self._ctx.within(context),
             current_actor(),
             filters,
             page_size=page_size_or_default(request.page_size),
@@ -76,7 +76,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         )
         check.raise_if_any()
         return pb.CreateSlotResponse(
-            slot=convert.slot_to_proto(await slot_ops.create_slot(self._ctx, current_actor(), new))
+            slot=convert.slot_to_proto(await slot_ops.create_slot(self._ctx.within(context), current_actor(), new))
         )
 
     async def CancelSlot(self, request: pb.CancelSlotRequest, context: Context) -> pb.CancelSlotResponse:
@@ -84,7 +84,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         slot_id = check.positive_id("slot_id", request.slot_id)
         note = check.text("note", request.note, max_length=500, is_required=False)
         check.raise_if_any()
-        slot, booking = await slot_ops.cancel_slot(self._ctx, current_actor(), slot_id, note=note)
+        slot, booking = await slot_ops.cancel_slot(self._ctx.within(context), current_actor(), slot_id, note=note)
         return pb.CancelSlotResponse(
             slot=convert.slot_to_proto(slot),
             cancelled_booking=None if booking is None else convert.booking_to_proto(booking),
@@ -95,11 +95,13 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         name = check.text("name", request.name, max_length=200)
         check.raise_if_any()
         return pb.CreateRoomResponse(
-            room=convert.room_to_proto(await inventory_ops.create_room(self._ctx, current_actor(), name=name))
+            room=convert.room_to_proto(
+                await inventory_ops.create_room(self._ctx.within(context), current_actor(), name=name)
+            )
         )
 
     async def ListRooms(self, request: pb.ListRoomsRequest, context: Context) -> pb.ListRoomsResponse:
-        rooms = await inventory_ops.list_rooms(self._ctx)
+        rooms = await inventory_ops.list_rooms(self._ctx.within(context))
         return pb.ListRoomsResponse(rooms=[convert.room_to_proto(r) for r in rooms])
 
     async def CreateDoctor(self, request: pb.CreateDoctorRequest, context: Context) -> pb.CreateDoctorResponse:
@@ -107,7 +109,9 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         name = check.text("name", request.name, max_length=200)
         specialty = check.text("specialty", request.specialty, max_length=200)
         check.raise_if_any()
-        doctor = await inventory_ops.create_doctor(self._ctx, current_actor(), name=name, specialty=specialty)
+        doctor = await inventory_ops.create_doctor(
+            self._ctx.within(context), current_actor(), name=name, specialty=specialty
+        )
         return pb.CreateDoctorResponse(doctor=convert.doctor_to_proto(doctor))
 
     async def CreateEquipment(self, request: pb.CreateEquipmentRequest, context: Context) -> pb.CreateEquipmentResponse:
@@ -117,12 +121,12 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             check.fail("quantity", f"must be between 0 and {MAX_EQUIPMENT_QUANTITY}")
         check.raise_if_any()
         equipment = await inventory_ops.create_equipment(
-            self._ctx, current_actor(), name=name, quantity=request.quantity
+            self._ctx.within(context), current_actor(), name=name, quantity=request.quantity
         )
         return pb.CreateEquipmentResponse(equipment=convert.equipment_to_proto(equipment))
 
     async def ListEquipment(self, request: pb.ListEquipmentRequest, context: Context) -> pb.ListEquipmentResponse:
-        equipment = await inventory_ops.list_equipment(self._ctx)
+        equipment = await inventory_ops.list_equipment(self._ctx.within(context))
         return pb.ListEquipmentResponse(equipment=[convert.equipment_to_proto(e) for e in equipment])
 
     async def ListAuditEvents(self, request: pb.ListAuditEventsRequest, context: Context) -> pb.ListAuditEventsResponse:
@@ -139,7 +143,10 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             check.fail("end_time", "must be after start_time")
         check.raise_if_any()
         events, token = await audit_ops.list_audit_events(
-            self._ctx, filters, page_size=page_size_or_default(request.page_size), page_token=request.page_token
+            self._ctx.within(context),
+            filters,
+            page_size=page_size_or_default(request.page_size),
+            page_token=request.page_token,
         )
         return pb.ListAuditEventsResponse(
             events=[convert.audit_event_to_proto(e) for e in events], next_page_token=token

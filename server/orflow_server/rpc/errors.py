@@ -45,6 +45,7 @@ CODES: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.ConflictError: grpc.StatusCode.ABORTED,
     errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     errors.RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -190,6 +190,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     COMPLETED.
     Metadata: "slot_id", "status" (the case's state).
     """
+    ERROR_REASON_DEADLINE_EXCEEDED: _ErrorReason.ValueType  # 35
+    """DEADLINE_EXCEEDED: the call's deadline passed while the server waited
+    on the database (a lock another transaction holds, or a busy pool); the
+    server stopped the work and nothing was committed. Retry with the same
+    request_id and a longer deadline.
+    Metadata: none.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the google.rpc.ErrorInfo (domain
@@ -381,5 +388,12 @@ ERROR_REASON_SLOT_IN_USE: ErrorReason.ValueType  # 34
 """FAILED_PRECONDITION: CancelSlot on a slot whose case is IN_PROGRESS or
 COMPLETED.
 Metadata: "slot_id", "status" (the case's state).
+"""
+ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason.ValueType  # 35
+"""DEADLINE_EXCEEDED: the call's deadline passed while the server waited
+on the database (a lock another transaction holds, or a busy pool); the
+server stopped the work and nothing was committed. Retry with the same
+request_id and a longer deadline.
+Metadata: none.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
