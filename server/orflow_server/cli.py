@@ -221,6 +221,7 @@ async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
             queue_name=settings.queue_name,
             sweep_seconds=settings.sweep_seconds,
             metrics_addr=settings.worker_metrics_addr,
+            grace_seconds=settings.shutdown_grace_seconds,
         )
     finally:
         await pool.close()

@@ -57,7 +57,7 @@ class Settings:
     grpc_keepalive_seconds: float = 60.0  # HTTP/2 PING on idle connections, so dead peers are noticed
     grpc_max_connection_age_seconds: float = 0.0  # 0 = never; else GOAWAY after this, so balancers rebalance
     grpc_max_connection_age_grace_seconds: float = 30.0  # calls (and streams) left to finish after a GOAWAY
-    shutdown_grace_seconds: float = 10.0  # SIGTERM: in-flight calls get this long, then they are cancelled
+    shutdown_grace_seconds: float = 10.0  # SIGTERM: in-flight calls (a worker's jobs) get this long, then are cancelled
     # Open WatchSlots streams at most: per token subject, per client connection, in this process.
     watch_streams_per_caller: int = 10
     watch_streams_per_connection: int = 100

@@ -19,32 +19,55 @@ from ..ops.expiry import expire_booking, sweep_overdue_holds
 _log = logging.getLogger(__name__)
 _jobs = structlog.get_logger("orflow_server.worker.jobs")
 
-JOB_GRACE_SECONDS = 5.0
-"""How long a stopping worker lets running jobs finish (a cancelled one is retried, and the sweep covers it)."""
-
 
 class _Worker(Worker[Any]):
-    """SAQ's Worker, stopping without a warning about its own idle loops.
+    """SAQ's Worker, draining on stop: it takes no new job, lets running ones finish, re-queues the rest.
 
-    SAQ's stop() waits `shutdown_grace_period_s` (0) for its dequeue and
-    upkeep loops, which never finish by themselves, so every stop logged
-    "Some tasks did not finish". Here running jobs get their grace, the
-    idle loops are cancelled and awaited, and then SAQ tidies up.
+    On SIGTERM (or SIGINT) the loops that are only waiting for a job are
+    cancelled at once, so nothing new starts. Running jobs get `grace_seconds`
+    to finish. A job still running then is cancelled: its statement is
+    cancelled in PostgreSQL (asyncpg sends the cancel request, the transaction
+    rolls back) and SAQ puts the job back in the queue (`job.retry`), where
+    the next worker finds it. Should the re-queue itself fail (Redis gone),
+    the sweep of the next worker fails the hold anyway: the database is the
+    truth. Stopping also ends SAQ's idle loops, which never finish by
+    themselves (SAQ's own stop waited for them and warned "Some tasks did not
+    finish").
     """
+
+    def __init__(self, queue: Queue, *, grace_seconds: float, **kwargs: Any) -> None:
+        super().__init__(queue, before_process=[self._took_job], after_process=[self._left_job], **kwargs)
+        self.grace_seconds = grace_seconds
+        self._busy: set[asyncio.Task[Any]] = set()  # the SAQ loops running a job (not waiting for one)
+
+    async def _took_job(self, _: Any) -> None:
+        if (task := asyncio.current_task()) is not None:
+            self._busy.add(task)
+
+    async def _left_job(self, _: Any) -> None:
+        if (task := asyncio.current_task()) is not None:
+            self._busy.discard(task)
 
     async def stop(self) -> None:
         self.event.set()
+        idle = [task for task in self.tasks if task not in self._busy]
+        await _cancelled(idle)  # a dequeue cut short leaves its job to SAQ's sweep of the active list
         jobs = [context["task"] for context in self.job_task_contexts.values()]
+        unfinished: set[asyncio.Task[Any]] = set()
         if jobs:
-            await asyncio.wait(jobs, timeout=JOB_GRACE_SECONDS)
-        loops = list(self.tasks)
-        for task in loops:
-            task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+            _, unfinished = await asyncio.wait(jobs, timeout=self.grace_seconds)
+        _jobs.info("drain", running=len(jobs), finished=len(jobs) - len(unfinished), requeued=len(unfinished))
+        await _cancelled(list(self.tasks))  # a cancelled job's loop re-queues it (SAQ's process())
         await super().stop()
 
 
-def build_worker(ops: OpsContext, queue: Queue) -> Worker[Any]:
+async def _cancelled(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def build_worker(ops: OpsContext, queue: Queue, *, grace_seconds: float) -> Worker[Any]:
     """A SAQ worker whose one task calls the expiry use case (the sweep runs beside it: `sweep_forever`)."""
 
     async def expire(_: Any, *, booking_id: int) -> bool:
@@ -56,6 +79,7 @@ def build_worker(ops: OpsContext, queue: Queue) -> Worker[Any]:
 
     return _Worker(
         queue,
+        grace_seconds=grace_seconds,
         functions=[(EXPIRE_TASK, expire)],
         # Jobs mostly wait out a sub-second remainder, so more run at once than
         # CPU alone suggests; each holds a Redis connection (redis-py caps its pool).
@@ -87,9 +111,19 @@ async def sweep_forever(ops: OpsContext, queue: Queue, *, every_seconds: float) 
 
 
 async def run_worker(
-    ops: OpsContext, *, redis_url: str, queue_name: str, sweep_seconds: int, metrics_addr: str
+    ops: OpsContext,
+    *,
+    redis_url: str,
+    queue_name: str,
+    sweep_seconds: int,
+    metrics_addr: str,
+    grace_seconds: float,
 ) -> None:
-    """Runs until SIGINT/SIGTERM (SAQ's worker handles both and drains), serving metrics meanwhile."""
+    """Runs until SIGINT/SIGTERM (SAQ's worker handles both; _Worker drains), serving metrics meanwhile.
+
+    The sweep is cancelled on stop, mid-transaction or not: its transaction
+    rolls back, and the next worker's start-up sweep does the work.
+    """
     # SAQ logs every job it runs at INFO ("Finished ...", the sweep every few seconds included);
     # the jobs log their own line above, the sweep only when it did work. SAQ's warnings and errors stay.
     logging.getLogger("saq").setLevel(logging.WARNING)
@@ -100,7 +134,7 @@ async def run_worker(
     try:
         sweeper = asyncio.create_task(sweep_forever(ops, queue, every_seconds=sweep_seconds), name="orflow-sweep")
         try:
-            await build_worker(ops, queue).start()
+            await build_worker(ops, queue, grace_seconds=grace_seconds).start()
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
