@@ -234,6 +234,8 @@ def build_server(
 
 async def serve(settings: Settings, *, database_url: str, tracer_provider: TracerProvider | None = None) -> None:
     """Runs the server until SIGINT/SIGTERM, then drains: NOT_SERVING, stop(grace), close pool."""
+    # SAQ logs every enqueue at INFO: a line per booking beside the call's own "rpc" line. Its warnings stay.
+    logging.getLogger("saq").setLevel(logging.WARNING)
     pool = await create_pool(settings, database_url)
     queue = Queue.from_url(settings.redis_url, name=settings.queue_name) if settings.redis_url else None
     metrics = Metrics()
