@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 import asyncpg
+from opentelemetry.sdk.trace import TracerProvider
 
 from .app import create_pool, serve
 from .db.migrate import apply_migrations
@@ -40,7 +41,7 @@ from .ops.scheduling import NoQueueExpiryScheduler
 from .ops.seed import seed_database
 from .security.tokens import TOKEN_ROLES, issue_token
 from .settings import Settings, SettingsError
-from .worker.main import run_worker
+from .worker.main import NO_TRACING, run_worker
 
 COMMAND_GROUP = "orflow.commands"  # name = subcommand, value = an object like AddedCommand below
 EMBEDDED_GROUP = "orflow.embedded"  # "postgres" = a function(data_dir) -> URL of a running embedded PostgreSQL
@@ -198,11 +199,25 @@ def cmd_worker(settings: Settings) -> int:
     if not settings.redis_url:
         print("orflow: the worker needs ORFLOW_REDIS_URL (`orflow up` sets it for you)", file=sys.stderr)
         return 2
-    asyncio.run(_work(settings, database_url(settings), settings.redis_url))
+    try:
+        provider = configure_tracing(os.environ, service_name="orflow-worker")
+    except TracingConfigError as exc:
+        print(f"orflow: bad setting: {exc}", file=sys.stderr)
+        return 2
+    if provider is not None:
+        instrument_asyncpg(provider)
+        logging.getLogger(__name__).info("tracing on: OTLP spans of expiry jobs, sweeps and SQL")
+    try:
+        asyncio.run(_work(settings, database_url(settings), settings.redis_url, tracer_provider=provider))
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports the last batch
     return 0
 
 
-async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
+async def _work(
+    settings: Settings, database_url: str, redis_url: str, *, tracer_provider: TracerProvider | None
+) -> None:
     pool = await create_pool(settings, database_url)
     metrics = Metrics()
     metrics.track_pool(pool)
@@ -222,6 +237,7 @@ async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
             sweep_seconds=settings.sweep_seconds,
             metrics_addr=settings.worker_metrics_addr,
             grace_seconds=settings.shutdown_grace_seconds,
+            tracer=NO_TRACING if tracer_provider is None else tracer_provider.get_tracer("orflow_server.worker"),
         )
     finally:
         await pool.close()

@@ -9,6 +9,9 @@ import time
 from typing import Any
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
 from saq import Queue, Worker
 
 from ..jobs import EXPIRE_TASK
@@ -67,14 +70,28 @@ async def _cancelled(tasks: list[asyncio.Task[Any]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def build_worker(ops: OpsContext, queue: Queue, *, grace_seconds: float) -> Worker[Any]:
-    """A SAQ worker whose one task calls the expiry use case (the sweep runs beside it: `sweep_forever`)."""
+NO_TRACING = trace.NoOpTracer()
+"""Tracing off (the default): spans cost nothing and go nowhere."""
+
+
+def build_worker(ops: OpsContext, queue: Queue, *, grace_seconds: float, tracer: Tracer = NO_TRACING) -> Worker[Any]:
+    """A SAQ worker whose one task calls the expiry use case (the sweep runs beside it: `sweep_forever`).
+
+    Each job is a span (a consumer's, with the booking id), its SQL spans below it; its log line carries the trace id.
+    """
 
     async def expire(_: Any, *, booking_id: int) -> bool:
         started = time.perf_counter()
-        expired = await expire_booking(ops, booking_id)
-        elapsed = round((time.perf_counter() - started) * 1000, 2)
-        _jobs.info("job", task=EXPIRE_TASK, booking_id=booking_id, expired=expired, duration_ms=elapsed)
+        attributes: dict[str, AttributeValue] = {
+            "messaging.system": "saq",
+            "messaging.destination.name": queue.name,
+            "orflow.booking_id": booking_id,
+        }
+        with tracer.start_as_current_span(EXPIRE_TASK, kind=SpanKind.CONSUMER, attributes=attributes) as span:
+            expired = await expire_booking(ops, booking_id)
+            span.set_attribute("orflow.expired", expired)
+            elapsed = round((time.perf_counter() - started) * 1000, 2)
+            _jobs.info("job", task=EXPIRE_TASK, booking_id=booking_id, expired=expired, duration_ms=elapsed)
         return expired
 
     return _Worker(
@@ -87,7 +104,7 @@ def build_worker(ops: OpsContext, queue: Queue, *, grace_seconds: float) -> Work
     )
 
 
-async def sweep_forever(ops: OpsContext, queue: Queue, *, every_seconds: float) -> None:
+async def sweep_forever(ops: OpsContext, queue: Queue, *, every_seconds: float, tracer: Tracer = NO_TRACING) -> None:
     """Fails every overdue hold now, then every `every_seconds`: the guarantee behind the per-hold jobs.
 
     It is the worker's own loop, not a SAQ cron job: a cron job of a SIGKILLed
@@ -96,14 +113,18 @@ async def sweep_forever(ops: OpsContext, queue: Queue, *, every_seconds: float) 
     cron job cannot run while Redis is down. It runs at start-up first, so a
     worker that was down for an hour fails every hold that expired meanwhile.
     Two workers' sweeps take turns on an advisory lock (db/bookings.py).
+    Each round is a span (its SQL spans below it), so a round that failed or was slow can be found.
     """
     while True:
         try:
-            started = time.perf_counter()
-            lags = await sweep_overdue_holds(ops)
-            if lags:  # every few seconds: a line only when it did work
-                elapsed = round((time.perf_counter() - started) * 1000, 2)
-                _jobs.info("job", task="sweep", expired=len(lags), max_lag_s=round(max(lags), 3), duration_ms=elapsed)
+            with tracer.start_as_current_span("sweep_overdue_holds") as span:
+                started = time.perf_counter()
+                lags = await sweep_overdue_holds(ops)
+                span.set_attribute("orflow.expired", len(lags))
+                if lags:  # every few seconds: a line only when it did work
+                    elapsed = round((time.perf_counter() - started) * 1000, 2)
+                    max_lag = round(max(lags), 3)
+                    _jobs.info("job", task="sweep", expired=len(lags), max_lag_s=max_lag, duration_ms=elapsed)
             ops.metrics.queue_depth.set(await queue.count("incomplete"))
         except Exception:  # noqa: BLE001 - the next round retries; a dead loop would end the guarantee
             _log.warning("the overdue-hold sweep failed; retrying in %.0f s", every_seconds, exc_info=True)
@@ -118,6 +139,7 @@ async def run_worker(
     sweep_seconds: int,
     metrics_addr: str,
     grace_seconds: float,
+    tracer: Tracer = NO_TRACING,
 ) -> None:
     """Runs until SIGINT/SIGTERM (SAQ's worker handles both; _Worker drains), serving metrics meanwhile.
 
@@ -132,9 +154,11 @@ async def run_worker(
     http, _, port = serve_metrics(ops.metrics, metrics_addr)
     _log.info("worker metrics on http://%s:%d/metrics", metrics_addr.rpartition(":")[0], port)
     try:
-        sweeper = asyncio.create_task(sweep_forever(ops, queue, every_seconds=sweep_seconds), name="orflow-sweep")
+        sweeper = asyncio.create_task(
+            sweep_forever(ops, queue, every_seconds=sweep_seconds, tracer=tracer), name="orflow-sweep"
+        )
         try:
-            await build_worker(ops, queue, grace_seconds=grace_seconds).start()
+            await build_worker(ops, queue, grace_seconds=grace_seconds, tracer=tracer).start()
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
