@@ -177,19 +177,20 @@ def build_server(
 
     `listen_dsn` is where the slot-change hub opens its own LISTEN connection;
     without it WatchSlots answers UNAVAILABLE. `limits` defaults to per-process buckets.
-    `tracer_provider` (tracing on) adds the OpenTelemetry server interceptor, outermost, so the
-    log lines carry the call's trace id.
+    `tracer_provider` (tracing on) adds the OpenTelemetry server interceptor, outside all but the
+    shedder, so the log lines carry the call's trace id.
     """
     metrics = metrics or Metrics()
     server = grpc.aio.server(
+        # The shedder is outermost: a call over the in-flight limit costs nothing else (rpc/shedding.py).
         # ObserveInterceptor logs and counts the status the caller sees; ErrorInterceptor answers the
-        # shedder's and the auth interceptor's refusals too, and turns the database's passing faults
-        # into UNAVAILABLE (never INTERNAL).
+        # auth interceptor's refusals too, and turns the database's passing faults into UNAVAILABLE
+        # (never INTERNAL).
         interceptors=[
+            SheddingInterceptor(InFlightLimit(settings.max_inflight_calls), metrics=metrics),
             *server_interceptors(tracer_provider),
             ObserveInterceptor(metrics),
             ErrorInterceptor(translate=translate_transient),
-            SheddingInterceptor(InFlightLimit(settings.max_inflight_calls)),
             AuthInterceptor(token_verifier(settings), metrics=metrics),
         ],
         options=server_options(settings),

@@ -7,7 +7,9 @@
    second (booked or refused by the rule) is the rate the server sustains;
 2. overload: `factor` times that rate, offered open loop (each call due at its moment, latency
    counted from then) for `seconds`, every call with a `deadline_s` gRPC deadline;
-3. after: the pool's connections in use once the load stops, the process's RSS, and the invariants.
+   `rounds` times, one after the other;
+3. after: the pool's connections in use once the load stops, the process's RSS after each round, and the
+   invariants.
 
 It reports calls shed by code (RESOURCE_EXHAUSTED / UNAVAILABLE, both sent with RetryInfo, decided by
 the in-flight limit before a connection is acquired), the accepted calls' p50/p99, the calls whose
@@ -49,7 +51,7 @@ from .stack import Stack, bench_stack
 SHED = ("RESOURCE_EXHAUSTED", "UNAVAILABLE")
 GAVE_UP = ("DEADLINE_EXCEEDED", "CANCELLED")
 """The caller's deadline passed: its own timer, or (a client too busy to fire it first) the server's RST_STREAM."""
-SAMPLE_EVERY_S = 0.25
+SAMPLE_EVERY_S = 1.0  # /metrics is served by a thread of the measured server: sampled sparingly
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +61,7 @@ class OverloadConfig:
     seconds: float = 5.0  # each phase
     factor: float = 10.0  # offered = factor x sustained
     deadline_s: float = 2.0  # every overload call's gRPC deadline
+    rounds: int = 2  # overload rounds, one after the other (RSS is read after each)
     rooms: int = 1000
     server_env: Mapping[str, str] = field(default_factory=dict)  # ORFLOW_* for the measured server
 
@@ -66,7 +69,7 @@ class OverloadConfig:
 PRESETS = {
     "full": OverloadConfig(),
     "quick": OverloadConfig(seconds=3.0),
-    "smoke": OverloadConfig(processes=2, callers=4, seconds=0.5, factor=3.0, rooms=50),
+    "smoke": OverloadConfig(processes=2, callers=4, seconds=0.5, factor=3.0, rounds=1, rooms=50),
 }
 
 
@@ -90,11 +93,12 @@ class OverloadResult:
     accepted_p99_ms: float | None
     shed_p99_ms: float | None
     sustained_p99_ms: float | None
-    server_cpu_s: float  # CPU the measured server used during the overload phase
-    overload_wall_s: float
+    server_cpu_ms_per_sustained_call: float  # the server's CPU per call (booked or refused) at the sustained rate
+    server_cpu_s: float  # CPU the measured server used during the overload rounds
+    server_cpu_ms_per_overload_call: float
     rss_before_mb: float
     rss_peak_mb: float
-    rss_after_mb: float
+    rss_after_rounds_mb: list[float]  # flat memory: the rounds after the first do not add to it
     pool_max: float
     pool_in_use_max: float
     pool_in_use_after: float
@@ -166,34 +170,54 @@ def _outcomes(results: list[dict[str, Any]]) -> list[tuple[float, str]]:
     return [(ms, code) for r in results for ms, code in zip(r["latencies_ms"], r["codes"], strict=True)]
 
 
+async def _sustained(b: Bench, cfg: OverloadConfig, target: str, pid: int, slots: list[int]) -> tuple[float, Phase]:
+    """The rate the server sustains: what closed-loop callers get decided per second."""
+    b.progress(f"overload: sustained rate, {cfg.callers} closed-loop callers for {cfg.seconds:g} s")
+    cpu = cpu_seconds(pid)
+    jobs = _phase_jobs(b, slots, target, "os", concurrency=max(1, cfg.callers // cfg.processes))
+    results = await run_clients(jobs, wait_s=cfg.seconds + 120)
+    done = _outcomes(results)
+    rate = sum(1 for _, code in done if code == "OK" or code in REFUSALS) / max(r["elapsed_s"] for r in results)
+    return rate, Phase(done, cpu_seconds(pid) - cpu)
+
+
+async def _overloaded(b: Bench, cfg: OverloadConfig, target: str, pid: int, slots: list[int], rate: float) -> Phase:
+    """`rate` calls a second, open loop, each with the deadline; what came back and the server's CPU."""
+    cpu = cpu_seconds(pid)
+    jobs = _phase_jobs(b, slots, target, f"o{pid}-{len(slots)}-", rate=rate / cfg.processes, timeout_s=cfg.deadline_s)
+    outcomes = _outcomes(await run_clients(jobs, wait_s=cfg.seconds + cfg.deadline_s + 120))
+    return Phase(outcomes, cpu_seconds(pid) - cpu)
+
+
+@dataclass
+class Phase:
+    outcomes: list[tuple[float, str]]
+    cpu_s: float
+
+
 async def _run(b: Bench, cfg: OverloadConfig, slots: list[int]) -> OverloadResult:
+    chunk = len(slots) // (1 + cfg.rounds)
     async with measured_server(b.stack, cfg.server_env) as (target, metrics_addr, pid), aiohttp.ClientSession() as http:
-        per_process = max(1, cfg.callers // cfg.processes)
-        b.progress(f"overload: sustained rate, {cfg.callers} closed-loop callers for {cfg.seconds:g} s")
-        sustained = await run_clients(
-            _phase_jobs(b, slots[: len(slots) // 3], target, "os", concurrency=per_process), wait_s=cfg.seconds + 120
-        )
-        done = _outcomes(sustained)
-        rate = sum(1 for _, code in done if code == "OK" or code in REFUSALS) / max(r["elapsed_s"] for r in sustained)
+        rate, sustained = await _sustained(b, cfg, target, pid, slots[:chunk])
         offered = cfg.factor * rate
-        rss_before, cpu_before, wall_before = rss_mb(pid), cpu_seconds(pid), asyncio.get_running_loop().time()
-        sample = Sample(rss_max_mb=rss_before)
-        b.progress(
-            f"overload: sustained {rate:.0f}/s; offering {offered:.0f}/s for {cfg.seconds:g} s (server pid {pid})"
-        )
+        rss_before = rss_mb(pid)
+        sample, rounds, rss_after_rounds = Sample(rss_max_mb=rss_before), [], []
         watcher = asyncio.create_task(watch(http, metrics_addr, pid, sample))
         try:
-            jobs = _phase_jobs(
-                b, slots[len(slots) // 3 :], target, "oo", rate=offered / cfg.processes, timeout_s=cfg.deadline_s
-            )
-            overloaded = _outcomes(await run_clients(jobs, wait_s=cfg.seconds + cfg.deadline_s + 120))
+            for n in range(1, cfg.rounds + 1):
+                b.progress(
+                    f"overload: round {n}: {offered:.0f}/s ({cfg.factor:g} x {rate:.0f}/s) for {cfg.seconds:g} s, pid {pid}"
+                )
+                rounds.append(await _overloaded(b, cfg, target, pid, slots[chunk * n : chunk * (n + 1)], offered))
+                await asyncio.sleep(1.0)  # the last answers' connections go back to the pool
+                rss_after_rounds.append(round(rss_mb(pid), 1))
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-        cpu, wall = cpu_seconds(pid) - cpu_before, asyncio.get_running_loop().time() - wall_before
-        await asyncio.sleep(1.0)  # the last answers' connections go back to the pool
         after = await scrape(http, metrics_addr)
-        rss_after = rss_mb(pid)
+    overloaded = [outcome for phase in rounds for outcome in phase.outcomes]
+    cpu = sum(phase.cpu_s for phase in rounds)
+    done = sustained.outcomes
     codes = Counter(code for _, code in overloaded)
     accepted = [ms for ms, code in overloaded if code == "OK" or code in REFUSALS]
     shed = [ms for ms, code in overloaded if code in SHED]
@@ -209,11 +233,12 @@ async def _run(b: Bench, cfg: OverloadConfig, slots: list[int]) -> OverloadResul
         accepted_p99_ms=percentile(accepted, 99),
         shed_p99_ms=percentile(shed, 99),
         sustained_p99_ms=percentile([ms for ms, _ in done], 99),
+        server_cpu_ms_per_sustained_call=round(1000 * sustained.cpu_s / max(1, len(done)), 3),
         server_cpu_s=round(cpu, 2),
-        overload_wall_s=round(wall, 2),
+        server_cpu_ms_per_overload_call=round(1000 * cpu / max(1, len(overloaded)), 3),
         rss_before_mb=round(rss_before, 1),
         rss_peak_mb=round(sample.rss_max_mb, 1),
-        rss_after_mb=round(rss_after, 1),
+        rss_after_rounds_mb=rss_after_rounds,
         pool_max=after.get("orflow_db_pool_max", 0.0),
         pool_in_use_max=sample.pool_in_use_max,
         pool_in_use_after=after.get("orflow_db_pool_in_use", -1.0),
@@ -234,7 +259,7 @@ async def run_overload(
             config = BenchConfig(processes=cfg.processes, spread_seconds=cfg.seconds, rooms=cfg.rooms)
             b = Bench(stack, config, conn, say)
             # Enough free slots that no phase runs out: every call may book one.
-            count = max(1000, int(cfg.seconds * 4000 * (1 + cfg.factor)))
+            count = max(1000, int(cfg.seconds * 4000 * (1 + cfg.factor * cfg.rounds)))
             block = await sql.load_slots(conn, count=count, rooms=cfg.rooms, start=b.now() + timedelta(days=1))
             return await _run(b, cfg, block.ids)
         finally:
