@@ -205,9 +205,8 @@ async def _run(b: Bench, cfg: OverloadConfig, slots: list[int]) -> OverloadResul
         watcher = asyncio.create_task(watch(http, metrics_addr, pid, sample))
         try:
             for n in range(1, cfg.rounds + 1):
-                b.progress(
-                    f"overload: round {n}: {offered:.0f}/s ({cfg.factor:g} x {rate:.0f}/s) for {cfg.seconds:g} s, pid {pid}"
-                )
+                say = f"overload: round {n}: {offered:.0f}/s ({cfg.factor:g} x {rate:.0f}/s) for {cfg.seconds:g} s"
+                b.progress(f"{say} (server pid {pid})")
                 rounds.append(await _overloaded(b, cfg, target, pid, slots[chunk * n : chunk * (n + 1)], offered))
                 await asyncio.sleep(1.0)  # the last answers' connections go back to the pool
                 rss_after_rounds.append(round(rss_mb(pid), 1))
