@@ -68,7 +68,7 @@ class OverloadConfig:
 
 PRESETS = {
     "full": OverloadConfig(),
-    "quick": OverloadConfig(seconds=3.0),
+    "quick": OverloadConfig(seconds=3.0, rounds=3),
     "smoke": OverloadConfig(processes=2, callers=4, seconds=0.5, factor=3.0, rounds=1, rooms=50),
 }
 
@@ -184,7 +184,8 @@ async def _sustained(b: Bench, cfg: OverloadConfig, target: str, pid: int, slots
 async def _overloaded(b: Bench, cfg: OverloadConfig, target: str, pid: int, slots: list[int], rate: float) -> Phase:
     """`rate` calls a second, open loop, each with the deadline; what came back and the server's CPU."""
     cpu = cpu_seconds(pid)
-    jobs = _phase_jobs(b, slots, target, f"o{pid}-{len(slots)}-", rate=rate / cfg.processes, timeout_s=cfg.deadline_s)
+    tag = f"o{slots[0]}-"  # request ids of their own in every round
+    jobs = _phase_jobs(b, slots, target, tag, rate=rate / cfg.processes, timeout_s=cfg.deadline_s)
     outcomes = _outcomes(await run_clients(jobs, wait_s=cfg.seconds + cfg.deadline_s + 120))
     return Phase(outcomes, cpu_seconds(pid) - cpu)
 
