@@ -53,13 +53,14 @@ class _Worker(Worker[Any]):
 
     async def stop(self) -> None:
         self.event.set()
-        idle = [task for task in self.tasks if task not in self._busy]
+        idle = [task for task in self.tasks if task not in self._busy]  # waiting for a job (or SAQ's upkeep)
         await _cancelled(idle)  # a dequeue cut short leaves its job to SAQ's sweep of the active list
-        jobs = [context["task"] for context in self.job_task_contexts.values()]
+        # The loops running a job: each ends once its job has finished AND SAQ has recorded it in Redis.
+        running = [task for task in self.tasks if task in self._busy]
         unfinished: set[asyncio.Task[Any]] = set()
-        if jobs:
-            _, unfinished = await asyncio.wait(jobs, timeout=self.grace_seconds)
-        _jobs.info("drain", running=len(jobs), finished=len(jobs) - len(unfinished), requeued=len(unfinished))
+        if running:
+            _, unfinished = await asyncio.wait(running, timeout=self.grace_seconds)
+        _jobs.info("drain", running=len(running), finished=len(running) - len(unfinished), requeued=len(unfinished))
         await _cancelled(list(self.tasks))  # a cancelled job's loop re-queues it (SAQ's process())
         await super().stop()
 
