@@ -179,19 +179,20 @@ def build_server(
 
     `listen_dsn` is where the slot-change hub opens its own LISTEN connection;
     without it WatchSlots answers UNAVAILABLE. `limits` defaults to per-process buckets.
-    `tracer_provider` (tracing on) adds the OpenTelemetry server interceptor, outermost, so the
-    log lines carry the call's trace id.
+    `tracer_provider` (tracing on) adds the OpenTelemetry server interceptor, outside all but the
+    shedder, so the log lines carry the call's trace id.
     """
     metrics = metrics or Metrics()
     server = grpc.aio.server(
+        # The shedder is outermost: a call over the in-flight limit costs nothing else (rpc/shedding.py).
         # ObserveInterceptor logs and counts the status the caller sees; ErrorInterceptor answers the
-        # shedder's and the auth interceptor's refusals too, and turns the database's passing faults
-        # into UNAVAILABLE (never INTERNAL).
+        # auth interceptor's refusals too, and turns the database's passing faults into UNAVAILABLE
+        # (never INTERNAL).
         interceptors=[
+            SheddingInterceptor(InFlightLimit(settings.max_inflight_calls), metrics=metrics),
             *server_interceptors(tracer_provider),
             ObserveInterceptor(metrics),
             ErrorInterceptor(translate=translate_transient),
-            SheddingInterceptor(InFlightLimit(settings.max_inflight_calls)),
             AuthInterceptor(token_verifier(settings), metrics=metrics),
         ],
         options=server_options(settings),
@@ -200,6 +201,7 @@ def build_server(
         pool=pool,
         hold_ttl=settings.hold_ttl,
         turnover=settings.turnover,
+        db_call_timeout=settings.db_call_timeout,
         expiry=expiry,
         metrics=metrics,
         allow_reset=settings.allow_reset,
@@ -235,6 +237,8 @@ def build_server(
 
 async def serve(settings: Settings, *, database_url: str, tracer_provider: TracerProvider | None = None) -> None:
     """Runs the server until SIGINT/SIGTERM, then drains: NOT_SERVING, stop(grace), close pool."""
+    # SAQ logs every enqueue at INFO: a line per booking beside the call's own "rpc" line. Its warnings stay.
+    logging.getLogger("saq").setLevel(logging.WARNING)
     pool = await create_pool(settings, database_url)
     queue = Queue.from_url(settings.redis_url, name=settings.queue_name) if settings.redis_url else None
     metrics = Metrics()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 import asyncpg
+from opentelemetry.sdk.trace import TracerProvider
 
 from .app import create_pool, serve
 from .db.migrate import apply_migrations
@@ -40,7 +41,7 @@ from .ops.scheduling import NoQueueExpiryScheduler
 from .ops.seed import seed_database
 from .security.tokens import TOKEN_ROLES, issue_token
 from .settings import Settings, SettingsError
-from .worker.main import run_worker
+from .worker.main import NO_TRACING, run_worker
 
 COMMAND_GROUP = "orflow.commands"  # name = subcommand, value = an object like AddedCommand below
 EMBEDDED_GROUP = "orflow.embedded"  # "postgres" = a function(data_dir) -> URL of a running embedded PostgreSQL
@@ -99,6 +100,7 @@ async def seed(settings: Settings, url: str, *, only_if_empty: bool) -> tuple[in
             pool=pool,
             hold_ttl=settings.hold_ttl,
             turnover=settings.turnover,
+            db_call_timeout=settings.db_call_timeout,
             expiry=NoQueueExpiryScheduler(),
             allow_reset=True,  # an operator at the console asked for it (`orflow seed`), or the database is empty
         )
@@ -197,11 +199,25 @@ def cmd_worker(settings: Settings) -> int:
     if not settings.redis_url:
         print("orflow: the worker needs ORFLOW_REDIS_URL (`orflow up` sets it for you)", file=sys.stderr)
         return 2
-    asyncio.run(_work(settings, database_url(settings), settings.redis_url))
+    try:
+        provider = configure_tracing(os.environ, service_name="orflow-worker")
+    except TracingConfigError as exc:
+        print(f"orflow: bad setting: {exc}", file=sys.stderr)
+        return 2
+    if provider is not None:
+        instrument_asyncpg(provider)
+        logging.getLogger(__name__).info("tracing on: OTLP spans of expiry jobs, sweeps and SQL")
+    try:
+        asyncio.run(_work(settings, database_url(settings), settings.redis_url, tracer_provider=provider))
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports the last batch
     return 0
 
 
-async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
+async def _work(
+    settings: Settings, database_url: str, redis_url: str, *, tracer_provider: TracerProvider | None
+) -> None:
     pool = await create_pool(settings, database_url)
     metrics = Metrics()
     metrics.track_pool(pool)
@@ -210,6 +226,7 @@ async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
             pool=pool,
             hold_ttl=settings.hold_ttl,
             turnover=settings.turnover,
+            db_call_timeout=settings.db_call_timeout,
             expiry=NoQueueExpiryScheduler(),
             metrics=metrics,
         )
@@ -219,6 +236,8 @@ async def _work(settings: Settings, database_url: str, redis_url: str) -> None:
             queue_name=settings.queue_name,
             sweep_seconds=settings.sweep_seconds,
             metrics_addr=settings.worker_metrics_addr,
+            grace_seconds=settings.shutdown_grace_seconds,
+            tracer=NO_TRACING if tracer_provider is None else tracer_provider.get_tracer("orflow_server.worker"),
         )
     finally:
         await pool.close()

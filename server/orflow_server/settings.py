@@ -50,11 +50,14 @@ class Settings:
     db_command_timeout: float = 30.0  # seconds: asyncpg's client-side bound on any one statement
     db_statement_timeout_ms: int = 10_000  # PostgreSQL's statement_timeout on every server connection
     db_lock_timeout_ms: int = 3_000  # PostgreSQL's lock_timeout: a lock wait that runs out answers UNAVAILABLE
+    # Seconds one call's database work (pool wait and statements) may take at most; a caller's shorter
+    # gRPC deadline bounds it sooner (ops/context.py).
+    db_call_timeout: float = 15.0
     max_inflight_calls: int = 256  # unary calls running at once in one server; more are shed at once (UNAVAILABLE)
     grpc_keepalive_seconds: float = 60.0  # HTTP/2 PING on idle connections, so dead peers are noticed
     grpc_max_connection_age_seconds: float = 0.0  # 0 = never; else GOAWAY after this, so balancers rebalance
     grpc_max_connection_age_grace_seconds: float = 30.0  # calls (and streams) left to finish after a GOAWAY
-    shutdown_grace_seconds: float = 10.0  # SIGTERM: in-flight calls get this long, then they are cancelled
+    shutdown_grace_seconds: float = 10.0  # SIGTERM: in-flight calls (a worker's jobs) get this long, then are cancelled
     # Open WatchSlots streams at most: per token subject, per client connection, in this process.
     watch_streams_per_caller: int = 10
     watch_streams_per_connection: int = 100
@@ -108,6 +111,7 @@ class Settings:
             db_command_timeout=_number(environ, "ORFLOW_DB_COMMAND_TIMEOUT_SECONDS", 30, low=0.1, high=3600),
             db_statement_timeout_ms=_whole(environ, "ORFLOW_DB_STATEMENT_TIMEOUT_MS", 10_000, low=0, high=3_600_000),
             db_lock_timeout_ms=_whole(environ, "ORFLOW_DB_LOCK_TIMEOUT_MS", 3_000, low=0, high=3_600_000),
+            db_call_timeout=_number(environ, "ORFLOW_DB_CALL_TIMEOUT_SECONDS", 15, low=0.1, high=3600),
             max_inflight_calls=_whole(environ, "ORFLOW_MAX_INFLIGHT_CALLS", 256, low=1, high=100_000),
             grpc_keepalive_seconds=_number(environ, "ORFLOW_GRPC_KEEPALIVE_SECONDS", 60, low=1, high=86_400),
             grpc_max_connection_age_seconds=_number(

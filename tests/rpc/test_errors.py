@@ -44,6 +44,7 @@ EXPECTED: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.ResourceInUseError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.ResourceRetiredError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.ResetDisabledError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,

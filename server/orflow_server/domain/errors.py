@@ -160,6 +160,12 @@ class UnavailableError(OrFlowError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class DeadlineExceededError(OrFlowError):
+    """The caller's deadline passed while its database work waited; that work was stopped, nothing committed."""
+
+    reason = ErrorReason.DEADLINE_EXCEEDED
+
+
 class UnauthenticatedError(OrFlowError):
     """No valid credentials: the token is missing, expired, malformed or wrongly signed."""
 

@@ -212,3 +212,10 @@ class ErrorReason(StrEnum):
     # an equipment type it needs.
     # Metadata: "resource" ("slot", "room", "doctor", "equipment"), "id".
     RESOURCE_RETIRED = "RESOURCE_RETIRED"
+
+    # DEADLINE_EXCEEDED: the call's deadline passed while the server waited
+    # on the database (a lock another transaction holds, or a busy pool); the
+    # server stopped the work and nothing was committed. Retry with the same
+    # request_id and a longer deadline.
+    # Metadata: none.
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"

@@ -14,7 +14,7 @@ async def list_audit_events(
 ) -> tuple[list[AuditEvent], str]:
     key = decode_page_token(page_token, filters, shape=(int,))
     before_id = int(key[0]) if key else None
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         rows = await db.list_events(conn, filters, before_id=before_id, limit=page_size + 1)
     page = rows[:page_size]
     token = encode_page_token([page[-1].id], filters) if len(rows) > page_size else ""

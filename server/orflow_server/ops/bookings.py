@@ -56,7 +56,7 @@ async def _hold_slot(
     ctx: OpsContext, actor: Actor, *, slot_id: int, patient_id: str, request_id: str
 ) -> tuple[Booking, bool]:
     """The booking transaction, one statement (db/bookings.py has the lock order); True when it made a new booking."""
-    async with ctx.pool.acquire() as conn:  # no explicit transaction: the one statement is its own
+    async with ctx.connection() as conn:  # no explicit transaction: the one statement is its own
         held = await db.hold_slot(
             conn,
             slot_id=slot_id,
@@ -136,13 +136,13 @@ async def _read_booking(conn: Conn, actor: Actor, booking_id: int) -> Booking:
 
 
 async def get_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Booking:
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         return await _read_booking(conn, actor, booking_id)
 
 
 async def confirm_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Booking:
     """Confirms a live hold; on failure it writes nothing and says why."""
-    async with ctx.pool.acquire() as conn:  # one statement, its own transaction
+    async with ctx.connection() as conn:  # one statement, its own transaction
         confirmed = await db.confirm_pending(conn, booking_id, actor=actor)  # names the actor in the same statement
         if confirmed is None:
             current = await _read_booking(conn, actor, booking_id)
@@ -161,7 +161,7 @@ async def cancel_booking(
     ctx: OpsContext, actor: Actor, booking_id: int, *, reason: CancellationReason | None = None, note: str = ""
 ) -> Booking:
     """Cancels a live hold or a confirmed (or checked-in) booking, recording why and by whom; frees its slot."""
-    async with ctx.pool.acquire() as conn:  # one statement, its own transaction
+    async with ctx.connection() as conn:  # one statement, its own transaction
         # names the actor in the same statement
         cancelled = await db.cancel_active(conn, booking_id, actor=actor, reason=reason, note=note)
         if cancelled is None:
@@ -178,7 +178,7 @@ async def cancel_booking(
 
 async def advance_booking(ctx: OpsContext, actor: Actor, booking_id: int, step: DayStep) -> Booking:
     """One day-of-surgery transition (domain/day.py); any other current state is refused, naming it."""
-    async with ctx.pool.acquire() as conn:  # one statement, its own transaction
+    async with ctx.connection() as conn:  # one statement, its own transaction
         moved = await db.advance_day_state(conn, booking_id, step, actor=actor)
         if moved is None:
             current = await _read_booking(conn, actor, booking_id)
@@ -193,7 +193,7 @@ async def reschedule_booking(
     ctx: OpsContext, actor: Actor, booking_id: int, *, slot_id: int, request_id: str
 ) -> Booking:
     """Moves a booking to another slot in one statement (the rule of CreateBooking); retried once if it raced itself."""
-    async with ctx.pool.acquire() as conn:  # no explicit transaction: the one statement is its own
+    async with ctx.connection() as conn:  # no explicit transaction: the one statement is its own
         for _ in range(2):
             moved = await db.move_booking(
                 conn, booking_id=booking_id, slot_id=slot_id, request_id=request_id, actor=actor, turnover=ctx.turnover
@@ -231,7 +231,7 @@ async def list_bookings(
         filters = replace(filters, patient_id=actor.patient_for(filters.patient_id))
     key = decode_page_token(page_token, filters, shape=(int,))
     before_id = int(key[0]) if key else None
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         rows = await db.list_bookings(conn, filters, before_id=before_id, limit=page_size + 1)
         now = await current_time(conn)
     page = [effective_booking(b, now) for b in rows[:page_size]]

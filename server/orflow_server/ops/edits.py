@@ -41,7 +41,7 @@ _MOVE_COLUMNS = ("start_time", "end_time", "room_id", "doctor_id")
 
 
 async def update_room(ctx: OpsContext, actor: Actor, room_id: int, *, etag: str, changes: Mapping[str, Any]) -> Room:
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         row = await _lock_for_edit(conn, actor, "room", room_id, etag=etag)
         if "site_id" in changes and await db_inventory.fetch_site(conn, changes["site_id"]) is None:
             raise NotFoundError("site", changes["site_id"])
@@ -51,7 +51,7 @@ async def update_room(ctx: OpsContext, actor: Actor, room_id: int, *, etag: str,
 async def update_doctor(
     ctx: OpsContext, actor: Actor, doctor_id: int, *, etag: str, changes: Mapping[str, Any]
 ) -> Doctor:
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         row = await _lock_for_edit(conn, actor, "doctor", doctor_id, etag=etag)
         return db_inventory.doctor_from_row(await db.update_row(conn, "doctor", doctor_id, changes) if changes else row)
 
@@ -60,7 +60,7 @@ async def update_equipment(
     ctx: OpsContext, actor: Actor, equipment_id: int, *, etag: str, changes: Mapping[str, Any]
 ) -> Equipment:
     """Under the equipment row lock (bookings needing it take it too): a lower count must cover booked cases."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         row = await _lock_for_edit(conn, actor, "equipment", equipment_id, etag=etag)
         quantity = changes.get("quantity", row["quantity"])
         if quantity < row["quantity"]:
@@ -81,7 +81,7 @@ async def update_equipment(
 
 async def update_slot(ctx: OpsContext, actor: Actor, slot_id: int, *, etag: str, changes: Mapping[str, Any]) -> Slot:
     """A move (time, room, surgeon) re-checks the slot's booking under every booking rule, in this transaction."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         row = await _lock_for_edit(conn, actor, "slot", slot_id, etag=etag)  # the slot row: first in the lock order
         if row["cancel_time"] is not None:
             raise SlotCancelledError(f"slot {slot_id} was cancelled", metadata={"slot_id": str(slot_id)})
@@ -149,13 +149,13 @@ async def _lock_for_edit(conn: Conn, actor: Actor, kind: Retirable, resource_id:
 
 async def retire_room(ctx: OpsContext, actor: Actor, room_id: int, **how: Any) -> tuple[Room, list[Booking]]:
     cancelled = await _retire(ctx, actor, "room", room_id, **how)
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         return db_inventory.room_from_row(await db.read_row(conn, "room", room_id)), cancelled
 
 
 async def retire_doctor(ctx: OpsContext, actor: Actor, doctor_id: int, **how: Any) -> tuple[Doctor, list[Booking]]:
     cancelled = await _retire(ctx, actor, "doctor", doctor_id, **how)
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         return db_inventory.doctor_from_row(await db.read_row(conn, "doctor", doctor_id)), cancelled
 
 
@@ -163,13 +163,13 @@ async def retire_equipment(
     ctx: OpsContext, actor: Actor, equipment_id: int, **how: Any
 ) -> tuple[Equipment, list[Booking]]:
     cancelled = await _retire(ctx, actor, "equipment", equipment_id, **how)
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         return db_inventory.equipment_from_row(await db.read_row(conn, "equipment", equipment_id)), cancelled
 
 
 async def retire_slot(ctx: OpsContext, actor: Actor, slot_id: int, **how: Any) -> tuple[Slot, list[Booking]]:
     cancelled = await _retire(ctx, actor, "slot", slot_id, **how)
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         slot = await db_slots.fetch_slot(conn, slot_id, turnover=ctx.turnover)
     assert slot is not None
     return slot, cancelled
@@ -179,7 +179,7 @@ async def _retire(
     ctx: OpsContext, actor: Actor, kind: Retirable, resource_id: int, *, etag: str, cancel_bookings: bool, note: str
 ) -> list[Booking]:
     """Retires the resource (a repeat changes nothing); returns the bookings it cancelled."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         await set_actor(conn, actor)
         await db.lock_dependent_slots(conn, kind, resource_id)  # slot rows first, then the resource's own row
         row = await db.lock_row(conn, kind, resource_id)

@@ -24,13 +24,13 @@ async def expire_booking(ctx: OpsContext, booking_id: int) -> bool:
 
     Running twice changes nothing.
     """
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         remaining = await db.seconds_until_expiry(conn, booking_id)
     if remaining is None:
         return False  # confirmed, cancelled or already failed: nothing to do
     if 0 < remaining <= _MAX_EARLY_WAIT_SECONDS:
         await asyncio.sleep(remaining)
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         await set_actor(conn, EXPIRY_WORKER)
         lag = await db.fail_overdue_hold(conn, booking_id)
     if lag is None:
@@ -42,7 +42,7 @@ async def expire_booking(ctx: OpsContext, booking_id: int) -> bool:
     # in a transaction of its own, after this hold's has committed: holding
     # one hold's row lock while taking the others in id order could wait in
     # a cycle with a booking that takes them in id order too.
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         await set_actor(conn, EXPIRY_WORKER)
         others = await db.fail_all_overdue_holds(conn, is_waiting=False)
     ctx.metrics.record_expired(others or [], trigger="job")
@@ -51,7 +51,7 @@ async def expire_booking(ctx: OpsContext, booking_id: int) -> bool:
 
 async def sweep_overdue_holds(ctx: OpsContext) -> list[float]:
     """Fails every overdue hold (the guarantee behind the jobs); returns their lags in seconds."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         await set_actor(conn, EXPIRY_WORKER)
         lags = await db.fail_all_overdue_holds(conn) or []
     ctx.metrics.record_expired(lags, trigger="sweep")

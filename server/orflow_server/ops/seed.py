@@ -18,6 +18,6 @@ async def seed_database(ctx: OpsContext, actor: Actor) -> tuple[int, int, int, i
     """
     if not ctx.allow_reset:
         raise ResetDisabledError("this deployment does not allow resetting its data (ORFLOW_ALLOW_RESET is off)")
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         await set_actor(conn, actor)
         return await reset_to_demo(conn, await current_time(conn))

@@ -38,7 +38,7 @@ async def list_slots(
     if key and int(key[0]) >= _MAX_MICROS:
         raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
     after = (_EPOCH + timedelta(microseconds=int(key[0])), int(key[1])) if key else None
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         day_window = None
         if filters.day is not None:
             site = await db_inventory.fetch_site(conn, filters.site_id)
@@ -54,7 +54,7 @@ async def list_slots(
 
 
 async def get_slot(ctx: OpsContext, slot_id: int) -> Slot:
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         slot = await db.fetch_slot(conn, slot_id, turnover=ctx.turnover)
     if slot is None:
         raise NotFoundError("slot", slot_id)
@@ -62,7 +62,7 @@ async def get_slot(ctx: OpsContext, slot_id: int) -> Slot:
 
 
 async def create_slot(ctx: OpsContext, actor: Actor, new: NewSlot) -> Slot:
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.connection() as conn, conn.transaction():
         await set_actor(conn, actor)
         await _check_in_service(conn, "doctor", [new.doctor_id])
         await _check_in_service(conn, "room", [new.room_id])
@@ -100,7 +100,7 @@ async def _check_in_service(conn: Conn, kind: Literal["doctor", "room", "equipme
 
 async def cancel_slot(ctx: OpsContext, actor: Actor, slot_id: int, *, note: str) -> tuple[Slot, Booking | None]:
     """Cancels the slot and its active booking in one statement; returns the slot and the booking it cancelled."""
-    async with ctx.pool.acquire() as conn:  # one statement, its own transaction
+    async with ctx.connection() as conn:  # one statement, its own transaction
         done = await db.cancel_slot(conn, slot_id, note=note, actor=actor)
         if isinstance(done, Refusal):
             if done.code == "SLOT_NOT_FOUND":
@@ -123,7 +123,7 @@ async def list_doctors(
     filters = DoctorFilters(query=query, is_retired_shown=is_retired_shown)
     key = decode_page_token(page_token, filters, shape=(str, int))
     after = (str(key[0]), int(key[1])) if key else None
-    async with ctx.pool.acquire() as conn:
+    async with ctx.connection() as conn:
         rows = await db_inventory.list_doctors(
             conn, query=query, after=after, limit=page_size + 1, is_retired_shown=is_retired_shown
         )

@@ -58,7 +58,7 @@ def slot_reader(ctx: OpsContext) -> SlotReader:
     """How the feed re-reads a changed slot (one pool connection, briefly)."""
 
     async def read(slot_id: int) -> Slot | None:
-        async with ctx.pool.acquire() as conn:
+        async with ctx.connection() as conn:
             return await db_slots.fetch_slot(conn, slot_id, turnover=ctx.turnover)
 
     return read
@@ -81,7 +81,7 @@ async def watch_slots(
     is_snapshot_due = True
     while True:
         if is_snapshot_due:
-            async with ctx.pool.acquire() as conn:
+            async with ctx.connection() as conn:
                 snapshot = await db_changes.list_snapshot(conn, filters, limit=SNAPSHOT_LIMIT, turnover=ctx.turnover)
             for slot in snapshot:
                 yield SlotChangeKind.SNAPSHOT, slot

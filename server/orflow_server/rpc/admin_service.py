@@ -57,7 +57,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         self._ctx = ctx
 
     async def SeedDatabase(self, request: pb.SeedDatabaseRequest, context: Context) -> pb.SeedDatabaseResponse:
-        rooms, doctors, equipment, slots = await seed_ops.seed_database(self._ctx, current_actor())
+        rooms, doctors, equipment, slots = await seed_ops.seed_database(self._ctx.within(context), current_actor())
         return pb.SeedDatabaseResponse(
             room_count=rooms, doctor_count=doctors, equipment_count=equipment, slot_count=slots
         )
@@ -71,7 +71,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         )
         check.raise_if_any()
         bookings, token = await booking_ops.list_bookings(
-            self._ctx,
+            self._ctx.within(context),
             current_actor(),
             filters,
             page_size=page_size_or_default(request.page_size),
@@ -102,7 +102,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         )
         check.raise_if_any()
         return pb.CreateSlotResponse(
-            slot=convert.slot_to_proto(await slot_ops.create_slot(self._ctx, current_actor(), new))
+            slot=convert.slot_to_proto(await slot_ops.create_slot(self._ctx.within(context), current_actor(), new))
         )
 
     async def CancelSlot(self, request: pb.CancelSlotRequest, context: Context) -> pb.CancelSlotResponse:
@@ -110,7 +110,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         slot_id = check.positive_id("slot_id", request.slot_id)
         note = check.text("note", request.note, max_length=500, is_required=False)
         check.raise_if_any()
-        slot, booking = await slot_ops.cancel_slot(self._ctx, current_actor(), slot_id, note=note)
+        slot, booking = await slot_ops.cancel_slot(self._ctx.within(context), current_actor(), slot_id, note=note)
         return pb.CancelSlotResponse(
             slot=convert.slot_to_proto(slot),
             cancelled_booking=None if booking is None else convert.booking_to_proto(booking),
@@ -123,12 +123,16 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         check.violations.extend(time_zone_violations("time_zone", request.time_zone))
         check.raise_if_any()
         site = await inventory_ops.create_site(
-            self._ctx, current_actor(), name=name, display_name=display_name, time_zone=request.time_zone
+            self._ctx.within(context),
+            current_actor(),
+            name=name,
+            display_name=display_name,
+            time_zone=request.time_zone,
         )
         return pb.CreateSiteResponse(site=convert.site_to_proto(site))
 
     async def ListSites(self, request: pb.ListSitesRequest, context: Context) -> pb.ListSitesResponse:
-        sites = await inventory_ops.list_sites(self._ctx)
+        sites = await inventory_ops.list_sites(self._ctx.within(context))
         return pb.ListSitesResponse(sites=[convert.site_to_proto(s) for s in sites])
 
     async def CreateRoom(self, request: pb.CreateRoomRequest, context: Context) -> pb.CreateRoomResponse:
@@ -142,12 +146,12 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             check.violations.extend(turnover_violations("turnover", turnover))
         check.raise_if_any()
         room = await inventory_ops.create_room(
-            self._ctx, current_actor(), name=name, site_id=site_id, turnover=turnover
+            self._ctx.within(context), current_actor(), name=name, site_id=site_id, turnover=turnover
         )
         return pb.CreateRoomResponse(room=convert.room_to_proto(room))
 
     async def ListRooms(self, request: pb.ListRoomsRequest, context: Context) -> pb.ListRoomsResponse:
-        rooms = await inventory_ops.list_rooms(self._ctx)
+        rooms = await inventory_ops.list_rooms(self._ctx.within(context))
         return pb.ListRoomsResponse(rooms=[convert.room_to_proto(r) for r in rooms])
 
     async def CreateDoctor(self, request: pb.CreateDoctorRequest, context: Context) -> pb.CreateDoctorResponse:
@@ -155,7 +159,9 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         name = check.text("name", request.name, max_length=200)
         specialty = check.text("specialty", request.specialty, max_length=200)
         check.raise_if_any()
-        doctor = await inventory_ops.create_doctor(self._ctx, current_actor(), name=name, specialty=specialty)
+        doctor = await inventory_ops.create_doctor(
+            self._ctx.within(context), current_actor(), name=name, specialty=specialty
+        )
         return pb.CreateDoctorResponse(doctor=convert.doctor_to_proto(doctor))
 
     async def CreateEquipment(self, request: pb.CreateEquipmentRequest, context: Context) -> pb.CreateEquipmentResponse:
@@ -165,12 +171,12 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             check.fail("quantity", f"must be between 0 and {MAX_EQUIPMENT_QUANTITY}")
         check.raise_if_any()
         equipment = await inventory_ops.create_equipment(
-            self._ctx, current_actor(), name=name, quantity=request.quantity
+            self._ctx.within(context), current_actor(), name=name, quantity=request.quantity
         )
         return pb.CreateEquipmentResponse(equipment=convert.equipment_to_proto(equipment))
 
     async def ListEquipment(self, request: pb.ListEquipmentRequest, context: Context) -> pb.ListEquipmentResponse:
-        equipment = await inventory_ops.list_equipment(self._ctx)
+        equipment = await inventory_ops.list_equipment(self._ctx.within(context))
         return pb.ListEquipmentResponse(equipment=[convert.equipment_to_proto(e) for e in equipment])
 
     async def ListAuditEvents(self, request: pb.ListAuditEventsRequest, context: Context) -> pb.ListAuditEventsResponse:
@@ -187,7 +193,10 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             check.fail("end_time", "must be after start_time")
         check.raise_if_any()
         events, token = await audit_ops.list_audit_events(
-            self._ctx, filters, page_size=page_size_or_default(request.page_size), page_token=request.page_token
+            self._ctx.within(context),
+            filters,
+            page_size=page_size_or_default(request.page_size),
+            page_token=request.page_token,
         )
         return pb.ListAuditEventsResponse(
             events=[convert.audit_event_to_proto(e) for e in events], next_page_token=token
@@ -213,7 +222,9 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
                 check.violations.extend(turnover_violations("room.turnover", turnover))
             changes["turnover"] = turnover
         check.raise_if_any()
-        room = await edit_ops.update_room(self._ctx, current_actor(), room_id, etag=request.room.etag, changes=changes)
+        room = await edit_ops.update_room(
+            self._ctx.within(context), current_actor(), room_id, etag=request.room.etag, changes=changes
+        )
         return pb.UpdateRoomResponse(room=convert.room_to_proto(room))
 
     async def UpdateDoctor(self, request: pb.UpdateDoctorRequest, context: Context) -> pb.UpdateDoctorResponse:
@@ -223,7 +234,9 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         paths = check.update_mask(request.update_mask, doctor, editable=DOCTOR_PATHS, output_only=_OUTPUT_ONLY)
         changes = {path: check.text(f"doctor.{path}", getattr(doctor, path), max_length=200) for path in paths}
         check.raise_if_any()
-        updated = await edit_ops.update_doctor(self._ctx, current_actor(), doctor_id, etag=doctor.etag, changes=changes)
+        updated = await edit_ops.update_doctor(
+            self._ctx.within(context), current_actor(), doctor_id, etag=doctor.etag, changes=changes
+        )
         return pb.UpdateDoctorResponse(doctor=convert.doctor_to_proto(updated))
 
     async def UpdateEquipment(self, request: pb.UpdateEquipmentRequest, context: Context) -> pb.UpdateEquipmentResponse:
@@ -240,7 +253,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             changes["quantity"] = item.quantity
         check.raise_if_any()
         updated = await edit_ops.update_equipment(
-            self._ctx, current_actor(), equipment_id, etag=item.etag, changes=changes
+            self._ctx.within(context), current_actor(), equipment_id, etag=item.etag, changes=changes
         )
         return pb.UpdateEquipmentResponse(equipment=convert.equipment_to_proto(updated))
 
@@ -260,26 +273,30 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         if "doctor.id" in paths:
             changes["doctor_id"] = check.positive_id("slot.doctor.id", slot.doctor.id)
         check.raise_if_any()
-        updated = await edit_ops.update_slot(self._ctx, current_actor(), slot_id, etag=slot.etag, changes=changes)
+        updated = await edit_ops.update_slot(
+            self._ctx.within(context), current_actor(), slot_id, etag=slot.etag, changes=changes
+        )
         return pb.UpdateSlotResponse(slot=convert.slot_to_proto(updated))
 
     async def RetireRoom(self, request: pb.RetireRoomRequest, context: Context) -> pb.RetireRoomResponse:
         room_id, how = _retire_request("room_id", request.room_id, request)
-        room, cancelled = await edit_ops.retire_room(self._ctx, current_actor(), room_id, **how)
+        room, cancelled = await edit_ops.retire_room(self._ctx.within(context), current_actor(), room_id, **how)
         return pb.RetireRoomResponse(
             room=convert.room_to_proto(room), cancelled_bookings=[convert.booking_to_proto(b) for b in cancelled]
         )
 
     async def RetireDoctor(self, request: pb.RetireDoctorRequest, context: Context) -> pb.RetireDoctorResponse:
         doctor_id, how = _retire_request("doctor_id", request.doctor_id, request)
-        doctor, cancelled = await edit_ops.retire_doctor(self._ctx, current_actor(), doctor_id, **how)
+        doctor, cancelled = await edit_ops.retire_doctor(self._ctx.within(context), current_actor(), doctor_id, **how)
         return pb.RetireDoctorResponse(
             doctor=convert.doctor_to_proto(doctor), cancelled_bookings=[convert.booking_to_proto(b) for b in cancelled]
         )
 
     async def RetireEquipment(self, request: pb.RetireEquipmentRequest, context: Context) -> pb.RetireEquipmentResponse:
         equipment_id, how = _retire_request("equipment_id", request.equipment_id, request)
-        item, cancelled = await edit_ops.retire_equipment(self._ctx, current_actor(), equipment_id, **how)
+        item, cancelled = await edit_ops.retire_equipment(
+            self._ctx.within(context), current_actor(), equipment_id, **how
+        )
         return pb.RetireEquipmentResponse(
             equipment=convert.equipment_to_proto(item),
             cancelled_bookings=[convert.booking_to_proto(b) for b in cancelled],
@@ -287,7 +304,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
 
     async def RetireSlot(self, request: pb.RetireSlotRequest, context: Context) -> pb.RetireSlotResponse:
         slot_id, how = _retire_request("slot_id", request.slot_id, request)
-        slot, cancelled = await edit_ops.retire_slot(self._ctx, current_actor(), slot_id, **how)
+        slot, cancelled = await edit_ops.retire_slot(self._ctx.within(context), current_actor(), slot_id, **how)
         return pb.RetireSlotResponse(
             slot=convert.slot_to_proto(slot), cancelled_bookings=[convert.booking_to_proto(b) for b in cancelled]
         )

@@ -38,16 +38,16 @@ class BookingService(booking_service_pb2_grpc.BookingServiceServicer):
         check.raise_if_any()
         await self._limits.take(actor)
         booking = await ops.create_booking(
-            self._ctx, actor, slot_id=slot_id, patient_id=patient_id, request_id=request_id
+            self._ctx.within(context), actor, slot_id=slot_id, patient_id=patient_id, request_id=request_id
         )
         return pb.CreateBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def GetBooking(self, request: pb.GetBookingRequest, context: Context) -> pb.GetBookingResponse:
-        booking = await ops.get_booking(self._ctx, current_actor(), _booking_id(request.booking_id))
+        booking = await ops.get_booking(self._ctx.within(context), current_actor(), _booking_id(request.booking_id))
         return pb.GetBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def ConfirmBooking(self, request: pb.ConfirmBookingRequest, context: Context) -> pb.ConfirmBookingResponse:
-        booking = await ops.confirm_booking(self._ctx, current_actor(), _booking_id(request.booking_id))
+        booking = await ops.confirm_booking(self._ctx.within(context), current_actor(), _booking_id(request.booking_id))
         return pb.ConfirmBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def CancelBooking(self, request: pb.CancelBookingRequest, context: Context) -> pb.CancelBookingResponse:
@@ -60,7 +60,9 @@ class BookingService(booking_service_pb2_grpc.BookingServiceServicer):
             check.fail("reason", "SLOT_CANCELLED is given only by CancelSlot")
         note = check.text("note", request.note, max_length=500, is_required=False)
         check.raise_if_any()
-        booking = await ops.cancel_booking(self._ctx, current_actor(), booking_id, reason=reason, note=note)
+        booking = await ops.cancel_booking(
+            self._ctx.within(context), current_actor(), booking_id, reason=reason, note=note
+        )
         return pb.CancelBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def RescheduleBooking(
@@ -73,25 +75,35 @@ class BookingService(booking_service_pb2_grpc.BookingServiceServicer):
         check.raise_if_any()
         actor = current_actor()
         await self._limits.take(actor)  # a reschedule books a slot: the same budget as CreateBooking
-        booking = await ops.reschedule_booking(self._ctx, actor, booking_id, slot_id=slot_id, request_id=request_id)
+        booking = await ops.reschedule_booking(
+            self._ctx.within(context), actor, booking_id, slot_id=slot_id, request_id=request_id
+        )
         return pb.RescheduleBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def CheckInBooking(self, request: pb.CheckInBookingRequest, context: Context) -> pb.CheckInBookingResponse:
-        booking = await ops.advance_booking(self._ctx, current_actor(), _booking_id(request.booking_id), day.CHECK_IN)
+        booking = await ops.advance_booking(
+            self._ctx.within(context), current_actor(), _booking_id(request.booking_id), day.CHECK_IN
+        )
         return pb.CheckInBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def StartBooking(self, request: pb.StartBookingRequest, context: Context) -> pb.StartBookingResponse:
-        booking = await ops.advance_booking(self._ctx, current_actor(), _booking_id(request.booking_id), day.START)
+        booking = await ops.advance_booking(
+            self._ctx.within(context), current_actor(), _booking_id(request.booking_id), day.START
+        )
         return pb.StartBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def CompleteBooking(self, request: pb.CompleteBookingRequest, context: Context) -> pb.CompleteBookingResponse:
-        booking = await ops.advance_booking(self._ctx, current_actor(), _booking_id(request.booking_id), day.COMPLETE)
+        booking = await ops.advance_booking(
+            self._ctx.within(context), current_actor(), _booking_id(request.booking_id), day.COMPLETE
+        )
         return pb.CompleteBookingResponse(booking=convert.booking_to_proto(booking))
 
     async def MarkBookingNoShow(
         self, request: pb.MarkBookingNoShowRequest, context: Context
     ) -> pb.MarkBookingNoShowResponse:
-        booking = await ops.advance_booking(self._ctx, current_actor(), _booking_id(request.booking_id), day.NO_SHOW)
+        booking = await ops.advance_booking(
+            self._ctx.within(context), current_actor(), _booking_id(request.booking_id), day.NO_SHOW
+        )
         return pb.MarkBookingNoShowResponse(booking=convert.booking_to_proto(booking))
 
     async def ListPatientBookings(
@@ -105,7 +117,7 @@ class BookingService(booking_service_pb2_grpc.BookingServiceServicer):
         status = check.enum_filter("status", request.status, convert.STATUS_FROM_PROTO, what="BookingStatus")
         check.raise_if_any()
         bookings, token = await ops.list_bookings(
-            self._ctx,
+            self._ctx.within(context),
             actor,
             BookingFilters(status=status, patient_id=patient_id),
             page_size=page_size_or_default(request.page_size),

@@ -46,6 +46,7 @@ CODES: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.EtagMismatchError: grpc.StatusCode.ABORTED,
     errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     errors.RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,

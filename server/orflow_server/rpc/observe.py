@@ -1,7 +1,8 @@
 """One log line and the RPC metrics for every OR Flow call: method, status code, duration, actor, ids.
 
-ObserveInterceptor is the outermost OR Flow interceptor, so the code it records is the one the
-caller sees (ErrorInterceptor's mapping, the auth refusals, malformed bytes). It sees request
+ObserveInterceptor is outside every OR Flow interceptor but the shedder (which counts its own refusals
+in the same metrics), so the code it records is the one the caller sees (ErrorInterceptor's mapping,
+the auth refusals, malformed bytes). It sees request
 bytes (ErrorInterceptor parses them inside), so it parses them once more, for the booking and slot
 ids only, and never fails a call over it.
 """

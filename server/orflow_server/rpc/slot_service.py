@@ -81,7 +81,10 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
             check.fail("site_id", "is required with day (the day is read in the site's time zone)")
         check.raise_if_any()
         slots, token = await ops.list_slots(
-            self._ctx, filters, page_size=page_size_or_default(request.page_size), page_token=request.page_token
+            self._ctx.within(context),
+            filters,
+            page_size=page_size_or_default(request.page_size),
+            page_token=request.page_token,
         )
         return pb.ListSlotsResponse(slots=[convert.slot_to_proto(s) for s in slots], next_page_token=token)
 
@@ -89,14 +92,14 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
         check = RequestChecker()
         slot_id = check.positive_id("slot_id", request.slot_id)
         check.raise_if_any()
-        return pb.GetSlotResponse(slot=convert.slot_to_proto(await ops.get_slot(self._ctx, slot_id)))
+        return pb.GetSlotResponse(slot=convert.slot_to_proto(await ops.get_slot(self._ctx.within(context), slot_id)))
 
     async def ListDoctors(self, request: pb.ListDoctorsRequest, context: Context) -> pb.ListDoctorsResponse:
         check = RequestChecker()
         query = check.text("query", request.query, max_length=200, is_required=False)
         check.raise_if_any()
         doctors, token = await ops.list_doctors(
-            self._ctx,
+            self._ctx.within(context),
             query=query,
             page_size=page_size_or_default(request.page_size),
             page_token=request.page_token,

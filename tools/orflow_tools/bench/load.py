@@ -16,7 +16,8 @@ Jobs (``kind``):
   aiohttp) or a ceiling form (``mode`` "sql": the multi-statement
   transaction; "sqlfn": one call of orflow_book()) on the job's slots, ``concurrency`` callers in a closed
   loop for ``seconds`` (or until the slots run out), or at a fixed ``rate``
-  per second (open loop; latency counts from when the call was due);
+  per second (open loop; latency counts from when the call was due); ``timeout_s``
+  is each RPC call's deadline (default CALL_TIMEOUT_S);
 - ``race``: every call of the list fired at once (the hot-slot races);
 - ``list``: ListSlots requests, ``concurrency`` callers for ``seconds``;
 - ``watch``: ``subscribers`` WatchSlots streams; records when each sees each
@@ -134,7 +135,8 @@ class Booker:
                 slot_id=slot_id, patient_id=patient, request_id=request
             )
             try:
-                await self._stub.CreateBooking(request_pb, timeout=CALL_TIMEOUT_S, metadata=self._metadata)  # type: ignore[misc]  # aio stub, sync stubs
+                timeout = float(self._job.get("timeout_s", CALL_TIMEOUT_S))  # the call's gRPC deadline
+                await self._stub.CreateBooking(request_pb, timeout=timeout, metadata=self._metadata)  # type: ignore[misc]  # aio stub, sync stubs
             except grpc.aio.AioRpcError as error:
                 return error.code().name
             return "OK"

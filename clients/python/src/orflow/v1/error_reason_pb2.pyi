@@ -224,6 +224,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     an equipment type it needs.
     Metadata: "resource" ("slot", "room", "doctor", "equipment"), "id".
     """
+    ERROR_REASON_DEADLINE_EXCEEDED: _ErrorReason.ValueType  # 36
+    """DEADLINE_EXCEEDED: the call's deadline passed while the server waited
+    on the database (a lock another transaction holds, or a busy pool); the
+    server stopped the work and nothing was committed. Retry with the same
+    request_id and a longer deadline.
+    Metadata: none.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the google.rpc.ErrorInfo (domain
@@ -449,5 +456,12 @@ ERROR_REASON_RESOURCE_RETIRED: ErrorReason.ValueType  # 43
 slot with, something retired: the slot itself, its room, its surgeon or
 an equipment type it needs.
 Metadata: "resource" ("slot", "room", "doctor", "equipment"), "id".
+"""
+ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason.ValueType  # 36
+"""DEADLINE_EXCEEDED: the call's deadline passed while the server waited
+on the database (a lock another transaction holds, or a busy pool); the
+server stopped the work and nothing was committed. Retry with the same
+request_id and a longer deadline.
+Metadata: none.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
