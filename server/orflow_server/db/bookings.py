@@ -34,7 +34,7 @@ _SITE_OF = (
     "(SELECT json_build_array(st.id, st.name, st.display_name, st.time_zone)"
     " FROM rooms r JOIN sites st ON st.id = r.site_id WHERE r.id = {room_id})"
 )
-_BOOKING_COLUMNS = (
+BOOKING_COLUMNS = (
     "id, slot_id, patient_id, status, failure_reason, create_time, expire_time, update_time, request_id,"
     " cancellation_reason, cancellation_note, cancelled_by, actual_start_time, actual_end_time, end_time, "
     + _SITE_OF.format(room_id="bookings.room_id")
@@ -43,7 +43,7 @@ _BOOKING_COLUMNS = (
 
 
 def booking_from_row(row: asyncpg.Record) -> Booking:
-    """A booking from a row of _BOOKING_COLUMNS (orflow_book()'s rows lack the day-of-surgery columns)."""
+    """A booking from a row of BOOKING_COLUMNS (orflow_book()'s rows lack the day-of-surgery columns)."""
     reason = row["failure_reason"]
     cancellation = row.get("cancellation_reason")
     return Booking(
@@ -126,7 +126,7 @@ async def hold_slot(
             hold_ttl,
         )
     except asyncpg.PostgresError as exc:
-        return _refusal_or_raise(exc)
+        return refusal_or_raise(exc)
     assert row is not None
     return Hold(booking_from_row(row), row["outcome"] == "BOOKED", row["clock"])
 
@@ -162,12 +162,12 @@ async def move_booking(
             turnover,
         )
     except asyncpg.PostgresError as exc:
-        return _refusal_or_raise(exc)
+        return refusal_or_raise(exc)
     assert row is not None
     return Moved(row["booking_id"], row["outcome"] == "RESCHEDULED")
 
 
-def _refusal_or_raise(exc: asyncpg.PostgresError) -> Refusal:
+def refusal_or_raise(exc: asyncpg.PostgresError) -> Refusal:
     """A rule function's refusal (SQLSTATE ORF01) as a Refusal; any other error translated and raised."""
     if exc.sqlstate == REFUSED:
         return Refusal(str(exc.message), dict(json.loads(getattr(exc, "detail", None) or "{}")))
@@ -191,7 +191,7 @@ def _translated(exc: asyncpg.PostgresError) -> Exception | None:
 
 
 async def fetch_booking(conn: Conn, booking_id: int) -> Booking | None:
-    row = await conn.fetchrow(f"SELECT {_BOOKING_COLUMNS} FROM bookings WHERE id = $1", booking_id)
+    row = await conn.fetchrow(f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1", booking_id)
     return None if row is None else booking_from_row(row)
 
 
@@ -213,7 +213,7 @@ async def confirm_pending(conn: Conn, booking_id: int, *, actor: Actor) -> Booki
         FROM actor
         WHERE id = $1 AND status = 'PENDING' AND expire_time > clock_timestamp()
           AND ($2::text IS NULL OR patient_id = $2)
-        RETURNING {_BOOKING_COLUMNS}
+        RETURNING {BOOKING_COLUMNS}
         """,
         booking_id,
         actor.patient_scope,
@@ -241,7 +241,7 @@ async def cancel_active(
                            OR (status = 'CHECKED_IN' AND $2::text IS NULL)
                            OR (status = 'PENDING' AND expire_time > clock_timestamp()))
           AND ($2::text IS NULL OR patient_id = $2)
-        RETURNING {_BOOKING_COLUMNS}
+        RETURNING {BOOKING_COLUMNS}
         """,
         booking_id,
         actor.patient_scope,
@@ -263,7 +263,7 @@ async def advance_day_state(conn: Conn, booking_id: int, step: DayStep, *, actor
             actual_end_time = CASE WHEN $8 THEN clock_timestamp() ELSE actual_end_time END
         FROM actor
         WHERE id = $1 AND status = $6 AND ($2::text IS NULL OR patient_id = $2)
-        RETURNING {_BOOKING_COLUMNS}
+        RETURNING {BOOKING_COLUMNS}
         """,
         booking_id,
         actor.patient_scope,
@@ -301,7 +301,7 @@ async def list_bookings(conn: Conn, filters: BookingFilters, *, before_id: int |
         where.add(f"slot_id = {where.bind(filters.slot_id)}")
     if before_id is not None:
         where.add(f"id < {where.bind(before_id)}")
-    sql = f"SELECT {_BOOKING_COLUMNS} FROM bookings {where.sql()} ORDER BY id DESC LIMIT {where.bind(limit)}"
+    sql = f"SELECT {BOOKING_COLUMNS} FROM bookings {where.sql()} ORDER BY id DESC LIMIT {where.bind(limit)}"
     return [booking_from_row(row) for row in await conn.fetch(sql, *where.params)]
 
 

@@ -20,7 +20,7 @@ from ..domain.access import Actor
 from ..domain.edits import Retirable
 from ..domain.models import Booking, CancellationReason, Usage
 from .active import is_active
-from .bookings import _BOOKING_COLUMNS, PATIENT_LOCK_SPACE, Refusal, _refusal_or_raise, booking_from_row
+from .bookings import BOOKING_COLUMNS, PATIENT_LOCK_SPACE, Refusal, booking_from_row, refusal_or_raise
 from .connection import Conn
 from .errors import translate
 from .inventory import DOCTOR_COLUMNS, EQUIPMENT_COLUMNS, ROOM_COLUMNS
@@ -135,7 +135,7 @@ async def cancel_bookings(
                             cancellation_reason = $2, cancellation_note = nullif($3, ''), cancelled_by = $4
         WHERE id IN (SELECT id FROM bookings WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE)
           AND (status IN ('CONFIRMED', 'CHECKED_IN') OR (status = 'PENDING' AND expire_time > clock_timestamp()))
-        RETURNING {_BOOKING_COLUMNS}
+        RETURNING {BOOKING_COLUMNS}
         """,
         list(booking_ids),
         reason.value,
@@ -219,7 +219,7 @@ async def check_booking_fits(
             "SELECT orflow_check_slot_free($1, $2, $3, $4)", slot_id, occupant.patient_id, turnover, occupant.booking_id
         )
     except asyncpg.PostgresError as exc:
-        return _refusal_or_raise(exc)
+        return refusal_or_raise(exc)
     return clock
 
 

@@ -67,11 +67,11 @@ async def _hold_slot(
             hold_ttl=ctx.hold_ttl,
         )
     if isinstance(held, db.Refusal):
-        raise _refusal_error(held, slot_id, is_staff=actor.is_staff)
+        raise refusal_error(held, slot_id, is_staff=actor.is_staff)
     return effective_booking(held.booking, held.clock), held.is_new
 
 
-def _refusal_error(refusal: db.Refusal, slot_id: int, *, is_staff: bool) -> OrFlowError:
+def refusal_error(refusal: db.Refusal, slot_id: int, *, is_staff: bool) -> OrFlowError:
     """The domain error for each refusal code of orflow_book() (migration 0006)."""
     meta = {"slot_id": str(slot_id)}
     details = refusal.details
@@ -220,7 +220,7 @@ def _reschedule_refusal_error(refusal: db.Refusal, booking_id: int, slot_id: int
             return InvalidArgumentError([FieldViolation("slot_id", "is the booking's slot already")])
         case "BOOKING_MOVED":
             return SlotTakenError(f"booking {booking_id} was moved by another request meanwhile; retry")
-    return _refusal_error(refusal, slot_id, is_staff=is_staff)
+    return refusal_error(refusal, slot_id, is_staff=is_staff)
 
 
 async def list_bookings(

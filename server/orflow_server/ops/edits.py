@@ -34,7 +34,7 @@ from ..domain.errors import (
 )
 from ..domain.models import Booking, Doctor, Equipment, NewSlot, Room, Slot
 from ..domain.rules import slot_violations
-from .bookings import _refusal_error
+from .bookings import refusal_error
 from .context import OpsContext
 
 _MOVE_COLUMNS = ("start_time", "end_time", "room_id", "doctor_id")
@@ -119,7 +119,7 @@ async def _move_slot(ctx: OpsContext, conn: Conn, row: asyncpg.Record, changes: 
     if booked is not None:
         fits = await db.check_booking_fits(conn, slot_id=slot_id, occupant=booked, turnover=ctx.turnover)
         if isinstance(fits, Refusal):
-            raise _refusal_error(fits, slot_id, is_staff=True)
+            raise refusal_error(fits, slot_id, is_staff=True)
     await db.carry_bookings(conn, slot_id, turnover=ctx.turnover)
 
 
