@@ -1,4 +1,4 @@
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useState, type ReactNode } from "react";
 import { bookingClient } from "../api";
 import { friendlyError } from "../errors";
 import { dayWindow } from "../format";
@@ -10,6 +10,40 @@ import { useLiveSlots } from "../useLiveSlots";
 import { DoctorFinder } from "./DoctorFinder";
 import { HoldPanel } from "./HoldPanel";
 import { SlotCard } from "./SlotCard";
+
+/** True while the viewport matches `query` (follows resizes and rotations). */
+function useMediaQuery(query: string): boolean {
+  const [matches, setMatches] = useState(() => window.matchMedia(query).matches);
+  useEffect(() => {
+    const list = window.matchMedia(query);
+    const onChange = () => setMatches(list.matches);
+    list.addEventListener("change", onChange);
+    onChange();
+    return () => list.removeEventListener("change", onChange);
+  }, [query]);
+  return matches;
+}
+
+/** The search panel: a side column on wide screens; on a phone a closed disclosure, so the slots are on the first screen. */
+function FiltersPanel({ narrow, active, children }: { narrow: boolean; active: boolean; children: ReactNode }) {
+  if (!narrow) {
+    return (
+      <aside className="panel filters" aria-labelledby="filters-title">
+        <h2 id="filters-title">Search</h2>
+        {children}
+      </aside>
+    );
+  }
+  return (
+    <details className="panel filters filters-compact" open={active || undefined}>
+      <summary>
+        <h2 id="filters-title">Search</h2>
+        <span className="muted small">surgeon, procedure, date</span>
+      </summary>
+      {children}
+    </details>
+  );
+}
 
 function newRequestId(): string {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
@@ -29,7 +63,8 @@ export function PatientPage() {
     () => ({ procedureType: procedure, doctorId: doctor?.id ?? 0n, window: day ? dayWindow(day) : undefined }),
     [procedure, doctor, day],
   );
-  const live = useLiveSlots(filter);
+  const narrow = useMediaQuery("(max-width: 860px)");
+  const live = useLiveSlots(filter, booking?.slot.id ?? busySlot);
   const procedures = useMemo(
     () => [...new Set([...live.slots.map((s) => s.procedureType), procedure].filter(Boolean))].sort(),
     [live.slots, procedure],
@@ -67,11 +102,11 @@ export function PatientPage() {
       </section>
 
       <div className="layout">
-        <aside className="panel filters" aria-labelledby="filters-title">
-          <h2 id="filters-title">Search</h2>
+        <FiltersPanel narrow={narrow} active={Boolean(doctor || procedure || day)}>
           {session?.role === "patient" ? (
             <p className="signed-in" data-testid="signed-in-patient">
-              Booking as patient <strong>{session.subject}</strong> · <a href="#/my-bookings">My bookings</a>
+              Booking as patient <strong className="patient-id">{session.subject}</strong> ·{" "}
+              <a href="#/my-bookings">My bookings</a>
             </p>
           ) : (
             <p className="signed-in">
@@ -107,7 +142,7 @@ export function PatientPage() {
               Clear filters
             </button>
           )}
-        </aside>
+        </FiltersPanel>
 
         <section className="results" aria-labelledby="slots-title">
           {booking && (
