@@ -180,3 +180,9 @@ class ErrorReason(StrEnum):
     # COMPLETED.
     # Metadata: "slot_id", "status" (the case's state).
     SLOT_IN_USE = "SLOT_IN_USE"
+
+    # FAILED_PRECONDITION: ExtendHold on a hold that was already extended
+    # (a hold is extended at most once). A retry of the extension that
+    # succeeded, with the same request_id, is not refused.
+    # Metadata: "booking_id", "expire_time" (the hold's deadline, RFC 3339).
+    HOLD_ALREADY_EXTENDED = "HOLD_ALREADY_EXTENDED"

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState, type ReactNode } from "react";
+import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
 import { bookingClient } from "../api";
 import { friendlyError } from "../errors";
 import { dayWindow } from "../format";
@@ -58,6 +58,9 @@ export function PatientPage() {
   const [booking, setBooking] = useState<{ booking: Booking; slot: Slot } | null>(null);
   const [busySlot, setBusySlot] = useState<bigint | null>(null);
   const [error, setError] = useState<string>("");
+  const [holdMessage, setHoldMessage] = useState("");
+  // The same words twice in a row would not be heard again: a zero-width space makes each one new.
+  const announce = useCallback((message: string) => setHoldMessage((m) => (m.endsWith(message) ? `\u200b${message}` : message)), []);
 
   const filter = useMemo(
     () => ({ procedureType: procedure, doctorId: doctor?.id ?? 0n, window: day ? dayWindow(day) : undefined }),
@@ -154,11 +157,20 @@ export function PatientPage() {
                 // An expired hold is free at once on the server, before any worker announces it.
                 if (b.status === BookingStatus.FAILED) live.reload();
               }}
-              onDone={() => setBooking(null)}
+              onDone={() => {
+                setBooking(null);
+                document.getElementById("slots-title")?.focus();
+              }}
+              announce={announce}
             />
           )}
+          <p className="visually-hidden" role="status" aria-live="polite" data-testid="hold-announcer">
+            {holdMessage}
+          </p>
           <div className="results-head">
-            <h2 id="slots-title">Available slots</h2>
+            <h2 id="slots-title" tabIndex={-1}>
+              Available slots
+            </h2>
             <span className={`live live-${live.state}`} role="status">
               {live.state === "live" ? "Live" : live.state === "connecting" ? "Connecting…" : "Reconnecting…"}
             </span>

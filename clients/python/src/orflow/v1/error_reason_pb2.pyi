@@ -190,6 +190,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     COMPLETED.
     Metadata: "slot_id", "status" (the case's state).
     """
+    ERROR_REASON_HOLD_ALREADY_EXTENDED: _ErrorReason.ValueType  # 50
+    """FAILED_PRECONDITION: ExtendHold on a hold that was already extended
+    (a hold is extended at most once). A retry of the extension that
+    succeeded, with the same request_id, is not refused.
+    Metadata: "booking_id", "expire_time" (the hold's deadline, RFC 3339).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the google.rpc.ErrorInfo (domain
@@ -381,5 +387,11 @@ ERROR_REASON_SLOT_IN_USE: ErrorReason.ValueType  # 34
 """FAILED_PRECONDITION: CancelSlot on a slot whose case is IN_PROGRESS or
 COMPLETED.
 Metadata: "slot_id", "status" (the case's state).
+"""
+ERROR_REASON_HOLD_ALREADY_EXTENDED: ErrorReason.ValueType  # 50
+"""FAILED_PRECONDITION: ExtendHold on a hold that was already extended
+(a hold is extended at most once). A retry of the extension that
+succeeded, with the same request_id, is not refused.
+Metadata: "booking_id", "expire_time" (the hold's deadline, RFC 3339).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
