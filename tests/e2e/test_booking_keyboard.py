@@ -84,4 +84,3 @@ async def test_keyboard_only_booking_is_announced_warned_extended_and_confirmed(
     await expect(hold.get_by_role("heading", level=2)).to_be_focused()
     await assert_accessible(page, "confirmed")
     assert await db.fetchval("SELECT status FROM bookings WHERE slot_id = $1", int(slot_id)) == "CONFIRMED"
-
