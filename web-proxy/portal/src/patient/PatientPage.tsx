@@ -45,6 +45,9 @@ function FiltersPanel({ narrow, active, children }: { narrow: boolean; active: b
   );
 }
 
+/** Slot cards per page: a page is about two screens, not 67 cards and 10,000 px. */
+export const SLOTS_PER_PAGE = 10;
+
 function newRequestId(): string {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -68,6 +71,17 @@ export function PatientPage() {
   );
   const narrow = useMediaQuery("(max-width: 860px)");
   const live = useLiveSlots(filter, booking?.slot.id ?? busySlot);
+  const [page, setPage] = useState(0);
+  useEffect(() => setPage(0), [filter]);
+  const pageCount = Math.max(1, Math.ceil(live.slots.length / SLOTS_PER_PAGE));
+  const shownPage = Math.min(page, pageCount - 1); // the live list can shrink under the page being read
+  const shown = live.slots.slice(shownPage * SLOTS_PER_PAGE, (shownPage + 1) * SLOTS_PER_PAGE);
+  function turnTo(next: number) {
+    setPage(next);
+    const title = document.getElementById("slots-title");
+    title?.focus();
+    title?.scrollIntoView({ block: "start" });
+  }
   const procedures = useMemo(
     () => [...new Set([...live.slots.map((s) => s.procedureType), procedure].filter(Boolean))].sort(),
     [live.slots, procedure],
@@ -192,11 +206,35 @@ export function PatientPage() {
           {live.slots.length === 0 ? (
             <p className="empty">No free slots match. Try another date, procedure or surgeon.</p>
           ) : (
-            <ul className="slot-list" aria-label="Available slots">
-              {live.slots.map((slot) => (
-                <SlotCard key={String(slot.id)} slot={slot} busy={busySlot === slot.id} onBook={() => void book(slot)} />
-              ))}
-            </ul>
+            <>
+              <ul className="slot-list" aria-label={`Available slots, page ${shownPage + 1} of ${pageCount}`}>
+                {shown.map((slot) => (
+                  <SlotCard key={String(slot.id)} slot={slot} busy={busySlot === slot.id} onBook={() => void book(slot)} />
+                ))}
+              </ul>
+              {pageCount > 1 && (
+                <nav className="pager" aria-label="Slot pages">
+                  <button type="button" className="button" disabled={shownPage === 0} onClick={() => turnTo(shownPage - 1)}>
+                    Previous
+                  </button>
+                  <span data-testid="slot-page">
+                    Page {shownPage + 1} of {pageCount}
+                    <span className="muted small">
+                      {" "}
+                      (slots {shownPage * SLOTS_PER_PAGE + 1}–{shownPage * SLOTS_PER_PAGE + shown.length} of {live.slots.length})
+                    </span>
+                  </span>
+                  <button
+                    type="button"
+                    className="button"
+                    disabled={shownPage >= pageCount - 1}
+                    onClick={() => turnTo(shownPage + 1)}
+                  >
+                    Next
+                  </button>
+                </nav>
+              )}
+            </>
           )}
         </section>
       </div>
