@@ -60,7 +60,7 @@ async def test_keyboard_only_booking_is_announced_warned_extended_and_confirmed(
     await expect(hold.get_by_test_id("hold-warning")).to_be_visible(timeout=10_000)
     await expect(announcer).to_contain_text("left on your hold")
     await expect(announcer).to_contain_text("extend the hold once")
-    await page.screenshot(path=artifacts / "20-hold-warning.png")
+    await page.screenshot(path=artifacts / "23-hold-warning.png")
     await assert_accessible(page, "hold, warning")
     await tabs_until_focused(page, "More time: extend hold")
     await page.keyboard.press("Enter")
@@ -73,7 +73,7 @@ async def test_keyboard_only_booking_is_announced_warned_extended_and_confirmed(
         int(slot_id),
     )
     assert tuple(row) == (2 * SHORT_HOLD, True)
-    await page.screenshot(path=artifacts / "21-hold-extended.png")
+    await page.screenshot(path=artifacts / "24-hold-extended.png")
     await assert_accessible(page, "hold, extended")
 
     # The extend button is gone: focus went to Confirm, not to the page body.
