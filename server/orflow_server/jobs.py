@@ -23,12 +23,15 @@ EXPIRE_TASK = "expire_booking"
 
 
 def expiry_job_key(booking: Booking) -> str:
-    """One job per booking, so a retried CreateBooking never schedules a second one.
+    """One job per booking and deadline, so a retried CreateBooking never schedules a second one.
 
     The creation time is part of the key because ids restart after a reset
-    (SeedDatabase): a stale job must never stand in for a new booking's.
+    (SeedDatabase): a stale job must never stand in for a new booking's. The
+    deadline is part of it because ExtendHold moves it: the extended hold gets
+    a job of its own at the new time (the first one, still due at the old
+    time, finds the hold not yet overdue and does nothing).
     """
-    return f"expire-booking:{booking.id}:{booking.create_time.timestamp():.6f}"
+    return f"expire-booking:{booking.id}:{booking.create_time.timestamp():.6f}:{booking.expire_time.timestamp():.6f}"
 
 
 class SaqExpiryScheduler:

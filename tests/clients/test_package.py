@@ -77,6 +77,7 @@ PINNED_NAMES = {
     "HoldExpired",
     "SlotStarted",
     "BookingNotPending",
+    "HoldAlreadyExtended",
     "BookingNotActive",
     "BookingNotConfirmed",
     "BookingNotCheckedIn",

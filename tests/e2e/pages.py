@@ -6,6 +6,7 @@ from orflow.v1 import admin_service_pb2
 from playwright.async_api import BrowserContext, Locator, Page, expect
 
 from tests.auth import ADMIN_TOKEN
+from tests.conftest import REPO_ROOT
 
 LIVE_TIMEOUT_MS = 10_000
 
@@ -44,3 +45,21 @@ async def open_patient(context: BrowserContext, portal: str, patient_id: str = "
 
 def card(page: Page, slot_id: str) -> Locator:
     return page.locator(f'.slot-card[data-slot-id="{slot_id}"]')
+
+
+AXE_SCRIPT = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"  # package.json's devDependency, from npm ci
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+async def assert_accessible(page: Page, state: str) -> None:
+    """axe-core's WCAG 2.2 A/AA rules in the page as it is now: no violation, or each one named in the failure."""
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        # Evaluated through the DevTools protocol: the portal's CSP (script-src 'self') rightly blocks a script tag.
+        await page.evaluate(AXE_SCRIPT.read_text())
+    result = await page.evaluate("tags => axe.run(document, { runOnly: { type: 'tag', values: tags } })", AXE_TAGS)
+    found = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+    ]
+    assert not found, f"axe-core violations in state {state!r}:\n" + "\n".join(found)
+    assert result["passes"], "axe-core ran no rule at all"

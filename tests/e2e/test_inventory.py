@@ -8,7 +8,7 @@ import asyncpg
 from orflow.v1 import admin_service_pb2
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.pages import seed, sign_in_admin
+from tests.e2e.pages import assert_accessible, seed, sign_in_admin
 
 
 async def open_inventory(page: Page, portal: str) -> None:
@@ -52,6 +52,7 @@ async def test_admin_adds_a_room_a_surgeon_and_an_equipment_type_and_sees_each_l
     row = page.get_by_role("table", name="Equipment").locator("tr", has_text="Cell Saver")
     await expect(row.locator("td.num")).to_have_text("3")
     await page.screenshot(path=artifacts / "19-admin-inventory-added.png", full_page=True)
+    await assert_accessible(page, "19-admin-inventory-added")
 
     # Stored: in PostgreSQL, and listed again after a reload (read back through the API).
     assert await db.fetchval("SELECT count(*) FROM rooms WHERE name = 'Hybrid OR 7'") == 1
@@ -83,6 +84,7 @@ async def test_inventory_forms_show_duplicates_and_field_violations(
     await expect(name).to_have_attribute("aria-describedby", "add-room-name-error")
     await expect(page.get_by_role("alert")).to_have_text("Some details need fixing — see the highlighted fields.")
     await page.screenshot(path=artifacts / "20-admin-inventory-field-violation.png", full_page=True)
+    await assert_accessible(page, "20-admin-inventory-field-violation")
 
     # A name the seed already uses: ALREADY_EXISTS in words, and the field's old violation is gone.
     await name.fill("Max Care 303")
@@ -92,6 +94,7 @@ async def test_inventory_forms_show_duplicates_and_field_violations(
     await expect(name).to_have_attribute("aria-invalid", "false")
     await expect(page.get_by_role("heading", name=f"Operating rooms ({rooms_before})")).to_be_visible()
     await page.screenshot(path=artifacts / "21-admin-inventory-duplicate-room.png", full_page=True)
+    await assert_accessible(page, "21-admin-inventory-duplicate-room")
     assert await db.fetchval("SELECT count(*) FROM rooms WHERE name = 'Max Care 303'") == 1
 
     # The other forms: a surgeon without a specialty, too many units, a duplicate equipment name.
@@ -134,6 +137,7 @@ async def test_inventory_forms_at_phone_width(
         await expect(page.get_by_role("list", name="Operating rooms")).to_contain_text("Phone OR 1")
         assert await page.evaluate("document.documentElement.scrollWidth") <= 390
         await page.screenshot(path=artifacts / "22-admin-inventory-phone.png", full_page=True)
+        await assert_accessible(page, "22-admin-inventory-phone")
         assert await db.fetchval("SELECT count(*) FROM rooms WHERE name = 'Phone OR 1'") == 1
     finally:
         await phone.close()

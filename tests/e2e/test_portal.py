@@ -11,7 +11,7 @@ from orflow.v1 import booking_service_pb2
 from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.conftest import ServerFactory
-from tests.e2e.pages import LIVE_TIMEOUT_MS, card, open_patient, seed, sign_in_admin, sign_in_patient
+from tests.e2e.pages import LIVE_TIMEOUT_MS, assert_accessible, card, open_patient, seed, sign_in_admin, sign_in_patient
 from tests.web.conftest import ProxyFactory
 
 
@@ -34,6 +34,7 @@ async def test_patient_books_confirms_and_a_second_browser_sees_the_slot_go_live
         await expect(first).to_contain_text("Room")
         await expect(first).to_contain_text("MRI Machine")
         await patient.screenshot(path=artifacts / "01-patient-search.png")
+        await assert_accessible(patient, "01-patient-search")
         await expect(card(other, slot_id)).to_be_visible()
 
         await card(patient, slot_id).get_by_role("button", name="Book").click()
@@ -42,14 +43,17 @@ async def test_patient_books_confirms_and_a_second_browser_sees_the_slot_go_live
         await expect(hold.get_by_role("timer")).to_contain_text("Held for you for 1:")
         await expect(card(patient, slot_id)).to_have_count(0)
         await patient.screenshot(path=artifacts / "02-patient-hold-countdown.png")
+        await assert_accessible(patient, "02-patient-hold-countdown")
 
         # The second browser never reloads: WatchSlots (through the proxy) takes the slot away.
         await expect(card(other, slot_id)).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
         await other.screenshot(path=artifacts / "03-second-browser-slot-gone.png")
+        await assert_accessible(other, "03-second-browser-slot-gone")
 
         await hold.get_by_role("button", name="Confirm booking").click()
         await expect(hold.get_by_test_id("booking-status")).to_have_text("CONFIRMED")
         await patient.screenshot(path=artifacts / "04-patient-confirmed.png")
+        await assert_accessible(patient, "04-patient-confirmed")
     finally:
         await other_context.close()
     row = await db.fetchrow("SELECT patient_id, status FROM bookings WHERE slot_id = $1", int(slot_id))
@@ -76,6 +80,7 @@ async def test_a_conflict_shows_the_friendly_message(
     await expect(alert).to_have_text("That slot was just taken — pick another.")
     await expect(card(page, slot_id)).to_have_count(0)
     await page.screenshot(path=artifacts / "05-conflict-friendly-message.png")
+    await assert_accessible(page, "05-conflict-friendly-message")
     html = await page.content()
     assert "SLOT_TAKEN" not in html and "aborted" not in html.lower()
     count = await db.fetchval("SELECT count(*) FROM bookings WHERE slot_id = $1", int(slot_id))
@@ -100,6 +105,7 @@ async def test_admin_creates_a_slot_after_field_violations_and_sees_it_listed(
     await expect(page.locator("#procedure_type-error")).to_contain_text("Procedure")
     await expect(page.get_by_label("Procedure", exact=True)).to_have_attribute("aria-invalid", "true")
     await page.screenshot(path=artifacts / "06-admin-field-violations.png", full_page=True)
+    await assert_accessible(page, "06-admin-field-violations")
 
     await page.get_by_label("Surgeon", exact=True).select_option(label="Dr. Priya Nair — General Surgery")
     await page.get_by_label("Room", exact=True).select_option(label="Max Care 303")
@@ -118,6 +124,7 @@ async def test_admin_creates_a_slot_after_field_violations_and_sees_it_listed(
     await expect(listed).to_contain_text("Free")
     await expect(page.locator(".timeline .block-new")).to_contain_text("Robotic Hernia Repair")
     await page.screenshot(path=artifacts / "07-admin-schedule-day-view.png", full_page=True)
+    await assert_accessible(page, "07-admin-schedule-day-view")
     stored = await db.fetchval("SELECT count(*) FROM slots WHERE procedure_type = 'Robotic Hernia Repair'")
     assert stored == 1
 
@@ -158,11 +165,13 @@ async def test_admin_reports_inventory_and_reset_with_confirmation(
     await page.get_by_label("Patient ID").fill("")
     await expect(rows).to_have_count(10)
     await page.screenshot(path=artifacts / "08-admin-bookings-report.png", full_page=True)
+    await assert_accessible(page, "08-admin-bookings-report")
 
     await page.get_by_role("tab", name="Inventory").click()
     await expect(page.get_by_role("heading", name="Operating rooms (6)")).to_be_visible()
     await expect(page.locator("td", has_text="ECMO Machine")).to_be_visible()
     await page.screenshot(path=artifacts / "09-admin-inventory.png", full_page=True)
+    await assert_accessible(page, "09-admin-inventory")
 
     await page.get_by_role("tab", name="Demo data").click()
     await page.get_by_role("button", name="Reset demo data…").click()
@@ -170,6 +179,7 @@ async def test_admin_reports_inventory_and_reset_with_confirmation(
     await expect(dialog).to_contain_text("cannot be undone")
     await expect(dialog.get_by_role("button", name="Keep my data")).to_be_focused()
     await page.screenshot(path=artifacts / "10-admin-reset-confirmation.png", full_page=True)
+    await assert_accessible(page, "10-admin-reset-confirmation")
     assert await db.fetchval("SELECT count(*) FROM bookings") == 12, "nothing happens before the confirmation"
     await dialog.get_by_role("button", name="Yes, reset everything").click()
     await expect(page.get_by_role("status").filter(has_text="Demo data loaded")).to_be_visible()
@@ -189,8 +199,10 @@ async def test_phone_width_patient_page(
         box = await book.bounding_box()
         assert box is not None and box["width"] > 300, "the Book button spans the card on a phone"
         await page.screenshot(path=artifacts / "11-patient-phone-top.png")
+        await assert_accessible(page, "11-patient-phone-top")
         await page.evaluate("document.getElementById('slots-title').scrollIntoView()")
         await page.screenshot(path=artifacts / "12-patient-phone-slots.png")
+        await assert_accessible(page, "12-patient-phone-slots")
         await page.keyboard.press("Tab")
         await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
         await sign_in_patient(page, portal, "MRN-PHONE-WITH-A-RATHER-LONG-IDENTIFIER")
@@ -199,6 +211,7 @@ async def test_phone_width_patient_page(
         await expect(page.get_by_label("Admin token")).to_be_visible()
         assert await page.evaluate("document.documentElement.scrollWidth") <= 390
         await page.screenshot(path=artifacts / "18-sign-in-phone.png", full_page=True)
+        await assert_accessible(page, "18-sign-in-phone")
     finally:
         await phone.close()
 
@@ -227,5 +240,6 @@ async def test_an_unconfirmed_hold_runs_out_and_says_so(
     assert slot_id
     await expect(card(page, slot_id)).to_be_visible()  # free again: listed without waiting for a worker
     await page.screenshot(path=artifacts / "13-patient-hold-expired.png")
+    await assert_accessible(page, "13-patient-hold-expired")
     held = await db.fetchval("SELECT expire_time - create_time FROM bookings WHERE slot_id = $1", int(slot_id))
     assert held == timedelta(seconds=3)

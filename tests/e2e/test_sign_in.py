@@ -13,7 +13,7 @@ from orflow_server.security.tokens import issue_token
 from playwright.async_api import BrowserContext, Page, expect
 
 from tests.auth import token_for
-from tests.e2e.pages import LIVE_TIMEOUT_MS, card, open_patient, seed, sign_in_admin, sign_in_patient
+from tests.e2e.pages import LIVE_TIMEOUT_MS, assert_accessible, card, open_patient, seed, sign_in_admin, sign_in_patient
 
 EXPIRED = "Your session has expired — please sign in again."
 
@@ -52,6 +52,7 @@ async def test_signed_out_visitor_browses_but_signs_in_to_book(
     await expect(page.get_by_text("Development sign-in: any patient ID is accepted")).to_be_visible()
     await expect(page.get_by_label("Admin token")).to_be_visible()
     await page.screenshot(path=artifacts / "14-sign-in-page.png", full_page=True)
+    await assert_accessible(page, "14-sign-in-page")
     assert await db.fetchval("SELECT count(*) FROM bookings") == 0, "nothing is booked signed out"
 
     await page.get_by_label("Patient ID (MRN)").fill("MRN-E2E-SIGN")
@@ -83,6 +84,7 @@ async def test_a_patient_sees_only_their_own_bookings(
     await expect(rows.first).to_contain_text("On hold")
     await expect(page.locator(f'tr[data-booking-id="{theirs}"]')).to_have_count(0)
     await page.screenshot(path=artifacts / "15-patient-my-bookings.png", full_page=True)
+    await assert_accessible(page, "15-patient-my-bookings")
 
 
 async def test_admin_pages_refuse_a_patient(context: BrowserContext, portal: str, artifacts: Path) -> None:
@@ -106,6 +108,7 @@ async def test_admin_pages_refuse_a_patient(context: BrowserContext, portal: str
     await expect(other.get_by_role("tablist")).to_have_count(0)
     assert await stored_token(other) is None, "a refused token is not kept"
     await other.screenshot(path=artifacts / "16-admin-refuses-a-patient-token.png", full_page=True)
+    await assert_accessible(other, "16-admin-refuses-a-patient-token")
 
 
 async def test_a_token_the_server_refuses_sends_you_back_to_sign_in(context: BrowserContext, portal: str) -> None:
@@ -152,4 +155,5 @@ async def test_admin_reads_the_audit_trail(
     await page.get_by_label("Action").select_option(label="Any action")
     await expect(rows.first).to_contain_text("booking.created")
     await page.screenshot(path=artifacts / "17-admin-audit-trail.png", full_page=True)
+    await assert_accessible(page, "17-admin-audit-trail")
     assert await db.fetchval("SELECT count(*) FROM audit_events WHERE event_time >= $1", since) > 20

@@ -102,6 +102,7 @@ OTHER_PATIENT = {
     "/orflow.v1.BookingService/CancelBooking": NOT_FOUND,
     "/orflow.v1.BookingService/ListPatientBookings": DENIED,
     "/orflow.v1.BookingService/RescheduleBooking": NOT_FOUND,
+    "/orflow.v1.BookingService/ExtendHold": NOT_FOUND,
 }
 
 # BookingService's day-of-surgery methods, which its comment reserves to staff (service and admin tokens).
@@ -212,6 +213,9 @@ CASES: dict[str, Call] = {
     ),
     "/orflow.v1.BookingService/RescheduleBooking": lambda st, f, md: st["bookings"].RescheduleBooking(
         B.RescheduleBookingRequest(booking_id=f.booking_id, slot_id=f.slot_id), metadata=md
+    ),
+    "/orflow.v1.BookingService/ExtendHold": lambda st, f, md: st["bookings"].ExtendHold(
+        B.ExtendHoldRequest(booking_id=f.booking_id), metadata=md
     ),
     "/orflow.v1.BookingService/CheckInBooking": _day_step("CheckInBooking"),
     "/orflow.v1.BookingService/StartBooking": _day_step("StartBooking", "CheckInBooking"),

@@ -39,6 +39,7 @@ EXPECTED: dict[type[errors.OrFlowError], grpc.StatusCode] = {
     errors.BookingNotInProgressError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.SlotCancelledError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.SlotInUseError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.HoldAlreadyExtendedError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.EtagMismatchError: grpc.StatusCode.ABORTED,
     errors.EquipmentInUseError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.ResourceInUseError: grpc.StatusCode.FAILED_PRECONDITION,

@@ -102,7 +102,11 @@ async def short_holds(start_server: ServerFactory) -> booking_service_pb2_grpc.B
 
 def booking_from_proto(booking: booking_pb2.Booking) -> Booking:
     """Only the fields the job key uses."""
-    return make_booking(id=booking.id, create_time=booking.create_time.ToDatetime(tzinfo=UTC))
+    return make_booking(
+        id=booking.id,
+        create_time=booking.create_time.ToDatetime(tzinfo=UTC),
+        expire_time=booking.expire_time.ToDatetime(tzinfo=UTC),
+    )
 
 
 async def stored_status(db: asyncpg.Connection, booking_id: int) -> str:
@@ -194,6 +198,31 @@ async def test_confirm_after_ttl_fails_and_changes_nothing(db, short_holds, star
     assert await snapshot(db) == before
     rebooked = await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-2"))
     assert rebooked.booking.status == booking_pb2.BOOKING_STATUS_PENDING
+
+
+async def test_an_extended_hold_outlives_its_first_deadline_and_its_own_job_expires_it(  # type: ignore[no-untyped-def]
+    db, short_holds, start_worker, saq_queue: Queue
+) -> None:
+    """ExtendHold schedules a second job at the new deadline; the first one, at the old deadline, does nothing."""
+    await start_worker()  # sweeps only every 59 s: any expiry within this test is a job's
+    slot_id = await insert_slot(db)
+    held = (await short_holds.CreateBooking(Book(slot_id=slot_id, patient_id="p-1"))).booking
+    extended = (
+        await short_holds.ExtendHold(booking_service_pb2.ExtendHoldRequest(booking_id=held.id, request_id="ext-1"))
+    ).booking
+    first_deadline, new_deadline = held.expire_time.ToDatetime(tzinfo=UTC), extended.expire_time.ToDatetime(tzinfo=UTC)
+    assert new_deadline - first_deadline == TTL
+    assert await wait_for_job(saq_queue, expiry_job_key(booking_from_proto(extended))) is not None
+
+    # Until half a second past the first deadline by the database clock (its job ran by then).
+    await db.execute(
+        "SELECT pg_sleep(greatest(0, extract(epoch FROM $1::timestamptz - clock_timestamp()) + 0.5))",
+        first_deadline,
+    )
+    assert await stored_status(db, held.id) == "PENDING"  # past the first deadline, still held
+    await wait_until_stored(db, [held.id], "FAILED", within=TTL.total_seconds() + 3)
+    lag = await db.fetchval("SELECT extract(epoch FROM update_time - expire_time) FROM bookings WHERE id = $1", held.id)
+    assert 0 <= lag < 1.0, f"expired {lag:.3f} s after the extended expire_time"
 
 
 async def test_cancel_frees_the_slot_at_once_and_aborts_the_job(db, short_holds, saq_queue: Queue) -> None:  # type: ignore[no-untyped-def]

@@ -223,6 +223,42 @@ async def confirm_pending(conn: Conn, booking_id: int, *, actor: Actor) -> Booki
     return None if row is None else booking_from_row(row)
 
 
+async def extend_pending(
+    conn: Conn, booking_id: int, *, by: timedelta, request_id: str, actor: Actor
+) -> Booking | None:
+    """Compare-and-set: moves a live, never-extended PENDING hold's expire_time `by` later (the actor's own, if a
+    patient), recording when and with which request_id. A rival that fails the hold as overdue in the same
+    instant takes the same row lock: whichever commits first wins and the other finds no row to change."""
+    row = await conn.fetchrow(
+        f"""
+        {_WITH_ACTOR}
+        UPDATE bookings SET expire_time = expire_time + $5::interval, update_time = clock_timestamp(),
+                            hold_extended_at = clock_timestamp(), hold_extension_request_id = nullif($6, '')
+        FROM actor
+        WHERE id = $1 AND status = 'PENDING' AND expire_time > clock_timestamp() AND hold_extended_at IS NULL
+          AND ($2::text IS NULL OR patient_id = $2)
+        RETURNING {BOOKING_COLUMNS}
+        """,
+        booking_id,
+        actor.patient_scope,
+        actor.subject,
+        actor.role.value,
+        by,
+        request_id,
+    )
+    return None if row is None else booking_from_row(row)
+
+
+async def hold_extension_request_id(conn: Conn, booking_id: int) -> str | None:
+    """The request_id of the hold's extension ("" if it had none); None if it was never extended."""
+    row = await conn.fetchrow(
+        "SELECT hold_extended_at, hold_extension_request_id FROM bookings WHERE id = $1", booking_id
+    )
+    if row is None or row["hold_extended_at"] is None:
+        return None
+    return str(row["hold_extension_request_id"] or "")
+
+
 async def cancel_active(
     conn: Conn, booking_id: int, *, actor: Actor, reason: CancellationReason | None, note: str
 ) -> Booking | None:

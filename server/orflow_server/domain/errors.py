@@ -113,6 +113,12 @@ class BookingNotPendingError(FailedPreconditionError):
     reason = ErrorReason.BOOKING_NOT_PENDING
 
 
+class HoldAlreadyExtendedError(FailedPreconditionError):
+    """A hold is extended at most once: the rule that keeps a slot from being held forever."""
+
+    reason = ErrorReason.HOLD_ALREADY_EXTENDED
+
+
 class BookingNotActiveError(FailedPreconditionError):
     reason = ErrorReason.BOOKING_NOT_ACTIVE
 

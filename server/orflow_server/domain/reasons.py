@@ -219,3 +219,9 @@ class ErrorReason(StrEnum):
     # request_id and a longer deadline.
     # Metadata: none.
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+
+    # FAILED_PRECONDITION: ExtendHold on a hold that was already extended
+    # (a hold is extended at most once). A retry of the extension that
+    # succeeded, with the same request_id, is not refused.
+    # Metadata: "booking_id", "expire_time" (the hold's deadline, RFC 3339).
+    HOLD_ALREADY_EXTENDED = "HOLD_ALREADY_EXTENDED"

@@ -21,6 +21,7 @@ from ..domain.errors import (
     BookingNotPendingError,
     EquipmentUnavailableError,
     FieldViolation,
+    HoldAlreadyExtendedError,
     HoldExpiredError,
     InvalidArgumentError,
     NotFoundError,
@@ -155,6 +156,31 @@ async def confirm_booking(ctx: OpsContext, actor: Actor, booking_id: int) -> Boo
     ctx.metrics.holds_confirmed.inc()
     await ctx.expiry.cancel(confirmed)  # the job would find nothing to do; this just tidies the queue
     return confirmed
+
+
+async def extend_hold(ctx: OpsContext, actor: Actor, booking_id: int, *, request_id: str) -> Booking:
+    """Extends a live hold once by the hold TTL, then schedules its expiry job at the new deadline.
+
+    The old job still fires at the old deadline and finds the hold not yet due (ops/expiry.py); the sweep
+    stays the guarantee. A retry with the extension's request_id gets the booking as it is now.
+    """
+    async with ctx.connection() as conn:  # one statement, its own transaction
+        extended = await db.extend_pending(conn, booking_id, by=ctx.hold_ttl, request_id=request_id, actor=actor)
+        if extended is None:
+            current = await _read_booking(conn, actor, booking_id)  # NOT_FOUND for another patient's
+            if request_id and await db.hold_extension_request_id(conn, booking_id) == request_id:
+                return current  # a retry of the extension that succeeded
+            meta = {"booking_id": str(booking_id), "status": current.status.value}
+            if current.status is BookingStatus.PENDING:
+                meta["expire_time"] = current.expire_time.isoformat()
+                raise HoldAlreadyExtendedError(f"booking {booking_id}'s hold was already extended once", metadata=meta)
+            if current.failure_reason is FailureReason.HOLD_EXPIRED:
+                raise HoldExpiredError(
+                    f"booking {booking_id}'s hold expired at {current.expire_time.isoformat()}", metadata=meta
+                )
+            raise BookingNotPendingError(f"booking {booking_id} is {current.status.value}, not PENDING", metadata=meta)
+    await ctx.expiry.schedule(extended)  # a new job key: the key names the deadline (jobs.py)
+    return extended
 
 
 async def cancel_booking(

@@ -50,6 +50,14 @@ class BookingService(booking_service_pb2_grpc.BookingServiceServicer):
         booking = await ops.confirm_booking(self._ctx.within(context), current_actor(), _booking_id(request.booking_id))
         return pb.ConfirmBookingResponse(booking=convert.booking_to_proto(booking))
 
+    async def ExtendHold(self, request: pb.ExtendHoldRequest, context: Context) -> pb.ExtendHoldResponse:
+        check = RequestChecker()
+        booking_id = check.positive_id("booking_id", request.booking_id)
+        request_id = check.text("request_id", request.request_id, max_length=128, is_required=False)
+        check.raise_if_any()
+        booking = await ops.extend_hold(self._ctx.within(context), current_actor(), booking_id, request_id=request_id)
+        return pb.ExtendHoldResponse(booking=convert.booking_to_proto(booking))
+
     async def CancelBooking(self, request: pb.CancelBookingRequest, context: Context) -> pb.CancelBookingResponse:
         check = RequestChecker()
         booking_id = check.positive_id("booking_id", request.booking_id)

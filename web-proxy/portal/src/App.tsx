@@ -1,9 +1,11 @@
-import { useEffect, useState } from "react";
-import { AdminPage } from "./admin/AdminPage";
-import { MyBookingsPage } from "./patient/MyBookings";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { PatientPage } from "./patient/PatientPage";
 import { signOut, useAuth, SIGN_IN_ROUTE } from "./session";
-import { SignInPage } from "./SignIn";
+
+// The patient page is the landing page: everything else loads on first visit, so a phone parses less first.
+const AdminPage = lazy(() => import("./admin/AdminPage").then((m) => ({ default: m.AdminPage })));
+const MyBookingsPage = lazy(() => import("./patient/MyBookings").then((m) => ({ default: m.MyBookingsPage })));
+const SignInPage = lazy(() => import("./SignIn").then((m) => ({ default: m.SignInPage })));
 
 type Route = "patient" | "bookings" | "admin" | "sign-in";
 
@@ -77,10 +79,12 @@ export function App() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        {route === "admin" && <AdminPage />}
-        {route === "bookings" && <MyBookingsPage />}
-        {route === "sign-in" && <SignInPage />}
-        {route === "patient" && <PatientPage />}
+        <Suspense fallback={<p className="page muted">Loading…</p>}>
+          {route === "admin" && <AdminPage />}
+          {route === "bookings" && <MyBookingsPage />}
+          {route === "sign-in" && <SignInPage />}
+          {route === "patient" && <PatientPage />}
+        </Suspense>
       </main>
     </>
   );

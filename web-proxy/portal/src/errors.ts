@@ -19,6 +19,7 @@ const BY_REASON: Partial<Record<ErrorReason, string>> = {
   [ErrorReason.PATIENT_BUSY]: "This patient already has a surgery booked at an overlapping time.",
   [ErrorReason.EQUIPMENT_UNAVAILABLE]: "Some required equipment is already in use at that time — pick another slot.",
   [ErrorReason.HOLD_EXPIRED]: "Your hold ran out before it was confirmed. The slot is free again — book it once more if it is still listed.",
+  [ErrorReason.HOLD_ALREADY_EXTENDED]: "This hold was already extended once; confirm it before it runs out.",
   [ErrorReason.BOOKING_NOT_PENDING]: "This booking can no longer be confirmed: it is not on hold any more.",
   [ErrorReason.BOOKING_NOT_ACTIVE]: "This booking is already cancelled or ended.",
   [ErrorReason.SLOT_STARTED]: "That slot has already started and can no longer be booked.",

@@ -2,7 +2,8 @@
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 
 const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short", year: "numeric" });
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+// One clock everywhere, the 24-hour one theatres use (the day view's axis too): "08:00", never "08:00 AM".
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 
 export function toDate(ts: Timestamp | undefined): Date {
   return ts ? timestampDate(ts) : new Date(0);

@@ -44,7 +44,11 @@ async function listAvailable(filter: SlotFilter, signal: AbortSignal): Promise<S
   return slots;
 }
 
-export function useLiveSlots(filter: SlotFilter) {
+/**
+ * `ownSlotId` is the slot this page itself holds: its changes are not announced as "just taken" (the hold
+ * panel says it is yours), so a screen-reader user never hears their own booking as someone else's.
+ */
+export function useLiveSlots(filter: SlotFilter, ownSlotId: bigint | null = null) {
   const [slots, setSlots] = useState<Map<string, Slot>>(new Map());
   const [state, setState] = useState<LiveState>("connecting");
   const [loadError, setLoadError] = useState<unknown>(null);
@@ -52,6 +56,8 @@ export function useLiveSlots(filter: SlotFilter) {
   const [reloads, setReloads] = useState(0);
   const filterRef = useRef(filter);
   filterRef.current = filter;
+  const ownRef = useRef(ownSlotId);
+  ownRef.current = ownSlotId;
   const key = `${filter.procedureType}|${filter.doctorId}|${filter.window?.start.seconds ?? ""}`;
 
   const reload = useCallback(() => setReloads((n) => n + 1), []);
@@ -63,12 +69,16 @@ export function useLiveSlots(filter: SlotFilter) {
     });
   }, []);
 
-  // The list: reloaded when the filter changes, after every (re)snapshot, and on demand.
+  // The list: loaded once per filter (and on demand). A snapshot from the stream that lands while a load is
+  // in flight wins over it, so the list never goes back to an older reading; the first snapshot does not
+  // ask for a second ListSlots (it carries the slots itself).
+  const snapshots = useRef(0);
   useEffect(() => {
     const abort = new AbortController();
+    const seen = snapshots.current;
     listAvailable(filterRef.current, abort.signal).then(
       (list) => {
-        setSlots(new Map(list.map((s) => [String(s.id), s])));
+        if (snapshots.current === seen) setSlots(new Map(list.map((s) => [String(s.id), s])));
         setLoadError(null);
       },
       (err: unknown) => {
@@ -78,7 +88,7 @@ export function useLiveSlots(filter: SlotFilter) {
     return () => abort.abort();
   }, [key, reloads]);
 
-  // The live stream: reconnects with backoff; a snapshot (first, or after a reset) means reload.
+  // The live stream: reconnects with backoff; each snapshot (first, or after a reset) replaces the list.
   useEffect(() => {
     const abort = new AbortController();
     const run = async () => {
@@ -89,12 +99,20 @@ export function useLiveSlots(filter: SlotFilter) {
             { procedureType: filterRef.current.procedureType, doctorId: filterRef.current.doctorId },
             { signal: abort.signal },
           );
+          let snapshot: Slot[] = [];
           for await (const change of stream) {
             attempt = 0;
-            if (change.kind === SlotChangeKind.SNAPSHOT_COMPLETE) {
+            if (change.kind === SlotChangeKind.SNAPSHOT && change.slot) {
+              snapshot.push(change.slot);
+            } else if (change.kind === SlotChangeKind.SNAPSHOT_COMPLETE) {
+              // A (re)snapshot is the view as it is now: replace the list with it, no second ListSlots.
+              const fresh = snapshot.filter((s) => s.available && inWindow(s, filterRef.current)).slice(0, MAX_SLOTS);
+              snapshot = [];
+              snapshots.current += 1;
+              setSlots(new Map(fresh.map((s) => [String(s.id), s])));
+              setLoadError(null);
               setState("live");
-              reload();
-            } else if (change.kind !== SlotChangeKind.SNAPSHOT && change.slot) {
+            } else if (change.slot) {
               apply(change.slot, change.kind);
             }
           }
@@ -112,12 +130,13 @@ export function useLiveSlots(filter: SlotFilter) {
         else next.delete(String(slot.id));
         return next;
       });
+      if (slot.id === ownRef.current) return;
       const what = kind === SlotChangeKind.CREATED ? "added" : slot.available ? "available again" : "just taken";
       setAnnouncement(`${slot.procedureType} with ${slot.doctor?.name ?? "a surgeon"} ${what}.`);
     };
     void run();
     return () => abort.abort();
-  }, [key, reload]);
+  }, [key]);
 
   const sorted = [...slots.values()].sort((a, b) => toDate(a.startTime).getTime() - toDate(b.startTime).getTime());
   return { slots: sorted, state, loadError, announcement, reload, drop };

@@ -250,6 +250,30 @@ class OrFlowClient:
         request = booking_service_pb2.ConfirmBookingRequest(booking_id=booking_id)
         return (await self._call(self._bookings.ConfirmBooking, request, timeout)).booking
 
+    async def extend_hold(
+        self, booking_id: int, *, request_id: str | None = None, timeout: float | None = None
+    ) -> booking_pb2.Booking:
+        """Extends a PENDING hold once by the server's hold TTL; a second extension raises HoldAlreadyExtended.
+
+        Retries UNAVAILABLE and DEADLINE_EXCEEDED with the same `request_id`
+        (a new one is made when none is given), so a retry after a lost reply
+        returns the extended hold instead of being refused as a second extension.
+        """
+        request = booking_service_pb2.ExtendHoldRequest(
+            booking_id=booking_id, request_id=request_id or new_request_id()
+        )
+        backoffs = self._options.retry.backoffs()
+        while True:
+            try:
+                reply = await self._call(self._bookings.ExtendHold, request, timeout)
+            except OrFlowError as exc:
+                pause = next(backoffs, None) if exc.code in self._options.retry.retryable_codes else None
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
+            else:
+                return reply.booking
+
     async def cancel_booking(
         self,
         booking_id: int,

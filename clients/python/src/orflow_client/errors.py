@@ -124,6 +124,10 @@ class BookingNotPending(FailedPrecondition):
     pass
 
 
+class HoldAlreadyExtended(FailedPrecondition):
+    """ExtendHold on a hold that was already extended (once is the limit); `metadata["expire_time"]` is its deadline."""
+
+
 class BookingNotActive(FailedPrecondition):
     pass
 
@@ -201,6 +205,7 @@ BY_REASON: dict[ErrorReason.ValueType, type[OrFlowError]] = {
     error_reason_pb2.ERROR_REASON_HOLD_EXPIRED: HoldExpired,
     error_reason_pb2.ERROR_REASON_SLOT_STARTED: SlotStarted,
     error_reason_pb2.ERROR_REASON_BOOKING_NOT_PENDING: BookingNotPending,
+    error_reason_pb2.ERROR_REASON_HOLD_ALREADY_EXTENDED: HoldAlreadyExtended,
     error_reason_pb2.ERROR_REASON_BOOKING_NOT_ACTIVE: BookingNotActive,
     error_reason_pb2.ERROR_REASON_BOOKING_NOT_CONFIRMED: BookingNotConfirmed,
     error_reason_pb2.ERROR_REASON_BOOKING_NOT_CHECKED_IN: BookingNotCheckedIn,

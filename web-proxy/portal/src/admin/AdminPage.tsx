@@ -3,12 +3,14 @@ import { signOut, useAuth } from "../session";
 import { TokenForm } from "../SignIn";
 import { AuditTrail } from "./AuditTrail";
 import { BookingsReport } from "./BookingsReport";
+import { DayBoard } from "./DayBoard";
 import { Inventory } from "./Inventory";
 import { Schedule } from "./Schedule";
 import { SeedPanel } from "./SeedPanel";
 
 const TABS = [
   { id: "schedule", label: "Schedule" },
+  { id: "board", label: "Day board" },
   { id: "bookings", label: "Bookings" },
   { id: "inventory", label: "Inventory" },
   { id: "audit", label: "Audit trail" },
@@ -86,6 +88,7 @@ function CommandCenter() {
       <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`}>
         {/* Each tab mounts afresh when chosen, so it always shows the data as it is now (after a reset too). */}
         {tab === "schedule" && <Schedule />}
+        {tab === "board" && <DayBoard />}
         {tab === "bookings" && <BookingsReport />}
         {tab === "inventory" && <Inventory />}
         {tab === "audit" && <AuditTrail />}

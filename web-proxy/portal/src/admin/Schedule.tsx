@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { adminClient, slotClient } from "../api";
 import { friendlyError } from "../errors";
-import { dayWindow, localDay, toDate } from "../format";
+import { dayWindow, formatTime, localDay, toDate } from "../format";
 import type { Room, Slot } from "../gen/orflow/v1/resources_pb";
 import { CreateSlotForm } from "./CreateSlotForm";
 import { DayTimeline } from "./DayTimeline";
@@ -85,8 +85,7 @@ export function Schedule() {
                 <tr key={String(s.id)} className={highlight === s.id ? "row-new" : undefined} data-slot-id={String(s.id)}>
                   <td>#{String(s.id)}</td>
                   <td>
-                    {toDate(s.startTime).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}–
-                    {toDate(s.endTime).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}
+                    {formatTime(s.startTime)}–{formatTime(s.endTime)}
                   </td>
                   <td>{s.room?.name}</td>
                   <td>{s.procedureType}</td>

@@ -1,8 +1,9 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { bookingClient } from "../api";
 import { friendlyError } from "../errors";
-import { countdown, formatRange, toDate } from "../format";
+import { countdown, formatRange, formatTime, toDate } from "../format";
 import { BookingStatus, FailureReason, type Booking } from "../gen/orflow/v1/booking_pb";
+import { ErrorReason } from "../gen/orflow/v1/error_reason_pb";
 import type { Slot } from "../gen/orflow/v1/resources_pb";
 
 const STATUS_WORDS: Record<BookingStatus, string> = {
@@ -17,18 +18,71 @@ const STATUS_WORDS: Record<BookingStatus, string> = {
   [BookingStatus.NO_SHOW]: "Missed",
 };
 
+/** Seconds before the hold runs out when the patient is warned (and offered the extension). */
+export const WARN_AT_SECONDS = 30;
+
+function newRequestId(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** What a screen reader hears when the booking reaches each state (the panel's heading also takes focus). */
+function statusAnnouncement(booking: Booking, slot: Slot): string {
+  const what = `${slot.procedureType} with ${slot.doctor?.name ?? "the surgeon"}`;
+  switch (booking.status) {
+    case BookingStatus.PENDING:
+      return `Slot held for you: ${what}, ${formatRange(slot.startTime, slot.endTime)}. It is yours until ${formatTime(booking.expireTime)}; confirm to book it.`;
+    case BookingStatus.CONFIRMED:
+      return `Booked: ${what} is confirmed for you.`;
+    case BookingStatus.CANCELLED:
+      return "You cancelled this hold; the slot is free again.";
+    case BookingStatus.FAILED:
+      return "Your hold ran out before it was confirmed; the slot is free again.";
+    default:
+      return `Your booking is ${STATUS_WORDS[booking.status]}.`;
+  }
+}
+
 export function HoldPanel(props: {
   booking: Booking;
   slot: Slot;
   onChange: (booking: Booking) => void;
   onDone: () => void;
+  /** Says a message in the page's polite live region (it exists before the panel does, so it is heard). */
+  announce: (message: string) => void;
 }) {
-  const { booking, slot, onChange, onDone } = props;
+  const { booking, slot, onChange, onDone, announce } = props;
   const [now, setNow] = useState(() => Date.now());
   const [working, setWorking] = useState(false);
   const [error, setError] = useState("");
+  const [extended, setExtended] = useState(false);
+  const [warned, setWarned] = useState(false);
+  const heading = useRef<HTMLHeadingElement>(null);
+  const confirmButton = useRef<HTMLButtonElement>(null);
+  const [focusConfirm, setFocusConfirm] = useState(false);
+  useEffect(() => {
+    if (working || !focusConfirm) return;
+    confirmButton.current?.focus();
+    setFocusConfirm(false);
+  }, [working, focusConfirm]);
   const isPending = booking.status === BookingStatus.PENDING;
   const left = toDate(booking.expireTime).getTime() - now;
+  const isWarning = isPending && left > 0 && left <= WARN_AT_SECONDS * 1000;
+
+  // Each new state moves focus to the panel's heading (Confirm is the next Tab stop) and is announced.
+  useEffect(() => {
+    heading.current?.focus();
+    announce(statusAnnouncement(booking, slot));
+  }, [booking.id, booking.status]);
+
+  // Warn once before the hold runs out (WCAG 2.2.1), and again after an extension.
+  useEffect(() => {
+    if (!isWarning || warned) return;
+    setWarned(true);
+    announce(
+      `${countdown(left)} left on your hold. Confirm now${extended ? "" : ", or extend the hold once for more time"}.`,
+    );
+  }, [isWarning, warned, extended, left, announce]);
 
   useEffect(() => {
     if (!isPending) return;
@@ -47,18 +101,32 @@ export function HoldPanel(props: {
     return () => abort.abort();
   }, [isPending, left > 0, booking.id, onChange]);
 
-  async function act(action: "confirm" | "cancel") {
+  async function act(action: "confirm" | "cancel" | "extend") {
     setWorking(true);
     setError("");
     try {
       const request = { bookingId: booking.id };
+      if (action === "extend") {
+        const reply = await bookingClient.extendHold({ ...request, requestId: newRequestId() }, { timeoutMs: 10_000 });
+        setExtended(true);
+        setWarned(false);
+        setFocusConfirm(true); // the extend button goes away: focus moves to the next step, not the body
+        if (reply.booking) {
+          onChange(reply.booking);
+          announce(`Hold extended: it is yours until ${formatTime(reply.booking.expireTime)}. Confirm before then.`);
+        }
+        return;
+      }
       const reply =
         action === "confirm"
           ? await bookingClient.confirmBooking(request, { timeoutMs: 10_000 })
           : await bookingClient.cancelBooking(request, { timeoutMs: 10_000 });
       if (reply.booking) onChange(reply.booking);
     } catch (err) {
-      setError(friendlyError(err).message);
+      const friendly = friendlyError(err);
+      if (friendly.reason === ErrorReason.HOLD_ALREADY_EXTENDED) setExtended(true);
+      setError(friendly.message);
+      announce(friendly.message);
       const fresh = await bookingClient.getBooking({ bookingId: booking.id }).catch(() => null);
       if (fresh?.booking) onChange(fresh.booking);
     } finally {
@@ -70,7 +138,9 @@ export function HoldPanel(props: {
   return (
     <section className={`hold hold-${BookingStatus[booking.status].toLowerCase()}`} aria-labelledby="hold-title">
       <div className="hold-head">
-        <h2 id="hold-title">Your booking #{String(booking.id)}</h2>
+        <h2 id="hold-title" ref={heading} tabIndex={-1}>
+          {isPending ? "Held for you" : "Your booking"} · #{String(booking.id)}
+        </h2>
         <span className="status-badge" data-testid="booking-status">
           {STATUS_WORDS[booking.status]}
         </span>
@@ -85,14 +155,32 @@ export function HoldPanel(props: {
           <p className="countdown" role="timer" aria-live="off">
             Held for you for <strong>{countdown(left)}</strong> — confirm before the hold runs out.
           </p>
+          {isWarning && (
+            <p className="hold-warning" data-testid="hold-warning">
+              Less than {WARN_AT_SECONDS} seconds left.{" "}
+              {extended ? "Confirm now to keep the slot." : "Confirm now, or extend the hold once for more time."}
+            </p>
+          )}
           <div className="actions">
-            <button type="button" className="button primary" disabled={working} onClick={() => void act("confirm")}>
+            <button
+              ref={confirmButton}
+              type="button"
+              className="button primary"
+              disabled={working}
+              onClick={() => void act("confirm")}
+            >
               Confirm booking
             </button>
+            {!extended && (
+              <button type="button" className="button" disabled={working} onClick={() => void act("extend")}>
+                More time: extend hold
+              </button>
+            )}
             <button type="button" className="button" disabled={working} onClick={() => void act("cancel")}>
               Cancel hold
             </button>
           </div>
+          {extended && <p className="muted small">Extended once (a hold can be extended only once).</p>}
         </>
       )}
       {booking.status === BookingStatus.CONFIRMED && <p role="status">Booked. The theatre team has your slot.</p>}

@@ -1,4 +1,4 @@
-import { useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
 import { bookingClient } from "../api";
 import { friendlyError } from "../errors";
 import { dayWindow } from "../format";
@@ -10,6 +10,43 @@ import { useLiveSlots } from "../useLiveSlots";
 import { DoctorFinder } from "./DoctorFinder";
 import { HoldPanel } from "./HoldPanel";
 import { SlotCard } from "./SlotCard";
+
+/** True while the viewport matches `query` (follows resizes and rotations). */
+function useMediaQuery(query: string): boolean {
+  const [matches, setMatches] = useState(() => window.matchMedia(query).matches);
+  useEffect(() => {
+    const list = window.matchMedia(query);
+    const onChange = () => setMatches(list.matches);
+    list.addEventListener("change", onChange);
+    onChange();
+    return () => list.removeEventListener("change", onChange);
+  }, [query]);
+  return matches;
+}
+
+/** The search panel: a side column on wide screens; on a phone a closed disclosure, so the slots are on the first screen. */
+function FiltersPanel({ narrow, active, children }: { narrow: boolean; active: boolean; children: ReactNode }) {
+  if (!narrow) {
+    return (
+      <aside className="panel filters" aria-labelledby="filters-title">
+        <h2 id="filters-title">Search</h2>
+        {children}
+      </aside>
+    );
+  }
+  return (
+    <details className="panel filters filters-compact" open={active || undefined}>
+      <summary>
+        <h2 id="filters-title">Search</h2>
+        <span className="muted small">surgeon, procedure, date</span>
+      </summary>
+      {children}
+    </details>
+  );
+}
+
+/** Slot cards per page: a page is about two screens, not 67 cards and 10,000 px. */
+export const SLOTS_PER_PAGE = 10;
 
 function newRequestId(): string {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
@@ -24,12 +61,27 @@ export function PatientPage() {
   const [booking, setBooking] = useState<{ booking: Booking; slot: Slot } | null>(null);
   const [busySlot, setBusySlot] = useState<bigint | null>(null);
   const [error, setError] = useState<string>("");
+  const [holdMessage, setHoldMessage] = useState("");
+  // The same words twice in a row would not be heard again: a zero-width space makes each one new.
+  const announce = useCallback((message: string) => setHoldMessage((m) => (m.endsWith(message) ? `\u200b${message}` : message)), []);
 
   const filter = useMemo(
     () => ({ procedureType: procedure, doctorId: doctor?.id ?? 0n, window: day ? dayWindow(day) : undefined }),
     [procedure, doctor, day],
   );
-  const live = useLiveSlots(filter);
+  const narrow = useMediaQuery("(max-width: 860px)");
+  const live = useLiveSlots(filter, booking?.slot.id ?? busySlot);
+  const [page, setPage] = useState(0);
+  useEffect(() => setPage(0), [filter]);
+  const pageCount = Math.max(1, Math.ceil(live.slots.length / SLOTS_PER_PAGE));
+  const shownPage = Math.min(page, pageCount - 1); // the live list can shrink under the page being read
+  const shown = live.slots.slice(shownPage * SLOTS_PER_PAGE, (shownPage + 1) * SLOTS_PER_PAGE);
+  function turnTo(next: number) {
+    setPage(next);
+    const title = document.getElementById("slots-title");
+    title?.focus();
+    title?.scrollIntoView({ block: "start" });
+  }
   const procedures = useMemo(
     () => [...new Set([...live.slots.map((s) => s.procedureType), procedure].filter(Boolean))].sort(),
     [live.slots, procedure],
@@ -67,11 +119,11 @@ export function PatientPage() {
       </section>
 
       <div className="layout">
-        <aside className="panel filters" aria-labelledby="filters-title">
-          <h2 id="filters-title">Search</h2>
+        <FiltersPanel narrow={narrow} active={Boolean(doctor || procedure || day)}>
           {session?.role === "patient" ? (
             <p className="signed-in" data-testid="signed-in-patient">
-              Booking as patient <strong>{session.subject}</strong> · <a href="#/my-bookings">My bookings</a>
+              Booking as patient <strong className="patient-id">{session.subject}</strong> ·{" "}
+              <a href="#/my-bookings">My bookings</a>
             </p>
           ) : (
             <p className="signed-in">
@@ -107,7 +159,7 @@ export function PatientPage() {
               Clear filters
             </button>
           )}
-        </aside>
+        </FiltersPanel>
 
         <section className="results" aria-labelledby="slots-title">
           {booking && (
@@ -119,11 +171,20 @@ export function PatientPage() {
                 // An expired hold is free at once on the server, before any worker announces it.
                 if (b.status === BookingStatus.FAILED) live.reload();
               }}
-              onDone={() => setBooking(null)}
+              onDone={() => {
+                setBooking(null);
+                document.getElementById("slots-title")?.focus();
+              }}
+              announce={announce}
             />
           )}
+          <p className="visually-hidden" role="status" aria-live="polite" data-testid="hold-announcer">
+            {holdMessage}
+          </p>
           <div className="results-head">
-            <h2 id="slots-title">Available slots</h2>
+            <h2 id="slots-title" tabIndex={-1}>
+              Available slots
+            </h2>
             <span className={`live live-${live.state}`} role="status">
               {live.state === "live" ? "Live" : live.state === "connecting" ? "Connecting…" : "Reconnecting…"}
             </span>
@@ -145,11 +206,35 @@ export function PatientPage() {
           {live.slots.length === 0 ? (
             <p className="empty">No free slots match. Try another date, procedure or surgeon.</p>
           ) : (
-            <ul className="slot-list" aria-label="Available slots">
-              {live.slots.map((slot) => (
-                <SlotCard key={String(slot.id)} slot={slot} busy={busySlot === slot.id} onBook={() => void book(slot)} />
-              ))}
-            </ul>
+            <>
+              <ul className="slot-list" aria-label={`Available slots, page ${shownPage + 1} of ${pageCount}`}>
+                {shown.map((slot) => (
+                  <SlotCard key={String(slot.id)} slot={slot} busy={busySlot === slot.id} onBook={() => void book(slot)} />
+                ))}
+              </ul>
+              {pageCount > 1 && (
+                <nav className="pager" aria-label="Slot pages">
+                  <button type="button" className="button" disabled={shownPage === 0} onClick={() => turnTo(shownPage - 1)}>
+                    Previous
+                  </button>
+                  <span data-testid="slot-page">
+                    Page {shownPage + 1} of {pageCount}
+                    <span className="muted small">
+                      {" "}
+                      (slots {shownPage * SLOTS_PER_PAGE + 1}–{shownPage * SLOTS_PER_PAGE + shown.length} of {live.slots.length})
+                    </span>
+                  </span>
+                  <button
+                    type="button"
+                    className="button"
+                    disabled={shownPage >= pageCount - 1}
+                    onClick={() => turnTo(shownPage + 1)}
+                  >
+                    Next
+                  </button>
+                </nav>
+              )}
+            </>
           )}
         </section>
       </div>

@@ -522,3 +522,55 @@ class RescheduleBookingResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RescheduleBookingResponse: _TypeAlias = RescheduleBookingResponse  # noqa: Y015
+
+@_typing.final
+class ExtendHoldRequest(_message.Message):
+    """Request for ExtendHold."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.int
+    """The PENDING booking whose hold to extend."""
+    request_id: _builtins.str
+    """Idempotency key, at most 128 characters: a retry with the same key after
+    the hold was extended returns it as it is. Empty disables idempotency.
+    """
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendHoldRequest: _TypeAlias = ExtendHoldRequest  # noqa: Y015
+
+@_typing.final
+class ExtendHoldResponse(_message.Message):
+    """Response for ExtendHold."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> _booking_pb2.Booking:
+        """The booking, still PENDING, with its later expire_time."""
+
+    def __init__(
+        self,
+        *,
+        booking: _booking_pb2.Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendHoldResponse: _TypeAlias = ExtendHoldResponse  # noqa: Y015

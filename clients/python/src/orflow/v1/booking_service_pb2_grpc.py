@@ -67,6 +67,11 @@ class BookingServiceStub:
                 request_serializer=orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingRequest.SerializeToString,
                 response_deserializer=orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingResponse.FromString,
                 _registered_method=True)
+        self.ExtendHold = channel.unary_unary(
+                '/orflow.v1.BookingService/ExtendHold',
+                request_serializer=orflow_dot_v1_dot_booking__service__pb2.ExtendHoldRequest.SerializeToString,
+                response_deserializer=orflow_dot_v1_dot_booking__service__pb2.ExtendHoldResponse.FromString,
+                _registered_method=True)
         self.CheckInBooking = channel.unary_unary(
                 '/orflow.v1.BookingService/CheckInBooking',
                 request_serializer=orflow_dot_v1_dot_booking__service__pb2.CheckInBookingRequest.SerializeToString,
@@ -163,6 +168,21 @@ class BookingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExtendHold(self, request, context):
+        """Extends a PENDING hold, once, by the server's hold TTL (the time
+        CreateBooking first gave it), so a patient who needs longer can still
+        confirm (WCAG 2.2.1: a time limit the user can extend). Only a hold not
+        yet past its expire_time, and (for a patient token) only the caller's
+        own. Retrying with the same request_id returns the extended hold instead
+        of refusing it.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (also another patient's booking),
+        FAILED_PRECONDITION with ErrorInfo reason HOLD_EXPIRED,
+        BOOKING_NOT_PENDING or HOLD_ALREADY_EXTENDED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CheckInBooking(self, request, context):
         """Checks a CONFIRMED booking's patient in on the day of surgery: CHECKED_IN. Staff only.
         Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
@@ -239,6 +259,11 @@ def add_BookingServiceServicer_to_server(servicer, server):
                     servicer.RescheduleBooking,
                     request_deserializer=orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingRequest.FromString,
                     response_serializer=orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingResponse.SerializeToString,
+            ),
+            'ExtendHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendHold,
+                    request_deserializer=orflow_dot_v1_dot_booking__service__pb2.ExtendHoldRequest.FromString,
+                    response_serializer=orflow_dot_v1_dot_booking__service__pb2.ExtendHoldResponse.SerializeToString,
             ),
             'CheckInBooking': grpc.unary_unary_rpc_method_handler(
                     servicer.CheckInBooking,
@@ -409,6 +434,33 @@ class BookingService:
             '/orflow.v1.BookingService/RescheduleBooking',
             orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingRequest.SerializeToString,
             orflow_dot_v1_dot_booking__service__pb2.RescheduleBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orflow.v1.BookingService/ExtendHold',
+            orflow_dot_v1_dot_booking__service__pb2.ExtendHoldRequest.SerializeToString,
+            orflow_dot_v1_dot_booking__service__pb2.ExtendHoldResponse.FromString,
             options,
             channel_credentials,
             insecure,

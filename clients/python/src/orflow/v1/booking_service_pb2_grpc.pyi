@@ -79,6 +79,17 @@ class BookingServiceStub:
     ErrorInfo reason SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or
     EQUIPMENT_UNAVAILABLE (the booking stays where it was).
     """
+    ExtendHold: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.ExtendHoldRequest, _booking_service_pb2.ExtendHoldResponse]
+    """Extends a PENDING hold, once, by the server's hold TTL (the time
+    CreateBooking first gave it), so a patient who needs longer can still
+    confirm (WCAG 2.2.1: a time limit the user can extend). Only a hold not
+    yet past its expire_time, and (for a patient token) only the caller's
+    own. Retrying with the same request_id returns the extended hold instead
+    of refusing it.
+    Errors: INVALID_ARGUMENT, NOT_FOUND (also another patient's booking),
+    FAILED_PRECONDITION with ErrorInfo reason HOLD_EXPIRED,
+    BOOKING_NOT_PENDING or HOLD_ALREADY_EXTENDED.
+    """
     CheckInBooking: _grpc.UnaryUnaryMultiCallable[_booking_service_pb2.CheckInBookingRequest, _booking_service_pb2.CheckInBookingResponse]
     """Checks a CONFIRMED booking's patient in on the day of surgery: CHECKED_IN. Staff only.
     Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION with ErrorInfo
@@ -159,6 +170,17 @@ class BookingServiceAsyncStub(BookingServiceStub):
     FAILED_PRECONDITION (SLOT_STARTED, BOOKING_NOT_ACTIVE), ABORTED with
     ErrorInfo reason SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or
     EQUIPMENT_UNAVAILABLE (the booking stays where it was).
+    """
+    ExtendHold: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.ExtendHoldRequest, _booking_service_pb2.ExtendHoldResponse]  # type: ignore[assignment]
+    """Extends a PENDING hold, once, by the server's hold TTL (the time
+    CreateBooking first gave it), so a patient who needs longer can still
+    confirm (WCAG 2.2.1: a time limit the user can extend). Only a hold not
+    yet past its expire_time, and (for a patient token) only the caller's
+    own. Retrying with the same request_id returns the extended hold instead
+    of refusing it.
+    Errors: INVALID_ARGUMENT, NOT_FOUND (also another patient's booking),
+    FAILED_PRECONDITION with ErrorInfo reason HOLD_EXPIRED,
+    BOOKING_NOT_PENDING or HOLD_ALREADY_EXTENDED.
     """
     CheckInBooking: _aio.UnaryUnaryMultiCallable[_booking_service_pb2.CheckInBookingRequest, _booking_service_pb2.CheckInBookingResponse]  # type: ignore[assignment]
     """Checks a CONFIRMED booking's patient in on the day of surgery: CHECKED_IN. Staff only.
@@ -267,6 +289,23 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION (SLOT_STARTED, BOOKING_NOT_ACTIVE), ABORTED with
         ErrorInfo reason SLOT_TAKEN, ROOM_BUSY, SURGEON_BUSY, PATIENT_BUSY or
         EQUIPMENT_UNAVAILABLE (the booking stays where it was).
+        """
+
+    @_abc_1.abstractmethod
+    def ExtendHold(
+        self,
+        request: _booking_service_pb2.ExtendHoldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booking_service_pb2.ExtendHoldResponse, _abc.Awaitable[_booking_service_pb2.ExtendHoldResponse]]:
+        """Extends a PENDING hold, once, by the server's hold TTL (the time
+        CreateBooking first gave it), so a patient who needs longer can still
+        confirm (WCAG 2.2.1: a time limit the user can extend). Only a hold not
+        yet past its expire_time, and (for a patient token) only the caller's
+        own. Retrying with the same request_id returns the extended hold instead
+        of refusing it.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (also another patient's booking),
+        FAILED_PRECONDITION with ErrorInfo reason HOLD_EXPIRED,
+        BOOKING_NOT_PENDING or HOLD_ALREADY_EXTENDED.
         """
 
     @_abc_1.abstractmethod

@@ -231,6 +231,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     request_id and a longer deadline.
     Metadata: none.
     """
+    ERROR_REASON_HOLD_ALREADY_EXTENDED: _ErrorReason.ValueType  # 50
+    """FAILED_PRECONDITION: ExtendHold on a hold that was already extended
+    (a hold is extended at most once). A retry of the extension that
+    succeeded, with the same request_id, is not refused.
+    Metadata: "booking_id", "expire_time" (the hold's deadline, RFC 3339).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the google.rpc.ErrorInfo (domain
@@ -463,5 +469,11 @@ on the database (a lock another transaction holds, or a busy pool); the
 server stopped the work and nothing was committed. Retry with the same
 request_id and a longer deadline.
 Metadata: none.
+"""
+ERROR_REASON_HOLD_ALREADY_EXTENDED: ErrorReason.ValueType  # 50
+"""FAILED_PRECONDITION: ExtendHold on a hold that was already extended
+(a hold is extended at most once). A retry of the extension that
+succeeded, with the same request_id, is not refused.
+Metadata: "booking_id", "expire_time" (the hold's deadline, RFC 3339).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
