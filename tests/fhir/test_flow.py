@@ -90,6 +90,7 @@ async def test_seed_flow_over_plain_http_statuses(
         etag = reply.headers["ETag"]
         assert reply.headers["Location"].startswith(f"{fhir_base}/Appointment/{held['id']}/_history/")
     async with http.post(f"{fhir_base}/Appointment", json=body, headers=headers) as reply:  # a retry: same booking
+        assert reply.status == 200, await reply.text()  # conditional create found its match: nothing created
         assert (await reply.json(content_type=None))["id"] == held["id"]
 
     patch = [

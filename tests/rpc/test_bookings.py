@@ -88,6 +88,15 @@ async def test_same_request_id_returns_the_same_booking(db: asyncpg.Connection, 
     assert await db.fetchval("SELECT count(*) FROM bookings") == 1
 
 
+async def test_a_replayed_request_says_so(db: asyncpg.Connection, bookings: Any) -> None:
+    """CreateBookingResponse.replayed: False for the call that held the slot, True for its retries."""
+    slot_id = await insert_slot(db)
+    first = await bookings.CreateBooking(Create(slot_id=slot_id, patient_id="p-1", request_id="req-r"))
+    again = await bookings.CreateBooking(Create(slot_id=slot_id, patient_id="p-1", request_id="req-r"))
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.booking == first.booking
+
+
 async def test_same_request_id_for_another_slot_is_refused(db: asyncpg.Connection, bookings: Any) -> None:
     first_slot = await insert_slot(db, start=day() + timedelta(hours=8))
     other_slot = await insert_slot(db, start=day() + timedelta(hours=14))

@@ -7,7 +7,7 @@ own bookings (another patient's reads NOT_FOUND).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +42,15 @@ from ..domain.rules import effective_booking
 from .context import OpsContext
 
 
-async def create_booking(ctx: OpsContext, actor: Actor, *, slot_id: int, patient_id: str, request_id: str) -> Booking:
+@dataclass(frozen=True)
+class Created:
+    """CreateBooking's outcome: the booking, and whether a retried request_id found it already made."""
+
+    booking: Booking
+    is_replay: bool
+
+
+async def create_booking(ctx: OpsContext, actor: Actor, *, slot_id: int, patient_id: str, request_id: str) -> Created:
     """Holds a slot for a patient, then schedules the hold's expiry after the commit."""
     patient_id = actor.patient_for(patient_id)
     booking, is_new = await _hold_slot(ctx, actor, slot_id=slot_id, patient_id=patient_id, request_id=request_id)
@@ -50,7 +58,7 @@ async def create_booking(ctx: OpsContext, actor: Actor, *, slot_id: int, patient
         ctx.metrics.holds_created.inc()
     if booking.status is BookingStatus.PENDING:
         await ctx.expiry.schedule(booking)  # a replay re-schedules harmlessly: the job key is the same
-    return booking
+    return Created(booking, is_replay=not is_new)
 
 
 async def _hold_slot(

@@ -37,10 +37,10 @@ class BookingService(booking_service_pb2_grpc.BookingServiceServicer):
         request_id = check.text("request_id", request.request_id, max_length=128, is_required=False)
         check.raise_if_any()
         await self._limits.take(actor)
-        booking = await ops.create_booking(
+        created = await ops.create_booking(
             self._ctx.within(context), actor, slot_id=slot_id, patient_id=patient_id, request_id=request_id
         )
-        return pb.CreateBookingResponse(booking=convert.booking_to_proto(booking))
+        return pb.CreateBookingResponse(booking=convert.booking_to_proto(created.booking), replayed=created.is_replay)
 
     async def GetBooking(self, request: pb.GetBookingRequest, context: Context) -> pb.GetBookingResponse:
         booking = await ops.get_booking(self._ctx.within(context), current_actor(), _booking_id(request.booking_id))

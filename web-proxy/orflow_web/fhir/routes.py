@@ -286,7 +286,10 @@ class FhirApi:
     # --- hold, confirm, cancel -----------------------------------------------------------------------
 
     async def create_appointment(self, request: web.Request) -> web.Response:
-        """POST Appointment holds its Slot: CreateBooking, with If-None-Exist's identifier as request_id."""
+        """POST Appointment holds its Slot: CreateBooking, with If-None-Exist's identifier as request_id.
+
+        201 Created for a new hold; 200 OK with the existing Appointment when the identifier had already
+        booked (FHIR's conditional create: "one match: do not create, return 200")."""
         body = await _resource_body(request, "Appointment")
         if body.get("status", "pending") not in ("pending", "proposed"):
             raise invalid("a new Appointment is a hold: status pending (or proposed)", field_name="status")
@@ -297,7 +300,8 @@ class FhirApi:
         reply = await self._bookings.CreateBooking(create, metadata=md, timeout=CALL_TIMEOUT_SECONDS)
         resource = fhir.appointment(reply.booking, await self._get_slot(md, reply.booking.slot_id))
         where = f"{_base(request)}/Appointment/{resource['id']}/_history/{resource['meta']['versionId']}"
-        return _json(resource, status=201, headers={"ETag": _etag(resource), "Location": where})
+        status = 200 if reply.replayed else 201
+        return _json(resource, status=status, headers={"ETag": _etag(resource), "Location": where})
 
     async def update_appointment(self, request: web.Request) -> web.Response:
         body = await _resource_body(request, "Appointment")

@@ -26,7 +26,7 @@ from orflow.v1 import access_pb2 as orflow_dot_v1_dot_access__pb2
 from orflow.v1 import booking_pb2 as orflow_dot_v1_dot_booking__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1forflow/v1/booking_service.proto\x12\torflow.v1\x1a\x16orflow/v1/access.proto\x1a\x17orflow/v1/booking.proto\"O\n\x14\x43reateBookingRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x15\x43reateBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"\'\n\x11GetBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"9\n\x12GetBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"+\n\x15\x43onfirmBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"=\n\x16\x43onfirmBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"g\n\x14\x43\x61ncelBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\x12-\n\x06reason\x18\x02 \x01(\x0e\x32\x1d.orflow.v1.CancellationReason\x12\x0c\n\x04note\x18\x03 \x01(\t\"<\n\x15\x43\x61ncelBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"\x81\x01\n\x1aListPatientBookingsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.orflow.v1.BookingStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\\\n\x1bListPatientBookingsResponse\x12$\n\x08\x62ookings\x18\x01 \x03(\x0b\x32\x12.orflow.v1.Booking\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x15\x43heckInBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"=\n\x16\x43heckInBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\")\n\x13StartBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\";\n\x14StartBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\",\n\x16\x43ompleteBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\">\n\x17\x43ompleteBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\".\n\x18MarkBookingNoShowRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"@\n\x19MarkBookingNoShowResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"S\n\x18RescheduleBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\x12\x0f\n\x07slot_id\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x19RescheduleBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\";\n\x11\x45xtendHoldRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"9\n\x12\x45xtendHoldResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking2\xc8\x08\n\x0e\x42ookingService\x12]\n\rCreateBooking\x12\x1f.orflow.v1.CreateBookingRequest\x1a .orflow.v1.CreateBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12W\n\nGetBooking\x12\x1c.orflow.v1.GetBookingRequest\x1a\x1d.orflow.v1.GetBookingResponse\"\x0c\x90\x02\x01\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12`\n\x0e\x43onfirmBooking\x12 .orflow.v1.ConfirmBookingRequest\x1a!.orflow.v1.ConfirmBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12]\n\rCancelBooking\x12\x1f.orflow.v1.CancelBookingRequest\x1a .orflow.v1.CancelBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12i\n\x11RescheduleBooking\x12#.orflow.v1.RescheduleBookingRequest\x1a$.orflow.v1.RescheduleBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12T\n\nExtendHold\x12\x1c.orflow.v1.ExtendHoldRequest\x1a\x1d.orflow.v1.ExtendHoldResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12_\n\x0e\x43heckInBooking\x12 .orflow.v1.CheckInBookingRequest\x1a!.orflow.v1.CheckInBookingResponse\"\x08\xea\xf9\x18\x04\n\x02\x03\x04\x12Y\n\x0cStartBooking\x12\x1e.orflow.v1.StartBookingRequest\x1a\x1f.orflow.v1.StartBookingResponse\"\x08\xea\xf9\x18\x04\n\x02\x03\x04\x12\x62\n\x0f\x43ompleteBooking\x12!.orflow.v1.CompleteBookingRequest\x1a\".orflow.v1.CompleteBookingResponse\"\x08\xea\xf9\x18\x04\n\x02\x03\x04\x12h\n\x11MarkBookingNoShow\x12#.orflow.v1.MarkBookingNoShowRequest\x1a$.orflow.v1.MarkBookingNoShowResponse\"\x08\xea\xf9\x18\x04\n\x02\x03\x04\x12r\n\x13ListPatientBookings\x12%.orflow.v1.ListPatientBookingsRequest\x1a&.orflow.v1.ListPatientBookingsResponse\"\x0c\x90\x02\x01\xea\xf9\x18\x05\n\x03\x02\x03\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1forflow/v1/booking_service.proto\x12\torflow.v1\x1a\x16orflow/v1/access.proto\x1a\x17orflow/v1/booking.proto\"O\n\x14\x43reateBookingRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\x03\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"N\n\x15\x43reateBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"\'\n\x11GetBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"9\n\x12GetBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"+\n\x15\x43onfirmBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"=\n\x16\x43onfirmBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"g\n\x14\x43\x61ncelBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\x12-\n\x06reason\x18\x02 \x01(\x0e\x32\x1d.orflow.v1.CancellationReason\x12\x0c\n\x04note\x18\x03 \x01(\t\"<\n\x15\x43\x61ncelBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"\x81\x01\n\x1aListPatientBookingsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.orflow.v1.BookingStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\\\n\x1bListPatientBookingsResponse\x12$\n\x08\x62ookings\x18\x01 \x03(\x0b\x32\x12.orflow.v1.Booking\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x15\x43heckInBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"=\n\x16\x43heckInBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\")\n\x13StartBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\";\n\x14StartBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\",\n\x16\x43ompleteBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\">\n\x17\x43ompleteBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\".\n\x18MarkBookingNoShowRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\"@\n\x19MarkBookingNoShowResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\"S\n\x18RescheduleBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\x12\x0f\n\x07slot_id\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x19RescheduleBookingResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking\";\n\x11\x45xtendHoldRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\x03\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"9\n\x12\x45xtendHoldResponse\x12#\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x12.orflow.v1.Booking2\xc8\x08\n\x0e\x42ookingService\x12]\n\rCreateBooking\x12\x1f.orflow.v1.CreateBookingRequest\x1a .orflow.v1.CreateBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12W\n\nGetBooking\x12\x1c.orflow.v1.GetBookingRequest\x1a\x1d.orflow.v1.GetBookingResponse\"\x0c\x90\x02\x01\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12`\n\x0e\x43onfirmBooking\x12 .orflow.v1.ConfirmBookingRequest\x1a!.orflow.v1.ConfirmBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12]\n\rCancelBooking\x12\x1f.orflow.v1.CancelBookingRequest\x1a .orflow.v1.CancelBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12i\n\x11RescheduleBooking\x12#.orflow.v1.RescheduleBookingRequest\x1a$.orflow.v1.RescheduleBookingResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12T\n\nExtendHold\x12\x1c.orflow.v1.ExtendHoldRequest\x1a\x1d.orflow.v1.ExtendHoldResponse\"\t\xea\xf9\x18\x05\n\x03\x02\x03\x04\x12_\n\x0e\x43heckInBooking\x12 .orflow.v1.CheckInBookingRequest\x1a!.orflow.v1.CheckInBookingResponse\"\x08\xea\xf9\x18\x04\n\x02\x03\x04\x12Y\n\x0cStartBooking\x12\x1e.orflow.v1.StartBookingRequest\x1a\x1f.orflow.v1.StartBookingResponse\"\x08\xea\xf9\x18\x04\n\x02\x03\x04\x12\x62\n\x0f\x43ompleteBooking\x12!.orflow.v1.CompleteBookingRequest\x1a\".orflow.v1.CompleteBookingResponse\"\x08\xea\xf9\x18\x04\n\x02\x03\x04\x12h\n\x11MarkBookingNoShow\x12#.orflow.v1.MarkBookingNoShowRequest\x1a$.orflow.v1.MarkBookingNoShowResponse\"\x08\xea\xf9\x18\x04\n\x02\x03\x04\x12r\n\x13ListPatientBookings\x12%.orflow.v1.ListPatientBookingsRequest\x1a&.orflow.v1.ListPatientBookingsResponse\"\x0c\x90\x02\x01\xea\xf9\x18\x05\n\x03\x02\x03\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,47 +58,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEBOOKINGREQUEST']._serialized_start=95
   _globals['_CREATEBOOKINGREQUEST']._serialized_end=174
   _globals['_CREATEBOOKINGRESPONSE']._serialized_start=176
-  _globals['_CREATEBOOKINGRESPONSE']._serialized_end=236
-  _globals['_GETBOOKINGREQUEST']._serialized_start=238
-  _globals['_GETBOOKINGREQUEST']._serialized_end=277
-  _globals['_GETBOOKINGRESPONSE']._serialized_start=279
-  _globals['_GETBOOKINGRESPONSE']._serialized_end=336
-  _globals['_CONFIRMBOOKINGREQUEST']._serialized_start=338
-  _globals['_CONFIRMBOOKINGREQUEST']._serialized_end=381
-  _globals['_CONFIRMBOOKINGRESPONSE']._serialized_start=383
-  _globals['_CONFIRMBOOKINGRESPONSE']._serialized_end=444
-  _globals['_CANCELBOOKINGREQUEST']._serialized_start=446
-  _globals['_CANCELBOOKINGREQUEST']._serialized_end=549
-  _globals['_CANCELBOOKINGRESPONSE']._serialized_start=551
-  _globals['_CANCELBOOKINGRESPONSE']._serialized_end=611
-  _globals['_LISTPATIENTBOOKINGSREQUEST']._serialized_start=614
-  _globals['_LISTPATIENTBOOKINGSREQUEST']._serialized_end=743
-  _globals['_LISTPATIENTBOOKINGSRESPONSE']._serialized_start=745
-  _globals['_LISTPATIENTBOOKINGSRESPONSE']._serialized_end=837
-  _globals['_CHECKINBOOKINGREQUEST']._serialized_start=839
-  _globals['_CHECKINBOOKINGREQUEST']._serialized_end=882
-  _globals['_CHECKINBOOKINGRESPONSE']._serialized_start=884
-  _globals['_CHECKINBOOKINGRESPONSE']._serialized_end=945
-  _globals['_STARTBOOKINGREQUEST']._serialized_start=947
-  _globals['_STARTBOOKINGREQUEST']._serialized_end=988
-  _globals['_STARTBOOKINGRESPONSE']._serialized_start=990
-  _globals['_STARTBOOKINGRESPONSE']._serialized_end=1049
-  _globals['_COMPLETEBOOKINGREQUEST']._serialized_start=1051
-  _globals['_COMPLETEBOOKINGREQUEST']._serialized_end=1095
-  _globals['_COMPLETEBOOKINGRESPONSE']._serialized_start=1097
-  _globals['_COMPLETEBOOKINGRESPONSE']._serialized_end=1159
-  _globals['_MARKBOOKINGNOSHOWREQUEST']._serialized_start=1161
-  _globals['_MARKBOOKINGNOSHOWREQUEST']._serialized_end=1207
-  _globals['_MARKBOOKINGNOSHOWRESPONSE']._serialized_start=1209
-  _globals['_MARKBOOKINGNOSHOWRESPONSE']._serialized_end=1273
-  _globals['_RESCHEDULEBOOKINGREQUEST']._serialized_start=1275
-  _globals['_RESCHEDULEBOOKINGREQUEST']._serialized_end=1358
-  _globals['_RESCHEDULEBOOKINGRESPONSE']._serialized_start=1360
-  _globals['_RESCHEDULEBOOKINGRESPONSE']._serialized_end=1424
-  _globals['_EXTENDHOLDREQUEST']._serialized_start=1426
-  _globals['_EXTENDHOLDREQUEST']._serialized_end=1485
-  _globals['_EXTENDHOLDRESPONSE']._serialized_start=1487
-  _globals['_EXTENDHOLDRESPONSE']._serialized_end=1544
-  _globals['_BOOKINGSERVICE']._serialized_start=1547
-  _globals['_BOOKINGSERVICE']._serialized_end=2643
+  _globals['_CREATEBOOKINGRESPONSE']._serialized_end=254
+  _globals['_GETBOOKINGREQUEST']._serialized_start=256
+  _globals['_GETBOOKINGREQUEST']._serialized_end=295
+  _globals['_GETBOOKINGRESPONSE']._serialized_start=297
+  _globals['_GETBOOKINGRESPONSE']._serialized_end=354
+  _globals['_CONFIRMBOOKINGREQUEST']._serialized_start=356
+  _globals['_CONFIRMBOOKINGREQUEST']._serialized_end=399
+  _globals['_CONFIRMBOOKINGRESPONSE']._serialized_start=401
+  _globals['_CONFIRMBOOKINGRESPONSE']._serialized_end=462
+  _globals['_CANCELBOOKINGREQUEST']._serialized_start=464
+  _globals['_CANCELBOOKINGREQUEST']._serialized_end=567
+  _globals['_CANCELBOOKINGRESPONSE']._serialized_start=569
+  _globals['_CANCELBOOKINGRESPONSE']._serialized_end=629
+  _globals['_LISTPATIENTBOOKINGSREQUEST']._serialized_start=632
+  _globals['_LISTPATIENTBOOKINGSREQUEST']._serialized_end=761
+  _globals['_LISTPATIENTBOOKINGSRESPONSE']._serialized_start=763
+  _globals['_LISTPATIENTBOOKINGSRESPONSE']._serialized_end=855
+  _globals['_CHECKINBOOKINGREQUEST']._serialized_start=857
+  _globals['_CHECKINBOOKINGREQUEST']._serialized_end=900
+  _globals['_CHECKINBOOKINGRESPONSE']._serialized_start=902
+  _globals['_CHECKINBOOKINGRESPONSE']._serialized_end=963
+  _globals['_STARTBOOKINGREQUEST']._serialized_start=965
+  _globals['_STARTBOOKINGREQUEST']._serialized_end=1006
+  _globals['_STARTBOOKINGRESPONSE']._serialized_start=1008
+  _globals['_STARTBOOKINGRESPONSE']._serialized_end=1067
+  _globals['_COMPLETEBOOKINGREQUEST']._serialized_start=1069
+  _globals['_COMPLETEBOOKINGREQUEST']._serialized_end=1113
+  _globals['_COMPLETEBOOKINGRESPONSE']._serialized_start=1115
+  _globals['_COMPLETEBOOKINGRESPONSE']._serialized_end=1177
+  _globals['_MARKBOOKINGNOSHOWREQUEST']._serialized_start=1179
+  _globals['_MARKBOOKINGNOSHOWREQUEST']._serialized_end=1225
+  _globals['_MARKBOOKINGNOSHOWRESPONSE']._serialized_start=1227
+  _globals['_MARKBOOKINGNOSHOWRESPONSE']._serialized_end=1291
+  _globals['_RESCHEDULEBOOKINGREQUEST']._serialized_start=1293
+  _globals['_RESCHEDULEBOOKINGREQUEST']._serialized_end=1376
+  _globals['_RESCHEDULEBOOKINGRESPONSE']._serialized_start=1378
+  _globals['_RESCHEDULEBOOKINGRESPONSE']._serialized_end=1442
+  _globals['_EXTENDHOLDREQUEST']._serialized_start=1444
+  _globals['_EXTENDHOLDREQUEST']._serialized_end=1503
+  _globals['_EXTENDHOLDRESPONSE']._serialized_start=1505
+  _globals['_EXTENDHOLDRESPONSE']._serialized_end=1562
+  _globals['_BOOKINGSERVICE']._serialized_start=1565
+  _globals['_BOOKINGSERVICE']._serialized_end=2661
 # @@protoc_insertion_point(module_scope)

@@ -58,6 +58,12 @@ class CreateBookingResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BOOKING_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when this patient's request_id had already booked this slot: `booking`
+    is that first call's booking as it is now, and nothing new was held (FHIR's
+    conditional create answers 200 then, not 201).
+    """
     @_builtins.property
     def booking(self) -> _booking_pb2.Booking:
         """The PENDING booking (or, on a retry, the booking first created)."""
@@ -66,10 +72,11 @@ class CreateBookingResponse(_message.Message):
         self,
         *,
         booking: _booking_pb2.Booking | None = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking", "replayed", b"replayed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
