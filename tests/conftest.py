@@ -8,6 +8,7 @@ database, dropped at the end.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,6 +29,21 @@ from orflow_tools.testkit.databases import fresh_database
 from saq import Queue
 
 from .auth import TEST_SECRET, authorized_channel
+
+# A test whose set-up, call and teardown run longer than this is hung: see _hang_watchdog.
+TEST_HANG_SECONDS = 900
+
+
+@pytest.fixture(autouse=True)
+def _hang_watchdog() -> Iterator[None]:
+    """Turns a hung test into a failure within minutes: every thread's stack is dumped and the run ends.
+
+    Autouse, so it is set up before the test's other fixtures and torn down after them: a hang in their
+    teardown is caught too. Without it a hang would keep CI waiting for its 90-minute limit.
+    """
+    faulthandler.dump_traceback_later(TEST_HANG_SECONDS, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")

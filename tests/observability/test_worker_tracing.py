@@ -38,6 +38,10 @@ async def _until(predicate: Callable[[], Any], what: str, within: float = 30.0) 
     return result
 
 
+def is_job_of(span: Span, booking_id: int) -> bool:
+    return span.name == EXPIRE_TASK and span.attributes.get("orflow.booking_id") == str(booking_id)
+
+
 def children_of(spans: list[Span], parent: Span) -> list[Span]:
     return [s for s in spans if s.parent_id == parent.span_id and s.trace_id == parent.trace_id]
 
@@ -80,7 +84,8 @@ async def test_jobs_and_sweeps_are_spans_with_their_sql_below(
             assert await asyncio.to_thread(wait_for_port, metrics_addr), files["worker"].read_text()
             # The live hold's job, run now: it finds the hold not yet due and does nothing.
             await saq_queue.enqueue(EXPIRE_TASK, key=f"trace-{live.id}", booking_id=live.id)
-            await _until(lambda: any(s.name == EXPIRE_TASK for s in collector.spans), "the job's span")
+            # The session's queue may hold other tests' due jobs too: wait for, and check, this one's.
+            await _until(lambda: any(is_job_of(s, live.id) for s in collector.spans), "the job's span")
             await _until(lambda: any(s.name == "sweep_overdue_holds" for s in collector.spans), "a sweep span")
             await _until(
                 lambda: all(children_of(collector.spans, s) for s in collector.spans if s.service == "orflow-worker"
@@ -91,7 +96,7 @@ async def test_jobs_and_sweeps_are_spans_with_their_sql_below(
     finally:
         await runner.cleanup()
     spans = [s for s in collector.spans if s.service == "orflow-worker"]
-    job = next(s for s in spans if s.name == EXPIRE_TASK)
+    job = next(s for s in spans if is_job_of(s, live.id))
     assert job.kind == CONSUMER and job.parent_id == ""
     assert job.attributes["orflow.booking_id"] == str(live.id)
     assert job.attributes["messaging.system"] == "saq"
@@ -100,6 +105,8 @@ async def test_jobs_and_sweeps_are_spans_with_their_sql_below(
     for parent in (job, *sweeps):
         below = children_of(spans, parent)
         assert below and all(s.attributes.get("db.system") == "postgresql" for s in below), (parent, below)
-    line = next(r for r in logs if r.get("event") == "job" and r.get("task") == EXPIRE_TASK)
+    line = next(
+        r for r in logs if r.get("event") == "job" and r.get("task") == EXPIRE_TASK and r.get("booking_id") == live.id
+    )
     assert line["trace_id"] == job.trace_id  # the job's log line leads to its trace
     print("\n".join(f"{s.name} <- {p.name}" for p in (job, *sweeps) for s in children_of(spans, p)))

@@ -33,6 +33,7 @@ from tests.worker.test_expiry import booking_from_proto, until_worker_ready, wai
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 HOLDS = 4
+HOLD_SECONDS = 3
 GRACE_SECONDS = 2.0
 MARGIN_SECONDS = 3.0  # the machine is shared; what matters is the grace bounds the stop, not a lock wait
 
@@ -113,13 +114,22 @@ async def jobs_waiting_on_locks(db: asyncpg.Connection, saq_queue: Queue, keys: 
     raise AssertionError("the expiry jobs never all waited on their holds' row locks")
 
 
+async def lock_holds(locker: asyncpg.Connection, booking_ids: list[int]) -> None:
+    """Locks the holds' rows (inside the caller's transaction), which must still be PENDING: their jobs not run yet."""
+    rows = await locker.fetch("SELECT status FROM bookings WHERE id = ANY($1::bigint[]) FOR UPDATE", booking_ids)
+    assert {r["status"] for r in rows} == {"PENDING"}, "the jobs ran before the test could lock their holds"
+
+
 async def job_statuses(queue: Queue, keys: list[str]) -> list[Status | None]:
     return [job.status if (job := await queue.job(key)) is not None else None for key in keys]
 
 
 async def holds_with_jobs(db: asyncpg.Connection, start_server: ServerFactory) -> tuple[list[int], list[str]]:
-    """HOLDS holds of one second through a real server (which enqueues their expiry jobs)."""
-    target = await start_server(hold_ttl=timedelta(seconds=1))
+    """HOLDS holds of HOLD_SECONDS through a real server (which enqueues their expiry jobs).
+
+    Long enough for the test to lock their rows before the jobs are due on a busy machine (one second was
+    not, once, in a CI run beside other work); lock_holds() checks it was."""
+    target = await start_server(hold_ttl=timedelta(seconds=HOLD_SECONDS))
     async with authorized_channel(target) as channel:
         stub = booking_service_pb2_grpc.BookingServiceStub(channel)
         replies = [
@@ -140,7 +150,7 @@ async def test_sigterm_lets_running_jobs_finish_within_the_grace(
     try:
         locking = locker.transaction()
         await locking.start()
-        await locker.execute("SELECT id FROM bookings WHERE id = ANY($1::bigint[]) FOR UPDATE", booking_ids)
+        await lock_holds(locker, booking_ids)
         await jobs_waiting_on_locks(db, saq_queue, keys)
         stopping = asyncio.create_task(worker.stop())
         await asyncio.sleep(GRACE_SECONDS / 4)
@@ -164,7 +174,7 @@ async def test_jobs_past_the_grace_are_cancelled_in_postgres_and_requeued_for_th
     locker = await asyncpg.connect(database_url)
     try:
         async with locker.transaction():
-            await locker.execute("SELECT id FROM bookings WHERE id = ANY($1::bigint[]) FOR UPDATE", booking_ids)
+            await lock_holds(locker, booking_ids)
             await jobs_waiting_on_locks(db, saq_queue, keys)
             code, took = await worker.stop()
             # Still inside the lock holder's transaction: the worker's waits were cancelled, not granted.
