@@ -132,7 +132,7 @@ async def test_an_edit_made_on_a_stale_etag_is_refused_and_the_form_reloads(
     refusal = form.get_by_test_id("edit-error")
     await expect(refusal).to_have_text(
         "This operating room was changed since you opened it — nothing was saved. "
-        "Reload and try again: its current values are now shown."
+        "It has been reloaded: check its current values and try again."
     )
     await expect(form.get_by_label("Room name")).to_have_value("Max Care Theatre B")  # the fresh value, reloaded
     await expect(form.get_by_label("Turnover (minutes)")).to_have_value("")
@@ -166,7 +166,8 @@ async def test_retiring_a_room_with_bookings_is_refused_then_done_with_cancel(
     await seed(admin)
     room = "St Thomas' Theatre 1"
     slots = await db.fetch(
-        "SELECT s.id FROM slots s JOIN rooms r ON r.id = s.room_id WHERE r.name = $1 ORDER BY s.start_time LIMIT 2", room
+        "SELECT s.id FROM slots s JOIN rooms r ON r.id = s.room_id WHERE r.name = $1 ORDER BY s.start_time LIMIT 2",
+        room,
     )
     booked = [await confirmed_booking(bookings, s["id"], f"MRN-RET-{i}") for i, s in enumerate(slots)]
     page = await context.new_page()

@@ -81,7 +81,7 @@ export function bookingIds(metadata: Record<string, string>): string[] {
 /** Reasons whose sentence names what the ErrorInfo metadata says (the bookings in the way, the current state). */
 const WITH_METADATA: Partial<Record<ErrorReason, (m: Record<string, string>) => string>> = {
   [ErrorReason.ETAG_MISMATCH]: (m) =>
-    `This ${RESOURCE_WORDS[m.resource] ?? "record"} was changed since you opened it — nothing was saved. Reload and try again: its current values are now shown.`,
+    `This ${RESOURCE_WORDS[m.resource] ?? "record"} was changed since you opened it — nothing was saved. It has been reloaded: check its current values and try again.`,
   [ErrorReason.EQUIPMENT_IN_USE]: (m) =>
     `Active bookings need ${m.needed ?? "more"} ${m.needed === "1" ? "unit" : "units"} of this equipment at their busiest moment, so the count cannot go that low. In the way: ${bookingList(bookingIds(m))}.`,
   [ErrorReason.RESOURCE_IN_USE]: (m) =>

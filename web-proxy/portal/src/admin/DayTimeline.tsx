@@ -48,11 +48,18 @@ export function DayTimeline(props: { rooms: Room[]; slots: Slot[]; highlight: bi
     const changed = i > 0 && zoneAbbreviation(new Date(at), zone) !== zoneAbbreviation(new Date(at - HOUR), zone);
     ticks.push({ at, label: changed ? formatZonedTime(new Date(at), zone) : formatTime(new Date(at), zone), changed });
   }
-  // Every second hour is labelled, and the hour the clocks change always is.
-  const shown = ticks.filter((t, i) => i % 2 === 0 || t.changed);
+  // Every second hour is labelled, and the hour the clocks change always is (its neighbours then are not, so
+  // no two labels overlap).
+  const nearChange = (i: number) => Boolean(ticks[i - 1]?.changed || ticks[i + 1]?.changed);
+  const shown = ticks.filter((t, i) => t.changed || (i % 2 === 0 && !nearChange(i)));
 
   return (
-    <div className="timeline" role="group" aria-label={`Rooms' schedule for the day, ${zone} time`}>
+    <div
+      className="timeline"
+      role="group"
+      aria-label={`Rooms' schedule for the day, ${zone} time`}
+      style={{ "--hours": span / HOUR } as React.CSSProperties}
+    >
       <div className="timeline-scale" aria-hidden="true" data-testid="timeline-scale">
         {shown.map((t) => (
           <span key={t.at} className={t.changed ? "tick-change" : undefined} style={{ left: `${((t.at - axis.start) / span) * 100}%` }}>

@@ -1,6 +1,6 @@
 // The schedule: one site's day (ListSlots with site_id and day: the server finds the site's local day, 23 or 25
 // hours when the clocks change), a timeline and a table of its slots, each editable and retirable.
-import { Fragment, useCallback, useEffect, useState } from "react";
+import { Fragment, useCallback, useEffect, useRef, useState } from "react";
 import { adminClient, slotClient } from "../api";
 import { friendlyError } from "../errors";
 import { dayIn, formatTimes, timeInput, toDate, toLocalDate, zonedTimestamp, zoneOf } from "../format";
@@ -72,20 +72,24 @@ export function Schedule() {
     if (site) setDay((current) => current || tomorrowIn(site.timeZone));
   }, [site]);
 
+  // Only the latest load lands: an earlier one (another site or day) that answers late is dropped.
+  const latest = useRef(0);
   const load = useCallback(async (which: bigint, onDay: string) => {
     if (!which || !onDay) return;
+    const ticket = ++latest.current;
     try {
       const [roomReply, daySlots, surgeons] = await Promise.all([
         adminClient.listRooms({}),
         slotsOfSiteDay(which, onDay),
         allDoctors(false),
       ]);
+      if (ticket !== latest.current) return;
       setRooms(roomReply.rooms);
       setDoctors(surgeons);
       setSlots(daySlots);
       setError("");
     } catch (err) {
-      setError(friendlyError(err).message);
+      if (ticket === latest.current) setError(friendlyError(err).message);
     }
   }, []);
 
@@ -136,14 +140,13 @@ export function Schedule() {
     return `Slot #${saved.id} saved: ${saved.procedureType}, ${formatTimes(saved.startTime, saved.endTime, zoneOf(saved.site))} in ${saved.room?.name}.`;
   }
 
-  const siteRooms = rooms.filter((r) => r.siteId === siteId && !r.retireTime);
   const roomOptions = rooms
     .filter((r) => !r.retireTime)
     .map((r) => ({ value: String(r.id), label: `${r.name} (${sites.find((s) => s.id === r.siteId)?.timeZone ?? "?"})` }));
   const doctorOptions = doctors.map((d) => ({ value: String(d.id), label: `${d.name} — ${d.specialty}` }));
   return (
     <div className="schedule">
-      <CreateSlotForm rooms={siteRooms} sites={sites} defaultDay={day} onCreated={onCreated} />
+      <CreateSlotForm rooms={rooms.filter((r) => !r.retireTime)} sites={sites} defaultDay={day} onCreated={onCreated} />
       <section className="panel day-view" aria-labelledby="day-title">
         <div className="results-head">
           <h2 id="day-title">Day view</h2>
