@@ -201,8 +201,8 @@ async def test_retiring_a_room_with_bookings_is_refused_then_done_with_cancel(
     assert [tuple(r) for r in cancelled] == [("CANCELLED", "OTHER", "flooded")] * 2
 
 
-async def test_a_slot_is_moved_from_the_day_view_with_its_etag(
-    db: asyncpg.Connection, admin: Any, context: BrowserContext, portal: str
+async def test_a_slot_is_moved_then_retired_with_its_booking_from_the_day_view(
+    db: asyncpg.Connection, admin: Any, bookings: Any, context: BrowserContext, portal: str
 ) -> None:
     await seed(admin)
     slot_id = await london_slot_across_the_change(db, admin)
@@ -226,3 +226,21 @@ async def test_a_slot_is_moved_from_the_day_view_with_its_etag(
         "2027-03-28T08:00:00+00:00",
         "2027-03-28T10:00:00+00:00",
     )
+
+    # Retire it while a booking holds it: refused, naming the booking; then retired with "also cancel".
+    booking_id = await confirmed_booking(bookings, slot_id, "MRN-MOVE-1")
+    await page.get_by_role("button", name=f"Retire slot #{slot_id}").click()
+    panel = page.get_by_role("form", name=f"Retire Slot #{slot_id}?")
+    await panel.get_by_role("button", name="Retire slot").click()
+    await expect(panel.get_by_test_id("retire-error")).to_contain_text(f"needed by future booking #{booking_id}.")
+    await assert_accessible(page, "day view, slot retire refused")
+    await panel.get_by_label(f"Also cancel this booking (booking #{booking_id})").check()
+    await panel.get_by_role("button", name="Retire and cancel 1 booking").click()
+    await expect(page.get_by_test_id("schedule-announcer")).to_have_text(
+        f"Slot #{slot_id} retired; 1 booking was cancelled."
+    )
+    await expect(listed).to_have_count(0)  # ListSlots leaves retired slots out
+    await assert_accessible(page, "day view, slot retired")
+    assert await db.fetchval("SELECT retire_time IS NOT NULL FROM slots WHERE id = $1", slot_id)
+    stored_booking = await db.fetchrow("SELECT status, cancellation_reason FROM bookings WHERE id = $1", booking_id)
+    assert tuple(stored_booking) == ("CANCELLED", "SLOT_CANCELLED")
