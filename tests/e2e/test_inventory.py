@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import asyncpg
@@ -30,7 +31,7 @@ async def test_admin_adds_a_room_a_surgeon_and_an_equipment_type_and_sees_each_l
     await expect(page.get_by_role("status").filter(has_text="Room “Hybrid OR 7” added.")).to_be_visible()
     await expect(page.get_by_role("heading", name="Operating rooms (7)")).to_be_visible()
     rooms = page.get_by_role("list", name="Operating rooms")
-    await expect(rooms.get_by_role("listitem").filter(has_text="Hybrid OR 7")).to_have_class("row-new")
+    await expect(rooms.get_by_role("listitem").filter(has_text="Hybrid OR 7")).to_have_class(re.compile(r"\brow-new\b"))
     await expect(page.get_by_label("Room name", exact=True)).to_have_value("")
     await expect(page.get_by_label("Room name", exact=True)).to_be_focused()
 
@@ -49,8 +50,8 @@ async def test_admin_adds_a_room_a_surgeon_and_an_equipment_type_and_sees_each_l
     await expect(
         page.get_by_role("status").filter(has_text="Equipment “Cell Saver” added with 3 units.")
     ).to_be_visible()
-    row = page.get_by_role("table", name="Equipment").locator("tr", has_text="Cell Saver")
-    await expect(row.locator("td.num")).to_have_text("3")
+    row = page.get_by_role("list", name="Equipment").get_by_role("listitem").filter(has_text="Cell Saver")
+    await expect(row.get_by_test_id("units")).to_contain_text("3 units")
     await page.screenshot(path=artifacts / "19-admin-inventory-added.png", full_page=True)
     await assert_accessible(page, "19-admin-inventory-added")
 
@@ -65,7 +66,7 @@ async def test_admin_adds_a_room_a_surgeon_and_an_equipment_type_and_sees_each_l
     await page.get_by_role("tab", name="Inventory").click()
     await expect(page.get_by_role("list", name="Operating rooms")).to_contain_text("Hybrid OR 7")
     await expect(page.get_by_role("list", name="Surgeons")).to_contain_text("Dr. Amara Okafor")
-    await expect(page.get_by_role("table", name="Equipment")).to_contain_text("Cell Saver")
+    await expect(page.get_by_role("list", name="Equipment")).to_contain_text("Cell Saver")
 
 
 async def test_inventory_forms_show_duplicates_and_field_violations(

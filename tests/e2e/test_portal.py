@@ -169,7 +169,9 @@ async def test_admin_reports_inventory_and_reset_with_confirmation(
 
     await page.get_by_role("tab", name="Inventory").click()
     await expect(page.get_by_role("heading", name="Operating rooms (6)")).to_be_visible()
-    await expect(page.locator("td", has_text="ECMO Machine")).to_be_visible()
+    await expect(
+        page.get_by_role("list", name="Equipment").get_by_role("listitem").filter(has_text="ECMO Machine")
+    ).to_be_visible()
     await page.screenshot(path=artifacts / "09-admin-inventory.png", full_page=True)
     await assert_accessible(page, "09-admin-inventory")
 

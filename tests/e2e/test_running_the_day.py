@@ -1,10 +1,10 @@
 """Running the day in real Chromium against the real server: the command center's day board (one-click
 day-of-surgery transitions, cancelling a slot with a reason) and the patient's reschedule and cancel from
-"My bookings". axe-core checks every state; screenshots go to test-artifacts/."""
+"My bookings". The board is one site's local day (the London demo hospital here). axe-core checks every
+state; screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,19 @@ async def confirmed_booking(bookings: Any, slot_id: int, patient_id: str) -> int
     return int(held.booking.id)
 
 
-async def first_day_slots(db: asyncpg.Connection) -> tuple[str, list[asyncpg.Record]]:
-    """The demo data's first UTC day with slots, and its slots (earliest first)."""
-    first: datetime = await db.fetchval("SELECT min(start_time) FROM slots")
-    day = first.astimezone(UTC).date()
+LONDON = "St Thomas' Hospital, London (Europe/London)"  # the site picker's option
+
+
+async def first_london_day_slots(db: asyncpg.Connection) -> tuple[str, list[asyncpg.Record]]:
+    """The London demo hospital's first local day with slots, and its slots (earliest first): two theatres,
+    08:00 and 13:00 London time, so no two of them share a room, a surgeon or an instant."""
     rows = await db.fetch(
-        "SELECT id, room_id FROM slots WHERE (start_time AT TIME ZONE 'UTC')::date = $1 ORDER BY start_time, id",
-        day,
+        "SELECT s.id, s.room_id, (s.start_time AT TIME ZONE 'Europe/London')::date AS day FROM slots s"
+        " JOIN rooms r ON r.id = s.room_id JOIN sites t ON t.id = r.site_id"
+        " WHERE t.time_zone = 'Europe/London' ORDER BY s.start_time, s.id"
     )
-    return day.isoformat(), list(rows)
+    day = rows[0]["day"]
+    return day.isoformat(), [r for r in rows if r["day"] == day]
 
 
 def case(page: Page, slot_id: int) -> Locator:
@@ -47,11 +51,8 @@ async def test_day_board_runs_cases_through_their_states_and_cancels_a_slot_with
     db: asyncpg.Connection, admin: object, bookings: Any, context: BrowserContext, portal: str, artifacts: Path
 ) -> None:
     await seed(admin)
-    day, slots = await first_day_slots(db)
-    first_per_room: dict[int, int] = {}
-    for slot in slots:
-        first_per_room.setdefault(slot["room_id"], slot["id"])
-    run, absent, doomed, free = list(first_per_room.values())[:4]  # four rooms: no two cases collide
+    day, slots = await first_london_day_slots(db)
+    run, absent, doomed, free = [slot["id"] for slot in slots][:4]
     run_booking = await confirmed_booking(bookings, run, "MRN-DAY-1")
     absent_booking = await confirmed_booking(bookings, absent, "MRN-DAY-2")
     doomed_booking = await confirmed_booking(bookings, doomed, "MRN-DAY-3")
@@ -59,10 +60,11 @@ async def test_day_board_runs_cases_through_their_states_and_cancels_a_slot_with
     page = await context.new_page()
     await sign_in_admin(page, portal)
     await page.get_by_role("tab", name="Day board").click()
-    await page.get_by_label("Day (UTC)").fill(day)
-    await expect(page.get_by_text("All times on this board are in UTC")).to_be_visible()
+    await page.get_by_label("Hospital").select_option(label=LONDON)
+    await page.get_by_label("Day", exact=True).fill(day)
+    await expect(page.get_by_test_id("day-length")).to_contain_text("Europe/London")
     await expect(case(page, run).get_by_test_id("case-state")).to_have_text("Confirmed")
-    await expect(case(page, run)).to_contain_text("UTC")
+    await expect(case(page, run).get_by_test_id("case-time")).to_have_text("08:00\u201310:00 GMT")  # December: no BST
     await expect(case(page, free).get_by_test_id("case-state")).to_have_text("Free")
     assert await offered(case(page, run)) == ["Check in", "No-show", "Cancel slot…"]
     assert await offered(case(page, free)) == ["Cancel slot…"]  # no booking: nothing to check in

@@ -36,6 +36,64 @@ const BY_REASON: Partial<Record<ErrorReason, string>> = {
   [ErrorReason.NOT_YOUR_PATIENT_ID]: "You can only book and see bookings for yourself.",
   [ErrorReason.TOKEN_MISSING]: "Please sign in first.",
   [ErrorReason.TOKEN_EXPIRED]: "Your session has expired — please sign in again.",
+  [ErrorReason.SLOT_CANCELLED]: "That slot was cancelled by the hospital and can no longer be booked.",
+  [ErrorReason.SLOT_IN_USE]: "That slot's case has already started or finished, so the slot cannot be cancelled.",
+  [ErrorReason.SITE_NOT_FOUND]: "That hospital is not on the list.",
+  [ErrorReason.DEADLINE_EXCEEDED]: "The booking service took too long to answer; nothing was changed. Please try again.",
+  [ErrorReason.RATE_LIMITED]: "Too many requests in a short time — wait a moment and try again.",
+};
+
+/** The resource an ErrorInfo's "resource" metadata names, in words. */
+const RESOURCE_WORDS: Record<string, string> = {
+  room: "operating room",
+  doctor: "surgeon",
+  equipment: "equipment type",
+  slot: "slot",
+  site: "hospital",
+  booking: "booking",
+};
+
+const STATE_WORDS: Record<string, string> = {
+  PENDING: "on hold",
+  CONFIRMED: "confirmed",
+  CHECKED_IN: "checked in",
+  IN_PROGRESS: "in surgery",
+  COMPLETED: "completed",
+  NO_SHOW: "a no-show",
+  CANCELLED: "cancelled",
+  FAILED: "a lapsed hold",
+};
+
+/** "bookings #3 and #9" from ErrorInfo's comma-separated "booking_ids". */
+export function bookingList(ids: string[]): string {
+  const named = ids.map((id) => `#${id}`);
+  const words = named.length <= 1 ? named.join("") : `${named.slice(0, -1).join(", ")} and ${named[named.length - 1]}`;
+  return `${ids.length === 1 ? "booking" : "bookings"} ${words}`;
+}
+
+export function bookingIds(metadata: Record<string, string>): string[] {
+  return (metadata.booking_ids ?? "")
+    .split(",")
+    .map((id) => id.trim())
+    .filter(Boolean);
+}
+
+/** Reasons whose sentence names what the ErrorInfo metadata says (the bookings in the way, the current state). */
+const WITH_METADATA: Partial<Record<ErrorReason, (m: Record<string, string>) => string>> = {
+  [ErrorReason.ETAG_MISMATCH]: (m) =>
+    `This ${RESOURCE_WORDS[m.resource] ?? "record"} was changed since you opened it — nothing was saved. It has been reloaded: check its current values and try again.`,
+  [ErrorReason.EQUIPMENT_IN_USE]: (m) =>
+    `Active bookings need ${m.needed ?? "more"} ${m.needed === "1" ? "unit" : "units"} of this equipment at their busiest moment, so the count cannot go that low. In the way: ${bookingList(bookingIds(m))}.`,
+  [ErrorReason.RESOURCE_IN_USE]: (m) =>
+    `This ${RESOURCE_WORDS[m.resource] ?? "resource"} is needed by future ${bookingList(bookingIds(m))}. Cancel ${bookingIds(m).length === 1 ? "it" : "them"} too to retire it (a case already in surgery cannot be cancelled).`,
+  [ErrorReason.RESOURCE_RETIRED]: (m) =>
+    `That ${RESOURCE_WORDS[m.resource] ?? "resource"} (#${m.id ?? "?"}) is retired: it can no longer be booked, edited or used.`,
+  [ErrorReason.BOOKING_NOT_CONFIRMED]: (m) =>
+    `That step needs a confirmed booking; this one is ${STATE_WORDS[m.status] ?? "in another state"}.`,
+  [ErrorReason.BOOKING_NOT_CHECKED_IN]: (m) =>
+    `Only a checked-in case can start; this one is ${STATE_WORDS[m.status] ?? "in another state"}.`,
+  [ErrorReason.BOOKING_NOT_IN_PROGRESS]: (m) =>
+    `Only a case in surgery can be completed; this one is ${STATE_WORDS[m.status] ?? "in another state"}.`,
 };
 
 // ALREADY_EXISTS says which unique name clashed: ErrorInfo metadata "constraint" (server/orflow_server/db/errors.py).
@@ -60,6 +118,8 @@ export interface FriendlyError {
   message: string;
   /** The ErrorInfo reason (ErrorReason.UNSPECIFIED when the server sent none). */
   reason: ErrorReason;
+  /** The ErrorInfo's metadata (e.g. "booking_ids", "etag", "resource"); empty when there was none. */
+  metadata: Record<string, string>;
   /** Field path (e.g. "start_time") → what is wrong with it, from google.rpc.BadRequest. */
   fields: Record<string, string>;
 }
@@ -72,7 +132,12 @@ export function friendlyError(err: unknown): FriendlyError {
     for (const v of bad.fieldViolations) fields[v.field] = v.description;
   }
   const reason = parseReason(info?.reason ?? "");
+  const metadata = { ...(info?.metadata ?? {}) };
   const message =
-    BY_CONSTRAINT[info?.metadata.constraint ?? ""] ?? BY_REASON[reason] ?? BY_CODE[error.code] ?? "Something went wrong on our side. Please try again.";
-  return { message, reason, fields };
+    BY_CONSTRAINT[metadata.constraint ?? ""] ??
+    WITH_METADATA[reason]?.(metadata) ??
+    BY_REASON[reason] ??
+    BY_CODE[error.code] ??
+    "Something went wrong on our side. Please try again.";
+  return { message, reason, metadata, fields };
 }

@@ -1,15 +1,18 @@
 // Available slots for a filter: ListSlots for the list, WatchSlots to keep it live.
 import { useCallback, useEffect, useRef, useState } from "react";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { slotClient } from "./api";
 import type { Slot } from "./gen/orflow/v1/resources_pb";
 import { SlotChangeKind } from "./gen/orflow/v1/slot_service_pb";
-import { toDate } from "./format";
+import { dayIn, toDate, toLocalDate, zoneOf } from "./format";
 
 export interface SlotFilter {
   procedureType: string;
   doctorId: bigint;
-  window?: { start: Timestamp; end: Timestamp };
+  /** One site's slots (0n: every site). */
+  siteId: bigint;
+  /** "2030-05-04" or "": a calendar day read on each slot's own site clock. */
+  day: string;
 }
 
 export type LiveState = "connecting" | "live" | "reconnecting";
@@ -17,9 +20,21 @@ export type LiveState = "connecting" | "live" | "reconnecting";
 const MAX_SLOTS = 500;
 
 function inWindow(slot: Slot, filter: SlotFilter): boolean {
-  if (!filter.window) return toDate(slot.startTime) > new Date();
-  const start = toDate(slot.startTime);
-  return start >= toDate(filter.window.start) && start < toDate(filter.window.end);
+  if (filter.siteId && slot.site?.id !== filter.siteId) return false;
+  if (!filter.day) return toDate(slot.startTime) > new Date();
+  return dayIn(toDate(slot.startTime), zoneOf(slot.site)) === filter.day;
+}
+
+/** With one site the server finds its local day (ListSlots' `day`); across sites, the widest window any zone's
+ * day can fall in (UTC−12 to UTC+14), narrowed here to each slot's own local day. */
+function dayFilter(filter: SlotFilter) {
+  if (!filter.day) return {};
+  if (filter.siteId) return { day: toLocalDate(filter.day) };
+  const midnight = Date.parse(`${filter.day}T00:00:00Z`);
+  return {
+    windowStart: timestampFromDate(new Date(midnight - 14 * 3_600_000)),
+    windowEnd: timestampFromDate(new Date(midnight + 36 * 3_600_000)),
+  };
 }
 
 async function listAvailable(filter: SlotFilter, signal: AbortSignal): Promise<Slot[]> {
@@ -32,13 +47,13 @@ async function listAvailable(filter: SlotFilter, signal: AbortSignal): Promise<S
         pageToken,
         procedureType: filter.procedureType,
         doctorId: filter.doctorId,
-        windowStart: filter.window?.start,
-        windowEnd: filter.window?.end,
+        siteId: filter.siteId,
+        ...dayFilter(filter),
         availableOnly: true,
       },
       { signal, timeoutMs: 10_000 },
     );
-    slots.push(...reply.slots);
+    slots.push(...reply.slots.filter((s) => inWindow(s, filter)));
     pageToken = reply.nextPageToken;
   } while (pageToken && slots.length < MAX_SLOTS);
   return slots;
@@ -58,7 +73,7 @@ export function useLiveSlots(filter: SlotFilter, ownSlotId: bigint | null = null
   filterRef.current = filter;
   const ownRef = useRef(ownSlotId);
   ownRef.current = ownSlotId;
-  const key = `${filter.procedureType}|${filter.doctorId}|${filter.window?.start.seconds ?? ""}`;
+  const key = `${filter.procedureType}|${filter.doctorId}|${filter.siteId}|${filter.day}`;
 
   const reload = useCallback(() => setReloads((n) => n + 1), []);
   const drop = useCallback((slotId: bigint) => {
@@ -96,7 +111,11 @@ export function useLiveSlots(filter: SlotFilter, ownSlotId: bigint | null = null
       while (!abort.signal.aborted) {
         try {
           const stream = slotClient.watchSlots(
-            { procedureType: filterRef.current.procedureType, doctorId: filterRef.current.doctorId },
+            {
+              procedureType: filterRef.current.procedureType,
+              doctorId: filterRef.current.doctorId,
+              siteId: filterRef.current.siteId,
+            },
             { signal: abort.signal },
           );
           let snapshot: Slot[] = [];

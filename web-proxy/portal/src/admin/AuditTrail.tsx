@@ -3,7 +3,7 @@ import { useEffect, useState } from "react";
 import { adminClient } from "../api";
 import { Pager, useTokenPages } from "../Pager";
 import { friendlyError } from "../errors";
-import { formatDay, toDate } from "../format";
+import { formatDay, toDate, zoneAbbreviation } from "../format";
 import type { AuditEvent } from "../gen/orflow/v1/audit_pb";
 
 const ACTIONS = [
@@ -20,7 +20,15 @@ const ACTIONS = [
   ["database.reset", "Demo data reset"],
 ] as const;
 
-const secondsFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+// Audit events belong to no one site: they are shown on this browser's clock, and the column says which.
+const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+const secondsFormat = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hourCycle: "h23",
+  timeZone: browserZone,
+});
 
 export function AuditTrail() {
   const [action, setAction] = useState("");
@@ -95,7 +103,7 @@ export function AuditTrail() {
         <table className="table" aria-busy={loading} aria-label="Audit events">
           <thead>
             <tr>
-              <th scope="col">Time</th>
+              <th scope="col">Time (your zone, {browserZone})</th>
               <th scope="col">Actor</th>
               <th scope="col">Role</th>
               <th scope="col">Action</th>
@@ -106,7 +114,8 @@ export function AuditTrail() {
             {rows.map((e) => (
               <tr key={String(e.id)}>
                 <td className="small">
-                  {formatDay(e.eventTime)} {secondsFormat.format(toDate(e.eventTime))}
+                  {formatDay(e.eventTime, browserZone)} {secondsFormat.format(toDate(e.eventTime))}{" "}
+                  {zoneAbbreviation(e.eventTime, browserZone)}
                 </td>
                 <td>{e.actor}</td>
                 <td>{e.actorRole}</td>

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { adminClient, slotClient } from "../api";
 import { Pager, useTokenPages } from "../Pager";
 import { friendlyError } from "../errors";
-import { formatDay, formatRange, formatTime } from "../format";
+import { formatInstant, formatRange, zoneOf } from "../format";
 import { BookingStatus, type Booking } from "../gen/orflow/v1/booking_pb";
 import type { Slot } from "../gen/orflow/v1/resources_pb";
 
@@ -163,12 +163,12 @@ export function BookingsReport() {
                     {slot && (
                       <span className="muted small">
                         {" "}
-                        · {slot.procedureType}, {slot.room?.name}, {formatRange(slot.startTime, slot.endTime)}
+                        · {slot.procedureType}, {slot.room?.name}, {formatRange(slot.startTime, slot.endTime, zoneOf(slot.site))}
                       </span>
                     )}
                   </td>
                   <td className="small">
-                    {formatDay(b.createTime)} {formatTime(b.createTime)}
+                    {formatInstant(b.createTime, zoneOf(b.site))}
                   </td>
                 </tr>
               );

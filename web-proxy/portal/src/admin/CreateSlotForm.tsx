@@ -1,8 +1,8 @@
 import { useEffect, useState } from "react";
 import { adminClient, slotClient } from "../api";
 import { friendlyError } from "../errors";
-import { formatRange, localDateTime } from "../format";
-import type { Doctor, Equipment, Room, Slot } from "../gen/orflow/v1/resources_pb";
+import { formatRange, zonedTimestamp, zoneOf } from "../format";
+import type { Doctor, Equipment, Room, Site, Slot } from "../gen/orflow/v1/resources_pb";
 import { FieldError, fieldMessage, invalidProps, unplacedProblems } from "./fieldErrors";
 
 interface Need {
@@ -18,7 +18,7 @@ const LABELS: Record<string, string> = {
   end_time: "End",
 };
 
-export function CreateSlotForm(props: { rooms: Room[]; defaultDay: string; onCreated: (slot: Slot) => void }) {
+export function CreateSlotForm(props: { rooms: Room[]; sites: Site[]; defaultDay: string; onCreated: (slot: Slot) => void }) {
   const [doctors, setDoctors] = useState<Doctor[]>([]);
   const [equipment, setEquipment] = useState<Equipment[]>([]);
   const [doctorId, setDoctorId] = useState("");
@@ -32,6 +32,10 @@ export function CreateSlotForm(props: { rooms: Room[]; defaultDay: string; onCre
   const [error, setError] = useState("");
   const [created, setCreated] = useState("");
   const [working, setWorking] = useState(false);
+  useEffect(() => setDay(props.defaultDay), [props.defaultDay]);
+  // The date and times are the chosen room's hospital's wall clock.
+  const room = props.rooms.find((r) => String(r.id) === roomId) ?? props.rooms[0];
+  const zone = zoneOf(props.sites.find((s) => s.id === room?.siteId));
 
   useEffect(() => {
     slotClient.listDoctors({ pageSize: 100 }).then((r) => setDoctors(r.doctors), () => undefined);
@@ -50,8 +54,8 @@ export function CreateSlotForm(props: { rooms: Room[]; defaultDay: string; onCre
           doctorId: BigInt(doctorId || 0),
           roomId: BigInt(roomId || 0),
           procedureType: procedure,
-          startTime: day && start ? localDateTime(day, start) : undefined,
-          endTime: day && end ? localDateTime(day, end) : undefined,
+          startTime: day && start ? zonedTimestamp(day, start, zone) : undefined,
+          endTime: day && end ? zonedTimestamp(day, end, zone) : undefined,
           requiredEquipment: needs.map((n) => ({
             equipmentId: BigInt(n.equipmentId || 0),
             quantity: Number(n.quantity) || 0,
@@ -60,7 +64,7 @@ export function CreateSlotForm(props: { rooms: Room[]; defaultDay: string; onCre
         { timeoutMs: 10_000 },
       );
       if (reply.slot) {
-        setCreated(`Slot #${reply.slot.id} published: ${reply.slot.procedureType}, ${formatRange(reply.slot.startTime, reply.slot.endTime)}.`);
+        setCreated(`Slot #${reply.slot.id} published: ${reply.slot.procedureType}, ${formatRange(reply.slot.startTime, reply.slot.endTime, zoneOf(reply.slot.site))}.`);
         props.onCreated(reply.slot);
       }
     } catch (err) {
@@ -118,7 +122,10 @@ export function CreateSlotForm(props: { rooms: Room[]; defaultDay: string; onCre
         </div>
         <div className="field">
           <label htmlFor="cs-day">Date</label>
-          <input id="cs-day" type="date" value={day} onChange={(e) => setDay(e.target.value)} />
+          <input id="cs-day" type="date" value={day} aria-describedby="cs-zone" onChange={(e) => setDay(e.target.value)} />
+          <p className="small muted" id="cs-zone">
+            Date and times are the hospital's local time ({zone}).
+          </p>
         </div>
         <div className="row-2">
           <div className="field">

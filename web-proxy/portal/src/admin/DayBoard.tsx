@@ -1,29 +1,17 @@
-// The day board: a UTC day's cases per room, each with its state and the one-click transitions it allows
-// (CheckInBooking → StartBooking → CompleteBooking, or MarkBookingNoShow), and CancelSlot with a reason.
-// Times are UTC for now, and labelled so: the site time zones land with sites (issue 14), not here.
-import { useCallback, useEffect, useState } from "react";
-import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+// The day board: one site's local day of cases per room (ListSlots with site_id and day, so a day the clocks
+// change is 23 or 25 hours), each with its state and the one-click transitions it allows (CheckInBooking →
+// StartBooking → CompleteBooking, or MarkBookingNoShow), and CancelSlot with a reason. Times are the site's
+// wall clock, named. WatchSlots(site_id) keeps it live: a change to one slot re-reads that slot's bookings only.
+import { useCallback, useEffect, useRef, useState } from "react";
 import { adminClient, bookingClient, slotClient } from "../api";
 import { friendlyError } from "../errors";
-import { toDate } from "../format";
+import { dayIn, formatTimes, formatZonedTime, toDate, zoneOf } from "../format";
 import { BookingStatus, type Booking } from "../gen/orflow/v1/booking_pb";
-import type { Room, Slot } from "../gen/orflow/v1/resources_pb";
-
-const utcTime = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "UTC" });
-
-export function formatUtcTime(ts: Timestamp | undefined): string {
-  return utcTime.format(toDate(ts));
-}
-
-/** "2030-05-04" for the UTC day of `date`. */
-function utcDay(date: Date): string {
-  return date.toISOString().slice(0, 10);
-}
-
-function utcDayWindow(day: string): { start: Timestamp; end: Timestamp } {
-  const start = new Date(`${day}T00:00:00Z`);
-  return { start: timestampFromDate(start), end: timestampFromDate(new Date(start.getTime() + 24 * 3600 * 1000)) };
-}
+import type { Room, Site, Slot } from "../gen/orflow/v1/resources_pb";
+import { SlotChangeKind } from "../gen/orflow/v1/slot_service_pb";
+import { SitePicker, useSites } from "../sites";
+import { DayLength, DayTimeline } from "./DayTimeline";
+import { slotsOfSiteDay } from "./Schedule";
 
 const STATE_WORDS: Partial<Record<BookingStatus, string>> = {
   [BookingStatus.PENDING]: "On hold",
@@ -92,32 +80,53 @@ interface Case {
   booking?: Booking;
 }
 
-async function loadDay(day: string): Promise<{ rooms: Room[]; cases: Case[] }> {
-  const window = utcDayWindow(day);
-  const slots: Slot[] = [];
-  let pageToken = "";
-  do {
-    const reply = await slotClient.listSlots(
-      { pageSize: 200, pageToken, windowStart: window.start, windowEnd: window.end },
-      { timeoutMs: 10_000 },
-    );
-    slots.push(...reply.slots);
-    pageToken = reply.nextPageToken;
-  } while (pageToken && slots.length < 1000);
-  const [roomReply, bookings] = await Promise.all([
-    adminClient.listRooms({}, { timeoutMs: 10_000 }),
-    Promise.all(
-      slots.map((s) => adminClient.listBookings({ slotId: s.id, pageSize: 20 }, { timeoutMs: 10_000 }).then((r) => r.bookings)),
-    ),
-  ]);
-  const cases = slots
-    .map((slot, i) => ({ slot, booking: caseOf(bookings[i]) }))
-    .sort((a, b) => toDate(a.slot.startTime).getTime() - toDate(b.slot.startTime).getTime());
-  return { rooms: roomReply.rooms, cases };
+/** The booking that speaks for one slot now. ListBookings filters by slot, status or patient only (no site or
+ * day), so a day costs one call per slot; a live change costs one call for the slot it names. */
+async function caseOfSlot(slot: Slot): Promise<Case> {
+  const reply = await adminClient.listBookings({ slotId: slot.id, pageSize: 20 }, { timeoutMs: 10_000 });
+  return { slot, booking: caseOf(reply.bookings) };
 }
 
+/** At most `limit` calls in flight (the day's slots, one ListBookings each). */
+async function inBatches<T, R>(items: T[], limit: number, call: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await call(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+async function loadDay(siteId: bigint, day: string): Promise<{ rooms: Room[]; cases: Case[] }> {
+  const [roomReply, slots] = await Promise.all([adminClient.listRooms({}, { timeoutMs: 10_000 }), slotsOfSiteDay(siteId, day)]);
+  const cases = await inBatches(slots, 6, caseOfSlot);
+  return { rooms: roomReply.rooms.filter((r) => r.siteId === siteId), cases };
+}
+
+function byStart(a: Case, b: Case): number {
+  return toDate(a.slot.startTime).getTime() - toDate(b.slot.startTime).getTime() || Number(a.slot.id - b.slot.id);
+}
+
+/** Kinds that may change the slot's own booking (the others change only its availability or timing). */
+const BOOKING_KINDS = new Set([
+  SlotChangeKind.CREATED,
+  SlotChangeKind.BOOKED,
+  SlotChangeKind.CONFIRMED,
+  SlotChangeKind.RELEASED,
+  SlotChangeKind.CASE_PROGRESSED,
+  SlotChangeKind.CANCELLED,
+]);
+
 export function DayBoard() {
-  const [day, setDay] = useState(() => utcDay(new Date()));
+  const { sites, error: sitesError } = useSites();
+  const [siteId, setSiteId] = useState(0n);
+  const site: Site | undefined = sites.find((s) => s.id === siteId);
+  const zone = zoneOf(site);
+  const [day, setDay] = useState("");
   const [rooms, setRooms] = useState<Room[]>([]);
   const [cases, setCases] = useState<Case[]>([]);
   const [loading, setLoading] = useState(true);
@@ -125,24 +134,88 @@ export function DayBoard() {
   const [message, setMessage] = useState("");
   const [working, setWorking] = useState<bigint | null>(null);
   const [cancelling, setCancelling] = useState<bigint | null>(null);
-
-  const load = useCallback(async (which: string) => {
-    setLoading(true);
-    try {
-      const loaded = await loadDay(which);
-      setRooms(loaded.rooms);
-      setCases(loaded.cases);
-      setError("");
-    } catch (err) {
-      setError(friendlyError(err).message);
-    } finally {
-      setLoading(false);
-    }
-  }, []);
+  const [live, setLive] = useState<"connecting" | "live" | "reconnecting">("connecting");
+  const [reloads, setReloads] = useState(0);
+  const shown = useRef({ siteId, day, zone });
+  shown.current = { siteId, day, zone };
 
   useEffect(() => {
-    void load(day);
-  }, [day, load]);
+    if (!siteId && sites.length > 0) setSiteId(sites[0].id);
+  }, [sites, siteId]);
+  useEffect(() => {
+    if (site) setDay((current) => current || dayIn(new Date(), site.timeZone));
+  }, [site]);
+
+  useEffect(() => {
+    if (!siteId || !day) return;
+    let current = true;
+    setLoading(true);
+    loadDay(siteId, day).then(
+      (loaded) => {
+        if (!current) return;
+        setRooms(loaded.rooms);
+        setCases(loaded.cases);
+        setError("");
+        setLoading(false);
+      },
+      (err: unknown) => {
+        if (!current) return;
+        setError(friendlyError(err).message);
+        setLoading(false);
+      },
+    );
+    return () => {
+      current = false;
+    };
+  }, [siteId, day, reloads]);
+
+  /** Puts one slot's current reading (and its booking) on the board, or takes it off if it left the day. */
+  const refreshCase = useCallback(async (slot: Slot, withBooking: boolean) => {
+    const onDay = dayIn(toDate(slot.startTime), zoneOf(slot.site)) === shown.current.day && slot.site?.id === shown.current.siteId;
+    let fresh: Case | null = null;
+    if (onDay && withBooking) fresh = await caseOfSlot(slot).catch(() => ({ slot }));
+    setCases((list) => {
+      const rest = list.filter((c) => c.slot.id !== slot.id);
+      if (!onDay || slot.retireTime) return rest;
+      const old = list.find((c) => c.slot.id === slot.id);
+      return [...rest, fresh ?? { slot, booking: old?.booking }].sort(byStart);
+    });
+  }, []);
+
+  // Live: WatchSlots for this site. Its snapshot holds only slots yet to start, so the board keeps its own
+  // reading of the day and applies each change; a re-snapshot (the watcher fell behind) reloads the day.
+  useEffect(() => {
+    if (!siteId || !day) return;
+    const abort = new AbortController();
+    const run = async () => {
+      let attempt = 0;
+      while (!abort.signal.aborted) {
+        let complete = false;
+        try {
+          for await (const change of slotClient.watchSlots({ siteId }, { signal: abort.signal })) {
+            attempt = 0;
+            if (change.kind === SlotChangeKind.SNAPSHOT_COMPLETE) {
+              if (complete) setReloads((n) => n + 1);
+              complete = true;
+              setLive("live");
+            } else if (change.kind === SlotChangeKind.SNAPSHOT) {
+              continue;
+            } else if (change.slot) {
+              void refreshCase(change.slot, BOOKING_KINDS.has(change.kind));
+            }
+          }
+        } catch {
+          if (abort.signal.aborted) return;
+        }
+        setLive("reconnecting");
+        await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** attempt++, 10_000)));
+        setReloads((n) => n + 1); // changes made while disconnected
+      }
+    };
+    setLive("connecting");
+    void run();
+    return () => abort.abort();
+  }, [siteId, day, refreshCase]);
 
   function replaceCase(slotId: bigint, update: Partial<Case>) {
     setCases((current) => current.map((c) => (c.slot.id === slotId ? { ...c, ...update } : c)));
@@ -160,7 +233,7 @@ export function DayBoard() {
       document.getElementById(`case-${c.slot.id}`)?.focus();
     } catch (err) {
       setError(friendlyError(err).message);
-      void load(day);
+      void refreshCase(c.slot, true);
     } finally {
       setWorking(null);
     }
@@ -190,23 +263,30 @@ export function DayBoard() {
     <section className="panel day-board" aria-labelledby="board-title" aria-busy={loading}>
       <div className="results-head">
         <h2 id="board-title">Day board</h2>
-        <div className="field inline">
-          <label htmlFor="board-day">Day (UTC)</label>
-          <input id="board-day" type="date" value={day} onChange={(e) => e.target.value && setDay(e.target.value)} />
+        <div className="filter-row">
+          <SitePicker id="board-site" sites={sites} value={siteId} onChange={setSiteId} />
+          <div className="field inline">
+            <label htmlFor="board-day">Day</label>
+            <input id="board-day" type="date" value={day} onChange={(e) => e.target.value && setDay(e.target.value)} />
+          </div>
+          <span className={`live live-${live}`} role="status" data-testid="board-live">
+            {live === "live" ? "Live" : live === "connecting" ? "Connecting…" : "Reconnecting…"}
+          </span>
         </div>
       </div>
-      <p className="muted small" id="board-zone">
-        All times on this board are in <strong>UTC</strong>.
-      </p>
+      {site && day && <DayLength day={day} site={site} />}
       <p className="visually-hidden" role="status" aria-live="polite" data-testid="board-announcer">
         {message}
       </p>
-      {error && (
+      {(error || sitesError !== null) && (
         <p className="alert alert-error" role="alert">
-          {error}
+          {error || friendlyError(sitesError).message}
         </p>
       )}
       {!loading && cases.length === 0 && <p className="empty">No cases on this day.</p>}
+      {day && cases.length > 0 && (
+        <DayTimeline rooms={roomsWithCases} slots={cases.map((c) => c.slot)} highlight={null} day={day} zone={zone} />
+      )}
       {roomsWithCases.map((room) => (
         <section key={String(room.id)} className="board-room" aria-labelledby={`board-room-${room.id}`}>
           <h3 id={`board-room-${room.id}`}>{room.name}</h3>
@@ -217,6 +297,7 @@ export function DayBoard() {
                 <CaseRow
                   key={String(c.slot.id)}
                   item={c}
+                  zone={zone}
                   busy={working === c.slot.id}
                   isCancelling={cancelling === c.slot.id}
                   onStep={(step, label) => void onStep(c, step, label)}
@@ -244,6 +325,7 @@ function stateOf(c: Case): { word: string; css: string } {
 
 function CaseRow(props: {
   item: Case;
+  zone: string;
   busy: boolean;
   isCancelling: boolean;
   onStep: (step: Step, label: string) => void;
@@ -257,11 +339,11 @@ function CaseRow(props: {
   const steps = !slot.cancelTime && booking ? (STEPS[booking.status] ?? []) : [];
   const canCancelSlot =
     !slot.cancelTime && booking?.status !== BookingStatus.IN_PROGRESS && booking?.status !== BookingStatus.COMPLETED;
-  const when = `${formatUtcTime(slot.startTime)}–${formatUtcTime(slot.endTime)} UTC`;
+  const when = formatTimes(slot.startTime, slot.endTime, props.zone);
   return (
     <li className="board-case" data-slot-id={String(slot.id)}>
       <div className="board-when" id={`case-${slot.id}`} tabIndex={-1}>
-        <strong>{when}</strong>
+        <strong data-testid="case-time">{when}</strong>
         <span className={`badge badge-${state.css}`} data-testid="case-state">
           {state.word}
         </span>
@@ -269,8 +351,8 @@ function CaseRow(props: {
       <div className="board-what">
         <strong>{slot.procedureType}</strong> · {slot.doctor?.name}
         {booking && ACTIVE.has(booking.status) && <> · patient {booking.patientId}</>}
-        {booking?.actualStartTime && <span className="small muted"> · started {formatUtcTime(booking.actualStartTime)}</span>}
-        {booking?.actualEndTime && <span className="small muted"> · ended {formatUtcTime(booking.actualEndTime)}</span>}
+        {booking?.actualStartTime && <span className="small muted"> · started {formatZonedTime(booking.actualStartTime, props.zone)}</span>}
+        {booking?.actualEndTime && <span className="small muted"> · ended {formatZonedTime(booking.actualEndTime, props.zone)}</span>}
         {booking?.overrun && booking.overrun.seconds > 0n && (
           <span className="small overrun"> · overran by {String(booking.overrun.seconds / 60n)} min</span>
         )}

@@ -1,14 +1,17 @@
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useRef, useState, type ReactNode } from "react";
 import { adminClient, slotClient } from "../api";
 import { friendlyError } from "../errors";
-import type { Doctor, Equipment, Room } from "../gen/orflow/v1/resources_pb";
+import type { Doctor, Equipment, Room, Site } from "../gen/orflow/v1/resources_pb";
+import { useSites } from "../sites";
+import { EditForm, RetirePanel, type Values } from "./EditForms";
 import { FieldError, type FieldProblems, fieldMessage, invalidProps, unplacedProblems } from "./fieldErrors";
 
-async function allDoctors(): Promise<Doctor[]> {
+/** Every surgeon, the retired ones too (shown as retired, with nothing to edit). */
+export async function allDoctors(showRetired = true): Promise<Doctor[]> {
   const doctors: Doctor[] = [];
   let pageToken = "";
   do {
-    const reply = await slotClient.listDoctors({ pageSize: 100, pageToken }, { timeoutMs: 10_000 });
+    const reply = await slotClient.listDoctors({ pageSize: 100, pageToken, showRetired }, { timeoutMs: 10_000 });
     doctors.push(...reply.doctors);
     pageToken = reply.nextPageToken;
   } while (pageToken && doctors.length < 1000);
@@ -123,26 +126,97 @@ function wholeNumber(text: string): number {
   return Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, n));
 }
 
+type Kind = "room" | "doctor" | "equipment";
+type Open = { kind: Kind; id: bigint; what: "edit" | "retire" } | null;
+
+function turnoverMinutes(room: Room): string {
+  return room.turnover ? String(Number(room.turnover.seconds) / 60) : "";
+}
+
+function roomValues(room: Room): Values {
+  return { name: room.name, site_id: String(room.siteId), turnover: turnoverMinutes(room) };
+}
+
+function siteName(sites: Site[], id: bigint): string {
+  const site = sites.find((s) => s.id === id);
+  return site ? `${site.displayName || site.name} (${site.timeZone})` : `site #${id}`;
+}
+
+/** One resource's row: its text, Edit… and Retire… while in service, and the open form beneath it. */
+function ResourceRow(props: {
+  label: string;
+  retired: boolean;
+  isNew?: boolean;
+  open: "edit" | "retire" | null;
+  onOpen: (what: "edit" | "retire") => void;
+  children: ReactNode;
+  form: ReactNode;
+}) {
+  return (
+    <li className={`resource-row ${props.isNew ? "row-new" : ""}`} data-name={props.label}>
+      <div className="resource-line">
+        <span className="resource-text">
+          {props.children}
+          {props.retired && <span className="badge badge-cancelled"> Retired</span>}
+        </span>
+        {!props.retired && (
+          <span className="row-actions">
+            <button
+              type="button"
+              className="link-button"
+              aria-expanded={props.open === "edit"}
+              aria-label={`Edit ${props.label}`}
+              onClick={() => props.onOpen("edit")}
+            >
+              Edit…
+            </button>
+            <button
+              type="button"
+              className="link-button"
+              aria-expanded={props.open === "retire"}
+              aria-label={`Retire ${props.label}`}
+              onClick={() => props.onOpen("retire")}
+            >
+              Retire…
+            </button>
+          </span>
+        )}
+      </div>
+      {props.form}
+    </li>
+  );
+}
+
 export function Inventory() {
   const [rooms, setRooms] = useState<Room[]>([]);
   const [doctors, setDoctors] = useState<Doctor[]>([]);
   const [equipment, setEquipment] = useState<Equipment[]>([]);
   const [added, setAdded] = useState<Set<string>>(new Set());
   const [error, setError] = useState("");
+  const [open, setOpen] = useState<Open>(null);
+  const [done, setDone] = useState("");
+  const { sites } = useSites();
+
+  async function reloadAll(): Promise<{ rooms: Room[]; doctors: Doctor[]; equipment: Equipment[] }> {
+    const [r, d, e] = await Promise.all([adminClient.listRooms({}), allDoctors(), adminClient.listEquipment({})]);
+    setRooms(r.rooms);
+    setDoctors(d);
+    setEquipment(e.equipment);
+    return { rooms: r.rooms, doctors: d, equipment: e.equipment };
+  }
 
   useEffect(() => {
-    Promise.all([adminClient.listRooms({}), allDoctors(), adminClient.listEquipment({})]).then(
-      ([r, d, e]) => {
-        setRooms(r.rooms);
-        setDoctors(d);
-        setEquipment(e.equipment);
-      },
-      (err: unknown) => setError(friendlyError(err).message),
-    );
+    reloadAll().catch((err: unknown) => setError(friendlyError(err).message));
   }, []);
 
   const mark = (key: string) => setAdded((keys) => new Set(keys).add(key));
   const isNew = (key: string) => (added.has(key) ? "row-new" : undefined);
+  const openFor = (kind: Kind, id: bigint) => (open?.kind === kind && open.id === id ? open.what : null);
+  function close(kind: Kind, id: bigint, message = "") {
+    setOpen(null);
+    if (message) setDone(message);
+    document.querySelector<HTMLElement>(`[data-resource="${kind}-${id}"]`)?.focus();
+  }
 
   async function createRoom(v: Record<string, string>): Promise<string> {
     const { room } = await adminClient.createRoom({ name: v.name }, { timeoutMs: 10_000 });
@@ -172,6 +246,55 @@ export function Inventory() {
     return `Equipment “${item.name}” added with ${item.quantity} ${item.quantity === 1 ? "unit" : "units"}.`;
   }
 
+  async function saveRoom(room: Room, v: Values, changed: string[]): Promise<string> {
+    const minutes = v.turnover.trim();
+    const reply = await adminClient.updateRoom(
+      {
+        room: {
+          id: room.id,
+          etag: room.etag,
+          name: v.name,
+          siteId: BigInt(v.site_id || 0),
+          turnover: minutes === "" ? undefined : { seconds: BigInt(Math.round(Number(minutes) * 60)) },
+        },
+        updateMask: { paths: changed },
+      },
+      { timeoutMs: 10_000 },
+    );
+    const saved = reply.room ?? room;
+    setRooms((list) => list.map((r) => (r.id === saved.id ? saved : r)));
+    return `Room “${saved.name}” saved.`;
+  }
+
+  async function saveDoctor(doctor: Doctor, v: Values, changed: string[]): Promise<string> {
+    const reply = await adminClient.updateDoctor(
+      { doctor: { id: doctor.id, etag: doctor.etag, name: v.name, specialty: v.specialty }, updateMask: { paths: changed } },
+      { timeoutMs: 10_000 },
+    );
+    const saved = reply.doctor ?? doctor;
+    setDoctors((list) => list.map((d) => (d.id === saved.id ? saved : d)));
+    return `Surgeon “${saved.name}” saved.`;
+  }
+
+  async function saveEquipment(item: Equipment, v: Values, changed: string[]): Promise<string> {
+    const reply = await adminClient.updateEquipment(
+      {
+        equipment: { id: item.id, etag: item.etag, name: v.name, quantity: wholeNumber(v.quantity) },
+        updateMask: { paths: changed },
+      },
+      { timeoutMs: 10_000 },
+    );
+    const saved = reply.equipment ?? item;
+    setEquipment((list) => list.map((e) => (e.id === saved.id ? saved : e)));
+    return `Equipment “${saved.name}” saved: ${saved.quantity} ${saved.quantity === 1 ? "unit" : "units"}.`;
+  }
+
+  const siteOptions = sites.map((s) => ({ value: String(s.id), label: `${s.displayName || s.name} (${s.timeZone})` }));
+  const checkQuantity = (v: Values): FieldProblems =>
+    Number.isNaN(wholeNumber(v.quantity)) ? { quantity: "must be a whole number" } : {};
+  const checkTurnover = (v: Values): FieldProblems =>
+    v.turnover.trim() !== "" && !/^\d+$/.test(v.turnover.trim()) ? { turnover: "must be a whole number of minutes" } : {};
+
   return (
     <div className="grid-3">
       {error && (
@@ -179,13 +302,80 @@ export function Inventory() {
           {error}
         </p>
       )}
+      <p className="visually-hidden" role="status" aria-live="polite" data-testid="inventory-announcer">
+        {done}
+      </p>
       <section className="panel" aria-labelledby="rooms-title">
         <h2 id="rooms-title">Operating rooms ({rooms.length})</h2>
+        {done && (
+          <p className="alert alert-ok" aria-hidden="true">
+            {done}
+          </p>
+        )}
         <ul className="plain-list" aria-label="Operating rooms">
           {rooms.map((r) => (
-            <li key={String(r.id)} className={isNew(`room-${r.id}`)}>
-              {r.name}
-            </li>
+            <ResourceRow
+              key={String(r.id)}
+              label={r.name}
+              retired={Boolean(r.retireTime)}
+              isNew={Boolean(isNew(`room-${r.id}`))}
+              open={openFor("room", r.id)}
+              onOpen={(what) => setOpen({ kind: "room", id: r.id, what })}
+              form={
+                openFor("room", r.id) === "edit" ? (
+                  <EditForm
+                    id={`edit-room-${r.id}`}
+                    title={`Edit ${r.name}`}
+                    initial={roomValues(r)}
+                    fields={[
+                      { name: "name", label: "Room name" },
+                      { name: "site_id", label: "Hospital", type: "select", options: siteOptions },
+                      {
+                        name: "turnover",
+                        label: "Turnover (minutes)",
+                        type: "number",
+                        min: 0,
+                        hint: "Cleaning and set-up after each case. Empty: the hospital-wide default.",
+                      },
+                    ]}
+                    check={checkTurnover}
+                    save={(v, changed) => saveRoom(r, v, changed)}
+                    reload={async () => {
+                      const fresh = (await reloadAll()).rooms.find((x) => x.id === r.id);
+                      return fresh ? roomValues(fresh) : null;
+                    }}
+                    onSaved={(m) => close("room", r.id, m)}
+                    onClose={() => close("room", r.id)}
+                  />
+                ) : openFor("room", r.id) === "retire" ? (
+                  <RetirePanel
+                    id={`retire-room-${r.id}`}
+                    kind="operating room"
+                    name={r.name}
+                    retire={async (cancelBookings, note) => {
+                      const reply = await adminClient.retireRoom(
+                        { roomId: r.id, etag: r.etag, cancelBookings, note },
+                        { timeoutMs: 10_000 },
+                      );
+                      await reloadAll();
+                      return { cancelled: reply.cancelledBookings.length };
+                    }}
+                    reload={reloadAll}
+                    onRetired={(m) => close("room", r.id, m)}
+                    onClose={() => close("room", r.id)}
+                  />
+                ) : null
+              }
+            >
+              <span data-resource={`room-${r.id}`} tabIndex={-1}>
+                {r.name}
+              </span>
+              <span className="muted small">
+                {" "}
+                · {siteName(sites, r.siteId)}
+                {r.turnover ? ` · turnover ${turnoverMinutes(r)} min` : ""}
+              </span>
+            </ResourceRow>
           ))}
         </ul>
         <AddForm
@@ -200,10 +390,56 @@ export function Inventory() {
         <h2 id="surgeons-title">Surgeons ({doctors.length})</h2>
         <ul className="plain-list" aria-label="Surgeons">
           {doctors.map((d) => (
-            <li key={String(d.id)} className={isNew(`doctor-${d.id}`)}>
-              {d.name}
+            <ResourceRow
+              key={String(d.id)}
+              label={d.name}
+              retired={Boolean(d.retireTime)}
+              isNew={Boolean(isNew(`doctor-${d.id}`))}
+              open={openFor("doctor", d.id)}
+              onOpen={(what) => setOpen({ kind: "doctor", id: d.id, what })}
+              form={
+                openFor("doctor", d.id) === "edit" ? (
+                  <EditForm
+                    id={`edit-doctor-${d.id}`}
+                    title={`Edit ${d.name}`}
+                    initial={{ name: d.name, specialty: d.specialty }}
+                    fields={[
+                      { name: "name", label: "Surgeon name" },
+                      { name: "specialty", label: "Specialty" },
+                    ]}
+                    save={(v, changed) => saveDoctor(d, v, changed)}
+                    reload={async () => {
+                      const fresh = (await reloadAll()).doctors.find((x) => x.id === d.id);
+                      return fresh ? { name: fresh.name, specialty: fresh.specialty } : null;
+                    }}
+                    onSaved={(m) => close("doctor", d.id, m)}
+                    onClose={() => close("doctor", d.id)}
+                  />
+                ) : openFor("doctor", d.id) === "retire" ? (
+                  <RetirePanel
+                    id={`retire-doctor-${d.id}`}
+                    kind="surgeon"
+                    name={d.name}
+                    retire={async (cancelBookings, note) => {
+                      const reply = await adminClient.retireDoctor(
+                        { doctorId: d.id, etag: d.etag, cancelBookings, note },
+                        { timeoutMs: 10_000 },
+                      );
+                      await reloadAll();
+                      return { cancelled: reply.cancelledBookings.length };
+                    }}
+                    reload={reloadAll}
+                    onRetired={(m) => close("doctor", d.id, m)}
+                    onClose={() => close("doctor", d.id)}
+                  />
+                ) : null
+              }
+            >
+              <span data-resource={`doctor-${d.id}`} tabIndex={-1}>
+                {d.name}
+              </span>
               <span className="muted small"> · {d.specialty}</span>
-            </li>
+            </ResourceRow>
           ))}
         </ul>
         <AddForm
@@ -219,26 +455,64 @@ export function Inventory() {
       </section>
       <section className="panel" aria-labelledby="equipment-title">
         <h2 id="equipment-title">Equipment</h2>
-        <div className="table-wrap">
-          <table className="table" aria-labelledby="equipment-title">
-            <thead>
-              <tr>
-                <th scope="col">Type</th>
-                <th scope="col" className="num">
-                  Units
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {equipment.map((e) => (
-                <tr key={String(e.id)} className={isNew(`equipment-${e.id}`)}>
-                  <td>{e.name}</td>
-                  <td className="num">{e.quantity}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ul className="plain-list" aria-label="Equipment">
+          {equipment.map((e) => (
+            <ResourceRow
+              key={String(e.id)}
+              label={e.name}
+              retired={Boolean(e.retireTime)}
+              isNew={Boolean(isNew(`equipment-${e.id}`))}
+              open={openFor("equipment", e.id)}
+              onOpen={(what) => setOpen({ kind: "equipment", id: e.id, what })}
+              form={
+                openFor("equipment", e.id) === "edit" ? (
+                  <EditForm
+                    id={`edit-equipment-${e.id}`}
+                    title={`Edit ${e.name}`}
+                    initial={{ name: e.name, quantity: String(e.quantity) }}
+                    fields={[
+                      { name: "name", label: "Equipment name" },
+                      { name: "quantity", label: "Units", type: "number", min: 0 },
+                    ]}
+                    check={checkQuantity}
+                    save={(v, changed) => saveEquipment(e, v, changed)}
+                    reload={async () => {
+                      const fresh = (await reloadAll()).equipment.find((x) => x.id === e.id);
+                      return fresh ? { name: fresh.name, quantity: String(fresh.quantity) } : null;
+                    }}
+                    onSaved={(m) => close("equipment", e.id, m)}
+                    onClose={() => close("equipment", e.id)}
+                  />
+                ) : openFor("equipment", e.id) === "retire" ? (
+                  <RetirePanel
+                    id={`retire-equipment-${e.id}`}
+                    kind="equipment type"
+                    name={e.name}
+                    retire={async (cancelBookings, note) => {
+                      const reply = await adminClient.retireEquipment(
+                        { equipmentId: e.id, etag: e.etag, cancelBookings, note },
+                        { timeoutMs: 10_000 },
+                      );
+                      await reloadAll();
+                      return { cancelled: reply.cancelledBookings.length };
+                    }}
+                    reload={reloadAll}
+                    onRetired={(m) => close("equipment", e.id, m)}
+                    onClose={() => close("equipment", e.id)}
+                  />
+                ) : null
+              }
+            >
+              <span data-resource={`equipment-${e.id}`} tabIndex={-1}>
+                {e.name}
+              </span>
+              <span className="muted small" data-testid="units">
+                {" "}
+                · {e.quantity} {e.quantity === 1 ? "unit" : "units"}
+              </span>
+            </ResourceRow>
+          ))}
+        </ul>
         <AddForm
           id="add-equipment"
           title="Add an equipment type"

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { bookingClient } from "../api";
 import { friendlyError } from "../errors";
-import { countdown, formatRange, formatTime, toDate } from "../format";
+import { countdown, formatRange, formatZonedTime, toDate, zoneOf } from "../format";
 import { BookingStatus, FailureReason, type Booking } from "../gen/orflow/v1/booking_pb";
 import { ErrorReason } from "../gen/orflow/v1/error_reason_pb";
 import type { Slot } from "../gen/orflow/v1/resources_pb";
@@ -31,7 +31,7 @@ function statusAnnouncement(booking: Booking, slot: Slot): string {
   const what = `${slot.procedureType} with ${slot.doctor?.name ?? "the surgeon"}`;
   switch (booking.status) {
     case BookingStatus.PENDING:
-      return `Slot held for you: ${what}, ${formatRange(slot.startTime, slot.endTime)}. It is yours until ${formatTime(booking.expireTime)}; confirm to book it.`;
+      return `Slot held for you: ${what}, ${formatRange(slot.startTime, slot.endTime, zoneOf(slot.site))}. It is yours until ${formatZonedTime(booking.expireTime, zoneOf(slot.site))}; confirm to book it.`;
     case BookingStatus.CONFIRMED:
       return `Booked: ${what} is confirmed for you.`;
     case BookingStatus.CANCELLED:
@@ -113,7 +113,7 @@ export function HoldPanel(props: {
         setFocusConfirm(true); // the extend button goes away: focus moves to the next step, not the body
         if (reply.booking) {
           onChange(reply.booking);
-          announce(`Hold extended: it is yours until ${formatTime(reply.booking.expireTime)}. Confirm before then.`);
+          announce(`Hold extended: it is yours until ${formatZonedTime(reply.booking.expireTime, zoneOf(slot.site))}. Confirm before then.`);
         }
         return;
       }
@@ -148,7 +148,7 @@ export function HoldPanel(props: {
       <p>
         <strong>{slot.procedureType}</strong> with {slot.doctor?.name}, {slot.room?.name}
         <br />
-        {formatRange(slot.startTime, slot.endTime)} · patient {booking.patientId}
+        <span data-testid="hold-time">{formatRange(slot.startTime, slot.endTime, zoneOf(slot.site))}</span> · patient {booking.patientId}
       </p>
       {isPending && (
         <>

@@ -2,7 +2,7 @@
 import { Fragment, useEffect, useState } from "react";
 import { bookingClient, slotClient } from "../api";
 import { friendlyError } from "../errors";
-import { formatDay, formatRange, formatTime } from "../format";
+import { formatInstant, formatRange, zoneOf } from "../format";
 import { BookingStatus, CancellationReason, type Booking } from "../gen/orflow/v1/booking_pb";
 import type { Slot } from "../gen/orflow/v1/resources_pb";
 import { useAuth } from "../session";
@@ -173,14 +173,16 @@ function BookingList() {
                         <>
                           <strong>{slot.procedureType}</strong> with {slot.doctor?.name}, {slot.room?.name}
                           <br />
-                          <span className="small">{formatRange(slot.startTime, slot.endTime)}</span>
+                          <span className="small" data-testid="booking-time">
+                            {formatRange(slot.startTime, slot.endTime, zoneOf(slot.site))}
+                          </span>
                         </>
                       ) : (
                         `Slot #${String(b.slotId)}`
                       )}
                     </td>
                     <td className="small">
-                      {formatDay(b.createTime)} {formatTime(b.createTime)}
+                      {formatInstant(b.createTime, zoneOf(b.site))}
                     </td>
                     <td className="row-actions">
                       {canChange && (
@@ -216,7 +218,7 @@ function BookingList() {
                             current={slot}
                             onDone={(moved, to) => {
                               replaced(moved, to);
-                              setMessage(`Booking #${moved.id} moved to ${to.procedureType}, ${formatRange(to.startTime, to.endTime)}.`);
+                              setMessage(`Booking #${moved.id} moved to ${to.procedureType}, ${formatRange(to.startTime, to.endTime, zoneOf(to.site))}.`);
                             }}
                             onClose={() => {
                               setActing(null);
@@ -331,10 +333,10 @@ function ReschedulePicker(props: {
         {choices.map((s) => (
           <li key={String(s.id)} data-slot-id={String(s.id)}>
             <span>
-              <strong>{s.procedureType}</strong> with {s.doctor?.name}, {s.room?.name} · {formatRange(s.startTime, s.endTime)}
+              <strong>{s.procedureType}</strong> with {s.doctor?.name}, {s.room?.name} · {formatRange(s.startTime, s.endTime, zoneOf(s.site))}
             </span>
             <button type="button" className="button primary" disabled={working} onClick={() => void moveTo(s)}>
-              Move here<span className="visually-hidden">: {formatRange(s.startTime, s.endTime)}</span>
+              Move here<span className="visually-hidden">: {formatRange(s.startTime, s.endTime, zoneOf(s.site))}</span>
             </button>
           </li>
         ))}

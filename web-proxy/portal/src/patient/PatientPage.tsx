@@ -1,11 +1,11 @@
 import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
 import { bookingClient } from "../api";
 import { friendlyError } from "../errors";
-import { dayWindow } from "../format";
 import { BookingStatus, type Booking } from "../gen/orflow/v1/booking_pb";
 import { ErrorReason } from "../gen/orflow/v1/error_reason_pb";
 import type { Doctor, Slot } from "../gen/orflow/v1/resources_pb";
 import { askToSignIn, useAuth } from "../session";
+import { useSites } from "../sites";
 import { useLiveSlots } from "../useLiveSlots";
 import { DoctorFinder } from "./DoctorFinder";
 import { HoldPanel } from "./HoldPanel";
@@ -58,6 +58,8 @@ export function PatientPage() {
   const [doctor, setDoctor] = useState<Doctor | null>(null);
   const [procedure, setProcedure] = useState("");
   const [day, setDay] = useState("");
+  const [siteId, setSiteId] = useState(0n);
+  const { sites } = useSites();
   const [booking, setBooking] = useState<{ booking: Booking; slot: Slot } | null>(null);
   const [busySlot, setBusySlot] = useState<bigint | null>(null);
   const [error, setError] = useState<string>("");
@@ -66,8 +68,8 @@ export function PatientPage() {
   const announce = useCallback((message: string) => setHoldMessage((m) => (m.endsWith(message) ? `\u200b${message}` : message)), []);
 
   const filter = useMemo(
-    () => ({ procedureType: procedure, doctorId: doctor?.id ?? 0n, window: day ? dayWindow(day) : undefined }),
-    [procedure, doctor, day],
+    () => ({ procedureType: procedure, doctorId: doctor?.id ?? 0n, siteId, day }),
+    [procedure, doctor, siteId, day],
   );
   const narrow = useMediaQuery("(max-width: 860px)");
   const live = useLiveSlots(filter, booking?.slot.id ?? busySlot);
@@ -119,7 +121,7 @@ export function PatientPage() {
       </section>
 
       <div className="layout">
-        <FiltersPanel narrow={narrow} active={Boolean(doctor || procedure || day)}>
+        <FiltersPanel narrow={narrow} active={Boolean(doctor || procedure || day || siteId)}>
           {session?.role === "patient" ? (
             <p className="signed-in" data-testid="signed-in-patient">
               Booking as patient <strong className="patient-id">{session.subject}</strong> ·{" "}
@@ -143,10 +145,24 @@ export function PatientPage() {
             </select>
           </div>
           <div className="field">
-            <label htmlFor="day">Date</label>
-            <input id="day" type="date" value={day} onChange={(e) => setDay(e.target.value)} />
+            <label htmlFor="site">Hospital</label>
+            <select id="site" value={String(siteId)} onChange={(e) => setSiteId(BigInt(e.target.value))}>
+              <option value="0">Any hospital</option>
+              {sites.map((s) => (
+                <option key={String(s.id)} value={String(s.id)}>
+                  {s.displayName || s.name} ({s.timeZone})
+                </option>
+              ))}
+            </select>
           </div>
-          {(doctor || procedure || day) && (
+          <div className="field">
+            <label htmlFor="day">Date</label>
+            <input id="day" type="date" value={day} aria-describedby="day-hint" onChange={(e) => setDay(e.target.value)} />
+            <p className="small muted" id="day-hint">
+              Times are each hospital's local time.
+            </p>
+          </div>
+          {(doctor || procedure || day || siteId !== 0n) && (
             <button
               type="button"
               className="link-button"
@@ -154,6 +170,7 @@ export function PatientPage() {
                 setDoctor(null);
                 setProcedure("");
                 setDay("");
+                setSiteId(0n);
               }}
             >
               Clear filters
