@@ -69,6 +69,7 @@ async def test_lowering_a_count_while_bookings_race_in_never_over_uses(db: async
     active = await db.fetchval(
         "SELECT count(*) FROM bookings WHERE status = ANY($1::text[])", list(invariants.ACTIVE_STATUSES)
     )
+    print(f"\nlowering race: lowerings {dict(lowerings)}, bookings {dict(booked)}, final {final}, active {active}")
     assert active == booked[("OK", "")] <= final
     assert (final == 10) == (lowerings[("OK", "")] == 0)
 
@@ -113,6 +114,8 @@ async def test_a_slot_moved_while_it_is_being_booked(db: asyncpg.Connection, tar
         moving,
         list(invariants.ACTIVE_STATUSES),
     )
+    moves = dict(tally(outcomes, rpc="UpdateSlot"))
+    print(f"\nmove race: moves {moves}, bookings {dict(booked)}, holders {len(holders)}")
     assert len(holders) <= 1 and all(h["start_time"] == h["slot_start"] for h in holders)
     assert booked[("OK", "")] == len(holders)
 
@@ -153,4 +156,5 @@ async def test_a_retire_racing_bookings_leaves_nothing_active_on_it(
         " AND cancellation_note = 'race'",
         slot_ids,
     )
+    print(f"\nretire race ({kind}): retires {dict(retires)}, bookings {dict(booked)}, cancelled {cancelled}")
     assert cancelled == booked[("OK", "")]
