@@ -220,3 +220,31 @@ async def test_slot_published_by_admin_is_bookable(db: asyncpg.Connection, admin
     ).slot
     booked = await bookings.CreateBooking(booking_service_pb2.CreateBookingRequest(slot_id=slot.id, patient_id="p"))
     assert booked.booking.slot_id == slot.id
+
+
+async def test_bookings_listed_by_many_slots_in_one_call(db: asyncpg.Connection, admin: Any, bookings: Any) -> None:
+    """ListBookings' slot_ids: a day board's slots in one call; bad ids are field violations, nothing read."""
+    first, second, other = await insert_slot(db), await insert_slot(db), await insert_slot(db)
+    made = {
+        s: (
+            await bookings.CreateBooking(booking_service_pb2.CreateBookingRequest(slot_id=s, patient_id=f"p-{s}"))
+        ).booking
+        for s in (first, second, other)
+    }
+    request = admin_service_pb2.ListBookingsRequest(slot_ids=[second, first, second], page_size=1)
+    pages = [await admin.ListBookings(request)]
+    while pages[-1].next_page_token:  # a token carries the same filter
+        request = admin_service_pb2.ListBookingsRequest(
+            slot_ids=[first, second], page_size=1, page_token=pages[-1].next_page_token
+        )
+        pages.append(await admin.ListBookings(request))
+    assert [b.id for page in pages for b in page.bookings] == [made[second].id, made[first].id]
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.ListBookings(admin_service_pb2.ListBookingsRequest(slot_ids=[first, 0]))
+    _, violations = error_details(caught.value)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in violations] == ["slot_ids[1]"]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.ListBookings(admin_service_pb2.ListBookingsRequest(slot_ids=list(range(1, 1002))))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

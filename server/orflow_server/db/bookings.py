@@ -335,6 +335,8 @@ async def list_bookings(conn: Conn, filters: BookingFilters, *, before_id: int |
         where.add(f"patient_id = {where.bind(filters.patient_id)}")
     if filters.slot_id:
         where.add(f"slot_id = {where.bind(filters.slot_id)}")
+    if filters.slot_ids:
+        where.add(f"slot_id = ANY({where.bind(list(filters.slot_ids))}::bigint[])")
     if before_id is not None:
         where.add(f"id < {where.bind(before_id)}")
     sql = f"SELECT {BOOKING_COLUMNS} FROM bookings {where.sql()} ORDER BY id DESC LIMIT {where.bind(limit)}"

@@ -62,13 +62,18 @@ class BookingFilters:
     status: BookingStatus | None = None
     patient_id: str = ""
     slot_id: int = 0
+    slot_ids: tuple[int, ...] = ()
+    """Any of these slots (sorted, distinct); empty means no such filter."""
 
     def token_fields(self) -> dict[str, FilterValue]:
-        return {
+        fields: dict[str, FilterValue] = {
             "status": None if self.status is None else self.status.value,
             "patient_id": self.patient_id,
             "slot_id": self.slot_id,
         }
+        if self.slot_ids:  # only when set, so tokens issued before it existed stay valid
+            fields["slot_ids"] = ",".join(map(str, self.slot_ids))
+        return fields
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from .validate import RequestChecker
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_EQUIPMENT_PER_SLOT = 50
+MAX_LISTED_SLOT_IDS = 1000  # ListBookings' slot_ids: a day board's slots, with room to spare
 
 # Update masks (AIP-134): the paths each Update call can set, and those it must refuse as output only.
 # A room moved to another site, or its own turnover changed (unset: back to the server's default), applies to
@@ -68,6 +69,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             status=check.enum_filter("status", request.status, convert.STATUS_FROM_PROTO, what="BookingStatus"),
             patient_id=check.text("patient_id", request.patient_id, max_length=64, is_required=False),
             slot_id=check.optional_id("slot_id", request.slot_id),
+            slot_ids=check.id_list("slot_ids", request.slot_ids, max_items=MAX_LISTED_SLOT_IDS),
         )
         check.raise_if_any()
         bookings, token = await booking_ops.list_bookings(

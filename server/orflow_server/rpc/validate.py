@@ -40,6 +40,16 @@ class RequestChecker:
             self.fail(field, "must be a positive id, or 0 for any")
         return value
 
+    def id_list(self, field: str, values: Collection[int], *, max_items: int) -> tuple[int, ...]:
+        """Positive ids, at most `max_items`, sorted and distinct (a filter: order and repeats mean nothing)."""
+        if len(values) > max_items:
+            self.fail(field, f"must list at most {max_items} ids")
+            return ()
+        for i, value in enumerate(values):
+            if value <= 0:
+                self.fail(f"{field}[{i}]", "must be a positive id")
+        return tuple(sorted(set(values)))
+
     def text(self, field: str, value: str, *, max_length: int, is_required: bool = True) -> str:
         if not value.strip():
             if is_required:

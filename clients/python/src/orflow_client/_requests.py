@@ -65,10 +65,21 @@ def list_slots(
 
 
 def list_bookings(
-    *, page_size: int, page_token: str, status: booking_pb2.BookingStatus.ValueType, patient_id: str, slot_id: int
+    *,
+    page_size: int,
+    page_token: str,
+    status: booking_pb2.BookingStatus.ValueType,
+    patient_id: str,
+    slot_id: int,
+    slot_ids: Iterable[int] = (),
 ) -> admin_service_pb2.ListBookingsRequest:
     return admin_service_pb2.ListBookingsRequest(
-        page_size=page_size, page_token=page_token, status=status, patient_id=patient_id, slot_id=slot_id
+        page_size=page_size,
+        page_token=page_token,
+        status=status,
+        patient_id=patient_id,
+        slot_id=slot_id,
+        slot_ids=list(slot_ids),
     )
 
 

@@ -370,12 +370,18 @@ class OrFlowClient:
         status: booking_pb2.BookingStatus.ValueType = booking_pb2.BOOKING_STATUS_UNSPECIFIED,
         patient_id: str = "",
         slot_id: int = 0,
+        slot_ids: Iterable[int] = (),
         page_size: int = 0,
         page_token: str = "",
         timeout: float | None = None,
     ) -> admin_service_pb2.ListBookingsResponse:
         request = _requests.list_bookings(
-            page_size=page_size, page_token=page_token, status=status, patient_id=patient_id, slot_id=slot_id
+            page_size=page_size,
+            page_token=page_token,
+            status=status,
+            patient_id=patient_id,
+            slot_id=slot_id,
+            slot_ids=slot_ids,
         )
         return await self._call(self._admin.ListBookings, request, timeout)
 
@@ -385,11 +391,18 @@ class OrFlowClient:
         status: booking_pb2.BookingStatus.ValueType = booking_pb2.BOOKING_STATUS_UNSPECIFIED,
         patient_id: str = "",
         slot_id: int = 0,
+        slot_ids: Iterable[int] = (),
         page_size: int = 0,
     ) -> AsyncIterator[booking_pb2.Booking]:
-        """Every booking matching the filters, newest first."""
+        """Every booking matching the filters, newest first (`slot_ids`: of any of those slots)."""
 
-        query: dict[str, Any] = {"status": status, "patient_id": patient_id, "slot_id": slot_id, "page_size": page_size}
+        query: dict[str, Any] = {
+            "status": status,
+            "patient_id": patient_id,
+            "slot_id": slot_id,
+            "slot_ids": tuple(slot_ids),
+            "page_size": page_size,
+        }
         return self._walk(lambda token: self.list_bookings_page(page_token=token, **query), lambda page: page.bookings)
 
     async def create_slot(

@@ -80,30 +80,34 @@ interface Case {
   booking?: Booking;
 }
 
-/** The booking that speaks for one slot now. ListBookings filters by slot, status or patient only (no site or
- * day), so a day costs one call per slot; a live change costs one call for the slot it names. */
+/** The booking that speaks for one slot now (a live change names one slot: one call for it). */
 async function caseOfSlot(slot: Slot): Promise<Case> {
   const reply = await adminClient.listBookings({ slotId: slot.id, pageSize: 20 }, { timeoutMs: 10_000 });
   return { slot, booking: caseOf(reply.bookings) };
 }
 
-/** At most `limit` calls in flight (the day's slots, one ListBookings each). */
-async function inBatches<T, R>(items: T[], limit: number, call: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await call(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
+/** Every slot's case for the day in one ListBookings (slot_ids), following its pages. */
+async function casesOfSlots(slots: Slot[]): Promise<Case[]> {
+  const bySlot = new Map<bigint, Booking[]>();
+  let pageToken = "";
+  if (slots.length > 0) {
+    do {
+      const reply = await adminClient.listBookings(
+        { slotIds: slots.map((s) => s.id), pageSize: 1000, pageToken },
+        { timeoutMs: 10_000 },
+      );
+      for (const booking of reply.bookings) {
+        bySlot.set(booking.slotId, [...(bySlot.get(booking.slotId) ?? []), booking]);
+      }
+      pageToken = reply.nextPageToken;
+    } while (pageToken);
+  }
+  return slots.map((slot) => ({ slot, booking: caseOf(bySlot.get(slot.id) ?? []) }));
 }
 
 async function loadDay(siteId: bigint, day: string): Promise<{ rooms: Room[]; cases: Case[] }> {
   const [roomReply, slots] = await Promise.all([adminClient.listRooms({}, { timeoutMs: 10_000 }), slotsOfSiteDay(siteId, day)]);
-  const cases = await inBatches(slots, 6, caseOfSlot);
+  const cases = await casesOfSlots(slots);
   return { rooms: roomReply.rooms.filter((r) => r.siteId === siteId), cases };
 }
 

@@ -86,6 +86,7 @@ class ListBookingsRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PATIENT_ID_FIELD_NUMBER: _builtins.int
     SLOT_ID_FIELD_NUMBER: _builtins.int
+    SLOT_IDS_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum bookings to return; 0 means 50, values above 1000 are treated as 1000."""
     page_token: _builtins.str
@@ -96,6 +97,12 @@ class ListBookingsRequest(_message.Message):
     """Only this patient's bookings."""
     slot_id: _builtins.int
     """Only bookings of this slot."""
+    @_builtins.property
+    def slot_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Only bookings of these slots (at most 1000 ids): a day board loads a
+        site's day, listed by ListSlots(site_id, day), in one call.
+        """
+
     def __init__(
         self,
         *,
@@ -104,10 +111,11 @@ class ListBookingsRequest(_message.Message):
         status: _booking_pb2.BookingStatus.ValueType = ...,
         patient_id: _builtins.str = ...,
         slot_id: _builtins.int = ...,
+        slot_ids: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id", "slot_id", b"slot_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id", "slot_id", b"slot_id", "slot_ids", b"slot_ids", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
