@@ -134,8 +134,9 @@ async def start_server(pool: asyncpg.Pool, saq_queue: Queue, database_url: str) 
     servers: list[OrFlowServer] = []
     schedulers: list[BufferedExpiryScheduler] = []
 
-    async def start(**overrides: Any) -> str:
-        schedulers.append(BufferedExpiryScheduler(SaqExpiryScheduler(saq_queue)))  # as `orflow server` runs it
+    async def start(queue: Queue | None = None, **overrides: Any) -> str:
+        """`queue`: the SAQ queue its expiry jobs go to (default: the session's)."""
+        schedulers.append(BufferedExpiryScheduler(SaqExpiryScheduler(queue or saq_queue)))  # as `orflow server` runs it
         server = build_server(
             replace(TEST_SETTINGS, **overrides),
             pool=pool,

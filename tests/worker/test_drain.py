@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -64,8 +65,22 @@ class WorkerProcess:
 StartWorker = Callable[[], Awaitable[WorkerProcess]]
 
 
+@pytest.fixture
+def drain_queue_name() -> str:
+    """A queue of each test's own: the session's may hold other tests' jobs, which a worker here would run too
+    (and count in its drain line, and whose holds' ids the restarted identities may share)."""
+    return f"orflow-drain-{uuid.uuid4().hex[:12]}"
+
+
 @pytest_asyncio.fixture(loop_scope="session")
-async def start_worker(database_url: str, redis_url: str, queue_name: str) -> AsyncIterator[StartWorker]:
+async def drain_queue(redis_url: str, drain_queue_name: str) -> AsyncIterator[Queue]:
+    queue = Queue.from_url(redis_url, name=drain_queue_name)
+    yield queue
+    await queue.disconnect()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def start_worker(database_url: str, redis_url: str, drain_queue_name: str) -> AsyncIterator[StartWorker]:
     started: list[asyncio.subprocess.Process] = []
 
     async def start() -> WorkerProcess:
@@ -73,13 +88,13 @@ async def start_worker(database_url: str, redis_url: str, queue_name: str) -> As
         env.update(
             ORFLOW_DATABASE_URL=database_url,
             ORFLOW_REDIS_URL=redis_url,
-            ORFLOW_QUEUE_NAME=queue_name,
+            ORFLOW_QUEUE_NAME=drain_queue_name,
             ORFLOW_SWEEP_SECONDS="59",  # the start-up sweep only: the jobs do the work here
             ORFLOW_WORKER_METRICS_ADDR="127.0.0.1:0",
             ORFLOW_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
             ORFLOW_LOG_FORMAT="json",
         )
-        queue = Queue.from_url(redis_url, name=queue_name)
+        queue = Queue.from_url(redis_url, name=drain_queue_name)
         known = set((await queue.info())["workers"])
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "orflow_server", "worker", env=env,
@@ -124,12 +139,14 @@ async def job_statuses(queue: Queue, keys: list[str]) -> list[Status | None]:
     return [job.status if (job := await queue.job(key)) is not None else None for key in keys]
 
 
-async def holds_with_jobs(db: asyncpg.Connection, start_server: ServerFactory) -> tuple[list[int], list[str]]:
+async def holds_with_jobs(
+    db: asyncpg.Connection, start_server: ServerFactory, queue: Queue
+) -> tuple[list[int], list[str]]:
     """HOLDS holds of HOLD_SECONDS through a real server (which enqueues their expiry jobs).
 
     Long enough for the test to lock their rows before the jobs are due on a busy machine (one second was
     not, once, in a CI run beside other work); lock_holds() checks it was."""
-    target = await start_server(hold_ttl=timedelta(seconds=HOLD_SECONDS))
+    target = await start_server(queue=queue, hold_ttl=timedelta(seconds=HOLD_SECONDS))
     async with authorized_channel(target) as channel:
         stub = booking_service_pb2_grpc.BookingServiceStub(channel)
         replies = [
@@ -142,16 +159,20 @@ async def holds_with_jobs(db: asyncpg.Connection, start_server: ServerFactory) -
 
 
 async def test_sigterm_lets_running_jobs_finish_within_the_grace(
-    db: asyncpg.Connection, database_url: str, saq_queue: Queue, start_server: ServerFactory, start_worker: StartWorker
+    db: asyncpg.Connection,
+    database_url: str,
+    drain_queue: Queue,
+    start_server: ServerFactory,
+    start_worker: StartWorker,
 ) -> None:
     worker = await start_worker()
-    booking_ids, keys = await holds_with_jobs(db, start_server)
+    booking_ids, keys = await holds_with_jobs(db, start_server, drain_queue)
     locker = await asyncpg.connect(database_url)
     try:
         locking = locker.transaction()
         await locking.start()
         await lock_holds(locker, booking_ids)
-        await jobs_waiting_on_locks(db, saq_queue, keys)
+        await jobs_waiting_on_locks(db, drain_queue, keys)
         stopping = asyncio.create_task(worker.stop())
         await asyncio.sleep(GRACE_SECONDS / 4)
         await locking.rollback()  # well within the grace: the waiting jobs go on
@@ -163,26 +184,30 @@ async def test_sigterm_lets_running_jobs_finish_within_the_grace(
     assert code == 0
     assert (drain["running"], drain["finished"], drain["requeued"]) == (HOLDS, HOLDS, 0)
     await wait_until_stored(db, booking_ids, "FAILED", within=0.1)  # done before the process exited
-    assert await job_statuses(saq_queue, keys) == [Status.COMPLETE] * HOLDS
+    assert await job_statuses(drain_queue, keys) == [Status.COMPLETE] * HOLDS
 
 
 async def test_jobs_past_the_grace_are_cancelled_in_postgres_and_requeued_for_the_next_worker(
-    db: asyncpg.Connection, database_url: str, saq_queue: Queue, start_server: ServerFactory, start_worker: StartWorker
+    db: asyncpg.Connection,
+    database_url: str,
+    drain_queue: Queue,
+    start_server: ServerFactory,
+    start_worker: StartWorker,
 ) -> None:
     worker = await start_worker()
-    booking_ids, keys = await holds_with_jobs(db, start_server)
+    booking_ids, keys = await holds_with_jobs(db, start_server, drain_queue)
     locker = await asyncpg.connect(database_url)
     try:
         async with locker.transaction():
             await lock_holds(locker, booking_ids)
-            await jobs_waiting_on_locks(db, saq_queue, keys)
+            await jobs_waiting_on_locks(db, drain_queue, keys)
             code, took = await worker.stop()
             # Still inside the lock holder's transaction: the worker's waits were cancelled, not granted.
             waiting = await db.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orflow'"
                 " AND datname = current_database() AND wait_event_type = 'Lock'"
             )
-            requeued = await job_statuses(saq_queue, keys)
+            requeued = await job_statuses(drain_queue, keys)
             statuses = await db.fetch("SELECT status FROM bookings WHERE id = ANY($1::bigint[])", booking_ids)
     finally:
         await locker.close()
@@ -198,6 +223,6 @@ async def test_jobs_past_the_grace_are_cancelled_in_postgres_and_requeued_for_th
     await start_worker()
     await wait_until_stored(db, booking_ids, "FAILED", within=10)
     deadline = time.monotonic() + 10
-    while await job_statuses(saq_queue, keys) != [Status.COMPLETE] * HOLDS:
+    while await job_statuses(drain_queue, keys) != [Status.COMPLETE] * HOLDS:
         assert time.monotonic() < deadline, "the re-queued jobs did not run on the next worker"
         await asyncio.sleep(0.05)
