@@ -195,6 +195,9 @@ def build_server(
             AuthInterceptor(token_verifier(settings), metrics=metrics),
         ],
         options=server_options(settings),
+        # gRPC refuses calls past this itself (RESOURCE_EXHAUSTED), before the interceptors or any Python
+        # handler work: a backstop for when calls arrive faster than the shedder can even look at them.
+        maximum_concurrent_rpcs=settings.concurrent_rpc_limit,
     )
     ctx = OpsContext(
         pool=pool,
