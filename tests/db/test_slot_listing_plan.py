@@ -135,3 +135,5 @@ async def test_the_in_service_test_agrees_with_the_retire_time_each_slot_shows(d
     for is_retired_shown in (False, True):
         available = await listed(is_available_only=True, is_retired_shown=is_retired_shown)
         assert set(available) == {plain, kept}
+        assert all(slot.is_available for slot in available.values())
+    assert not any(everything[i].is_available for i in retired.values())
