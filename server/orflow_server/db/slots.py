@@ -146,7 +146,10 @@ async def list_slots(
         clauses.append(f"(s.start_time, s.id) > ({bind(after[0])}::timestamptz, {bind(after[1])}::bigint)")
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     select = _AVAILABLE_SLOT_QUERY if filters.is_available_only else _SLOT_QUERY
-    sql = f"{select}{where}\nORDER BY s.start_time, s.id LIMIT {bind(limit)}"
+    # The page size is written into the statement, not bound as $n: with a $n LIMIT, PostgreSQL prices a
+    # generic plan as if 10 % of the table were wanted, so it never reuses one and plans every call anew
+    # (4-5 ms of planning for the availability joins, more than running them). An int cannot inject.
+    sql = f"{select}{where}\nORDER BY s.start_time, s.id LIMIT {int(limit)}"
     return [_slot_from_row(row) for row in await conn.fetch(sql, *params)]
 
 
