@@ -20,7 +20,6 @@ from orflow.v1 import (
     booking_service_pb2,
     booking_service_pb2_grpc,
     slot_service_pb2,
-    slot_service_pb2_grpc,
 )
 from redis.asyncio import Redis
 from saq import Queue
@@ -33,13 +32,13 @@ from .metrics import Metrics, serve_metrics, stop_metrics
 from .observability.tracing import server_interceptors
 from .ops.context import OpsContext
 from .ops.scheduling import ExpiryScheduler, NoQueueExpiryScheduler
+from .rpc import slot_service
 from .rpc.admin_service import AdminService
 from .rpc.auth import AuthInterceptor
 from .rpc.booking_service import BookingService
 from .rpc.errors import ErrorInterceptor
 from .rpc.observe import ObserveInterceptor
 from .rpc.shedding import InFlightLimit, SheddingInterceptor
-from .rpc.slot_service import SlotService
 from .security.rate_limit import BookingRateLimits, Limiter, RateLimiter, SharedRateLimiter
 from .security.streams import StreamLimits
 from .security.tokens import TokenVerifier, load_public_keys
@@ -196,6 +195,9 @@ def build_server(
             AuthInterceptor(token_verifier(settings), metrics=metrics),
         ],
         options=server_options(settings),
+        # gRPC refuses calls past this itself (RESOURCE_EXHAUSTED), before the interceptors or any Python
+        # handler work: a backstop for when calls arrive faster than the shedder can even look at them.
+        maximum_concurrent_rpcs=settings.concurrent_rpc_limit,
     )
     ctx = OpsContext(
         pool=pool,
@@ -215,7 +217,7 @@ def build_server(
         per_connection=settings.watch_streams_per_connection,
         total=settings.watch_streams_total,
     )
-    slot_service_pb2_grpc.add_SlotServiceServicer_to_server(SlotService(ctx, hub=hub, streams=streams), server)
+    slot_service.add_to_server(slot_service.SlotService(ctx, hub=hub, streams=streams), server)
     booking_service_pb2_grpc.add_BookingServiceServicer_to_server(
         BookingService(ctx, limits=limits or booking_rate_limits(settings)), server
     )

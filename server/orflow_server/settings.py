@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 MIN_SECRET_LENGTH = 32  # HS256 wants a key at least as long as its 256-bit output
+UNLIMITED_CALLS = 64  # health checks, reflection: calls neither the shedder nor the stream limits count
 
 
 class SettingsError(ValueError):
@@ -54,6 +55,10 @@ class Settings:
     # gRPC deadline bounds it sooner (ops/context.py).
     db_call_timeout: float = 15.0
     max_inflight_calls: int = 256  # unary calls running at once in one server; more are shed at once (UNAVAILABLE)
+    # gRPC's own bound on calls (streams included) admitted at once, checked before any Python handler work:
+    # past it a call is answered RESOURCE_EXHAUSTED by gRPC itself. 0 = the in-flight and stream limits added up,
+    # plus room for health checks and reflection (concurrent_rpc_limit).
+    grpc_max_concurrent_rpcs: int = 0
     grpc_keepalive_seconds: float = 60.0  # HTTP/2 PING on idle connections, so dead peers are noticed
     grpc_max_connection_age_seconds: float = 0.0  # 0 = never; else GOAWAY after this, so balancers rebalance
     grpc_max_connection_age_grace_seconds: float = 30.0  # calls (and streams) left to finish after a GOAWAY
@@ -68,6 +73,11 @@ class Settings:
             raise SettingsError(f"ORFLOW_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise SettingsError("ORFLOW_TLS_CERT_FILE and ORFLOW_TLS_KEY_FILE must be set together")
+
+    @property
+    def concurrent_rpc_limit(self) -> int:
+        """grpc_max_concurrent_rpcs, or (0) what the shedder and the stream limits admit, plus health and reflection."""
+        return self.grpc_max_concurrent_rpcs or self.max_inflight_calls + self.watch_streams_total + UNLIMITED_CALLS
 
     @property
     def has_auth(self) -> bool:
@@ -113,6 +123,7 @@ class Settings:
             db_lock_timeout_ms=_whole(environ, "ORFLOW_DB_LOCK_TIMEOUT_MS", 3_000, low=0, high=3_600_000),
             db_call_timeout=_number(environ, "ORFLOW_DB_CALL_TIMEOUT_SECONDS", 15, low=0.1, high=3600),
             max_inflight_calls=_whole(environ, "ORFLOW_MAX_INFLIGHT_CALLS", 256, low=1, high=100_000),
+            grpc_max_concurrent_rpcs=_whole(environ, "ORFLOW_GRPC_MAX_CONCURRENT_RPCS", 0, low=0, high=10_000_000),
             grpc_keepalive_seconds=_number(environ, "ORFLOW_GRPC_KEEPALIVE_SECONDS", 60, low=1, high=86_400),
             grpc_max_connection_age_seconds=_number(
                 environ, "ORFLOW_GRPC_MAX_CONNECTION_AGE_SECONDS", 0, low=0, high=86_400 * 30

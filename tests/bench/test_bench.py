@@ -47,9 +47,15 @@ async def test_smoke_run_covers_every_scenario_with_no_violation(
         "8 proxy",
         "9 processes",
         "m multi-process",
+        "o overload",
         *(() if pooler_skip_reason(server_url) else ("b pgbouncer",)),
     }
     assert run.violations == 0, [(r.scenario, r.violations) for r in run.results if r.violations]
+    # Each load's bookings were checked before the table was emptied for the next (browsing writes nothing).
+    checked = {r.scenario for r in run.results if r.extra.get("bookings_checked", 0) > 0}
+    assert checked == {r.scenario for r in run.results}
+    unchecked = [(r.scenario, r.variant) for r in run.results if r.extra.get("bookings_checked") == 0]
+    assert unchecked == []
     assert run.errors == 0, [(r.scenario, r.errors) for r in run.results if r.errors]
     assert all(r.orflow.count > 0 for r in run.results)
     document = json.loads((tmp_path / "bench-results.json").read_text())

@@ -16,6 +16,7 @@ from orflow_server.metrics import Metrics
 from orflow_server.ops.scheduling import NoQueueExpiryScheduler
 from orflow_server.rpc.errors import status_for
 from orflow_server.rpc.shedding import InFlightLimit
+from orflow_server.settings import UNLIMITED_CALLS, Settings
 
 from tests.auth import authorized_channel
 from tests.conftest import TEST_SETTINGS
@@ -94,3 +95,44 @@ async def test_over_the_limit_a_real_server_refuses_at_once_with_retry_info_and_
 
 
 _LOCK_WAITERS = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+
+
+def test_grpcs_own_limit_is_what_the_shedder_and_the_stream_limits_admit_unless_set() -> None:
+    derived = Settings()
+    assert derived.concurrent_rpc_limit == derived.max_inflight_calls + derived.watch_streams_total + UNLIMITED_CALLS
+    assert Settings.from_env({"ORFLOW_GRPC_MAX_CONCURRENT_RPCS": "40"}).concurrent_rpc_limit == 40
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_past_grpcs_own_limit_a_call_is_refused_resource_exhausted_before_any_handler(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """One open stream fills a limit of 1; the next call never reaches a handler; closing the stream frees it."""
+    metrics = Metrics()
+    settings = replace(TEST_SETTINGS, grpc_max_concurrent_rpcs=1)
+    server = build_server(
+        settings, pool=pool, expiry=NoQueueExpiryScheduler(), metrics=metrics, listen_dsn=database_url
+    )
+    await server.start()
+    try:
+        async with authorized_channel(f"127.0.0.1:{server.port}") as channel:
+            slots = slot_service_pb2_grpc.SlotServiceStub(channel)
+            stream = slots.WatchSlots(slot_service_pb2.WatchSlotsRequest())
+            await asyncio.wait_for(stream.read(), 10)  # the stream is running: it holds the one place
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await slots.ListSlots(slot_service_pb2.ListSlotsRequest(), timeout=5)
+            assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            seen = metrics.rpc_handled.labels("orflow.v1.SlotService", "ListSlots", "unary", "RESOURCE_EXHAUSTED")
+            assert seen._value.get() == 0  # refused by gRPC: no interceptor (the metrics' own) ever saw it
+            stream.cancel()
+            for _ in range(100):  # the cancelled stream gives its place back
+                try:
+                    await slots.ListSlots(slot_service_pb2.ListSlotsRequest(), timeout=5)
+                    break
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the limit's place was never given back")
+    finally:
+        await server.stop(grace=None)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import grpc
@@ -30,6 +32,8 @@ from orflow_server.ops.context import OpsContext
 from orflow_server.ops.scheduling import NoQueueExpiryScheduler
 from orflow_server.ops.watch import slot_reader, watch_slots
 from orflow_server.rpc.convert import CHANGE_KIND_TO_PROTO, timestamp
+from orflow_server.rpc.handlers import ResponseSerializers
+from orflow_server.rpc.slot_service import SHARED_MESSAGES, _SharedMessages
 
 from tests.auth import authorized_channel
 from tests.conftest import TEST_SETTINGS
@@ -414,3 +418,58 @@ async def test_a_routed_watcher_sees_snapshot_then_only_matching_changes(
         kind, slot = await asyncio.wait_for(anext(stream), 10)
         assert kind is SlotChangeKind.CREATED and slot is not None and slot.id == mine
         await stream.aclose()
+
+
+async def test_a_change_reaches_every_watcher_as_the_bytes_its_message_serializes_to(
+    db: asyncpg.Connection, live_channel: grpc.aio.Channel
+) -> None:
+    """Serialized once for all watchers (rpc/slot_service.py), and on the wire exactly the message's own bytes."""
+    raw_watch = live_channel.unary_stream(
+        "/orflow.v1.SlotService/WatchSlots",
+        request_serializer=WatchSlotsRequest.SerializeToString,
+        response_deserializer=bytes,
+    )
+    calls = [raw_watch(WatchSlotsRequest()) for _ in range(3)]
+
+    async def next_message(call: Any) -> tuple[bytes, WatchSlotsResponse]:
+        data = await asyncio.wait_for(call.read(), 10)
+        return data, WatchSlotsResponse.FromString(data)
+
+    for call in calls:
+        while (await next_message(call))[1].kind != COMPLETE:
+            pass
+    marker = await insert_slot(db)
+    seen = []
+    for call in calls:
+        while (got := await next_message(call))[1].slot.id != marker or got[1].kind != CREATED:
+            pass
+        seen.append(got[0])
+    assert seen[0] == seen[1] == seen[2]
+    assert WatchSlotsResponse.FromString(seen[0]).SerializeToString() == seen[0]
+    for call in calls:
+        call.cancel()
+
+
+async def test_a_shared_change_message_is_serialized_once_and_others_as_usual(db: asyncpg.Connection) -> None:
+    shared = _SharedMessages()
+    slot = await fetch_slot(db, await insert_slot(db), turnover=timedelta(0))
+    assert slot is not None
+    message = shared.get(SlotChangeKind.BOOKED, slot)
+    assert shared.get(SlotChangeKind.BOOKED, slot) is message
+    assert shared.serialize(message) is shared.serialize(message)  # kept bytes, not serialized again
+    assert shared.serialize(message) == message.SerializeToString()
+    other = WatchSlotsResponse(kind=BOOKED, slot=message.slot)
+    assert shared.serialize(other) == other.SerializeToString()
+    for _ in range(SHARED_MESSAGES):  # pushed out of the cache: still serialized, now on its own
+        shared.get(SlotChangeKind.BOOKED, dataclasses.replace(slot))
+    assert shared.serialize(message) == message.SerializeToString()
+    assert shared.serialize(message) is not shared.serialize(message)
+
+
+def test_replacing_the_serializer_of_a_method_the_service_lacks_fails_at_registration() -> None:
+    server = grpc.aio.server()
+    with pytest.raises(ValueError, match="NoSuchMethod"):
+        slot_service_pb2_grpc.add_SlotServiceServicer_to_server(
+            slot_service_pb2_grpc.SlotServiceServicer(),
+            ResponseSerializers(server, {"NoSuchMethod": bytes}),  # type: ignore[arg-type]
+        )

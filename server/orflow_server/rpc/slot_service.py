@@ -21,6 +21,7 @@ from ..ops.watch import SlotChangeFeed, slot_reader, watch_slots
 from ..security.streams import StreamLimits
 from . import convert
 from .auth import current_actor
+from .handlers import ResponseSerializers
 from .validate import RequestChecker
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -31,28 +32,36 @@ _SNAPSHOT_COMPLETE = pb.WatchSlotsResponse(kind=convert.CHANGE_KIND_TO_PROTO[Slo
 
 
 class _SharedMessages:
-    """One WatchSlotsResponse per change, however many watchers send it.
+    """One WatchSlotsResponse per change, serialized once, however many watchers send it.
 
     The routed feed hands every watcher the same Slot object for a change, so
     keying by that object's identity (the entry holds the object, so the id
-    cannot be reused while kept) converts each change once per process.
+    cannot be reused while kept) converts each change once per process. The
+    message's bytes are kept beside it: WatchSlots is registered with
+    `serialize` as its response serializer (`add_to_server`), which sends a
+    shared message's bytes as they are and serializes any other message itself.
     """
 
     def __init__(self) -> None:
         self._messages: OrderedDict[tuple[int, SlotChangeKind], tuple[Slot, pb.WatchSlotsResponse]] = OrderedDict()
+        self._bytes: dict[int, tuple[pb.WatchSlotsResponse, bytes]] = {}
 
     def get(self, kind: SlotChangeKind, slot: Slot) -> pb.WatchSlotsResponse:
         key = (id(slot), kind)
         entry = self._messages.get(key)
         if entry is None or entry[0] is not slot:
-            entry = (
-                slot,
-                pb.WatchSlotsResponse(kind=convert.CHANGE_KIND_TO_PROTO[kind], slot=convert.slot_to_proto(slot)),
-            )
-            self._messages[key] = entry
+            message = pb.WatchSlotsResponse(kind=convert.CHANGE_KIND_TO_PROTO[kind], slot=convert.slot_to_proto(slot))
+            entry = self._messages[key] = (slot, message)
+            self._bytes[id(message)] = (message, message.SerializeToString())
             while len(self._messages) > SHARED_MESSAGES:
-                self._messages.popitem(last=False)
+                _, (_, evicted) = self._messages.popitem(last=False)
+                del self._bytes[id(evicted)]
         return entry[1]
+
+    def serialize(self, message: pb.WatchSlotsResponse) -> bytes:
+        """The shared message's bytes (the entry holds the message, so an id found is this message's), else fresh."""
+        entry = self._bytes.get(id(message))
+        return entry[1] if entry is not None and entry[0] is message else message.SerializeToString()
 
 
 class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
@@ -61,6 +70,7 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
         self._hub = hub
         self._streams = streams
         self._shared = _SharedMessages()
+        self.serialize_watch_response = self._shared.serialize
 
     async def ListSlots(self, request: pb.ListSlotsRequest, context: Context) -> pb.ListSlotsResponse:
         check = RequestChecker()
@@ -136,3 +146,11 @@ class SlotService(slot_service_pb2_grpc.SlotServiceServicer):
                     )
                 else:  # a change: the same message (converted once) for every watcher it reaches
                     yield self._shared.get(kind, slot)
+
+
+def add_to_server(service: SlotService, server: grpc.aio.Server) -> None:
+    """Registers the service as generated, but with WatchSlots sending each change's shared bytes (_SharedMessages)."""
+    slot_service_pb2_grpc.add_SlotServiceServicer_to_server(
+        service,
+        ResponseSerializers(server, {"WatchSlots": service.serialize_watch_response}),  # type: ignore[arg-type]
+    )  # (it calls only the two registration methods ResponseSerializers has)

@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="scenarios to run by number or letter, e.g. 16, or m (multi-process), b (PgBouncer) (default: all)",
+        help="scenarios to run by number or letter, e.g. 16, or m (multi-process), b (PgBouncer), o (overload) "
+        "(default: all)",
     )
 
 
@@ -96,7 +97,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace, environ: Mapping[str
 
 
 def _scenario_order(result: ScenarioResult) -> tuple[int, int, str]:
-    """Numbered scenarios in number order, then the lettered ones (m, b) in the order they ran."""
+    """Numbered scenarios in number order, then the lettered ones (m, b, o) in the order they ran."""
     key = result.scenario.split(" ", 1)[0]
     return (0, int(key), "") if key.isdigit() else (1, 0, "")
 

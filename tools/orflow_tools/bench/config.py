@@ -31,6 +31,10 @@ class BenchConfig:
     expiry_timeout_s: float = 30.0
     proxy_callers: int = 16  # the proxy and the 1-vs-2 server processes scenarios
     scale_callers: int = 24  # multi-process (1 vs 3 servers) and PgBouncer vs direct
+    overload_callers: int = 32  # closed-loop callers that find the sustained rate (bench/overload.py)
+    overload_factor: float = 10.0  # then this many times that rate, open loop
+    overload_seconds: float = 5.0  # each phase
+    overload_rounds: int = 2
 
 
 FULL = BenchConfig()
@@ -47,6 +51,7 @@ QUICK = BenchConfig(
     watch_events=10,
     expiry_holds=2_000,
     expiry_lead_s=4.0,
+    overload_seconds=3.0,
 )
 # For the test suite: every scenario runs, at sizes that take seconds; never judged on speed.
 SMOKE = BenchConfig(
@@ -73,5 +78,9 @@ SMOKE = BenchConfig(
     expiry_lead_s=2.0,
     proxy_callers=2,
     scale_callers=4,
+    overload_callers=4,
+    overload_factor=3.0,
+    overload_seconds=0.5,
+    overload_rounds=1,
 )
 PRESETS = {"full": FULL, "quick": QUICK, "smoke": SMOKE}

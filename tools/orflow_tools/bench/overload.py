@@ -44,7 +44,7 @@ from ..testkit.processes import ChildStack
 from . import sql
 from .clients import run_clients
 from .config import BenchConfig
-from .results import percentile
+from .results import Measure, ScenarioResult, percentile
 from .scenarios import REFUSALS, Bench
 from .stack import Stack, bench_stack
 
@@ -148,7 +148,15 @@ async def measured_server(stack: Stack, env: Mapping[str, str]) -> AsyncIterator
     addr, metrics_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     children = ChildStack.start(
         ["server"],
-        {**stack.extra_env, **env, "ORFLOW_GRPC_ADDR": addr, "ORFLOW_METRICS_ADDR": metrics_addr},
+        {
+            **stack.extra_env,
+            # The default stream limit (the bench stack raises it for its 1,000 watchers), so that gRPC's own
+            # limit on concurrent calls, derived from it (Settings.concurrent_rpc_limit), is the default too.
+            "ORFLOW_WATCH_STREAMS_TOTAL": str(Settings().watch_streams_total),
+            **env,
+            "ORFLOW_GRPC_ADDR": addr,
+            "ORFLOW_METRICS_ADDR": metrics_addr,
+        },
         quiet=True,
     )
     try:
@@ -247,6 +255,19 @@ async def _run(b: Bench, cfg: OverloadConfig, slots: list[int]) -> OverloadResul
     )
 
 
+async def _overload_on(b: Bench, cfg: OverloadConfig) -> OverloadResult:
+    """The run on a bench's stack: rooms and surgeons of its own, and enough free slots that no phase runs out
+    (every call may book one)."""
+    await sql.reset(b.conn, rooms=cfg.rooms)
+    count = max(1000, int(cfg.seconds * 4000 * (1 + cfg.factor * cfg.rounds)))
+    block = await sql.load_slots(b.conn, count=count, rooms=cfg.rooms, start=b.now() + timedelta(days=1))
+    return await _run(b, cfg, block.ids)
+
+
+def _bench_for(stack: Stack, conn: asyncpg.Connection, cfg: OverloadConfig, say: Any) -> Bench:
+    return Bench(stack, BenchConfig(processes=cfg.processes, spread_seconds=cfg.seconds, rooms=cfg.rooms), conn, say)
+
+
 async def run_overload(
     settings: Settings, cfg: OverloadConfig, *, environ: Mapping[str, str], progress: Any = None
 ) -> OverloadResult:
@@ -255,15 +276,48 @@ async def run_overload(
     async with bench_stack(settings, target=None, server_processes=1, environ=environ) as stack:
         conn = await asyncpg.connect(stack.database_url)
         try:
-            await sql.reset(conn, rooms=cfg.rooms)
-            config = BenchConfig(processes=cfg.processes, spread_seconds=cfg.seconds, rooms=cfg.rooms)
-            b = Bench(stack, config, conn, say)
-            # Enough free slots that no phase runs out: every call may book one.
-            count = max(1000, int(cfg.seconds * 4000 * (1 + cfg.factor * cfg.rounds)))
-            block = await sql.load_slots(conn, count=count, rooms=cfg.rooms, start=b.now() + timedelta(days=1))
-            return await _run(b, cfg, block.ids)
+            return await _overload_on(_bench_for(stack, conn, cfg, say), cfg)
         finally:
             await conn.close()
+
+
+async def overload(b: Bench) -> list[ScenarioResult]:
+    """Scenario o of `orflow bench`: the overload run, sized by the bench's config, on the bench's stack."""
+    c = b.config
+    if b.stack.extra_env is None:
+        b.progress("overload: skipped (the bench does not start servers in a --target run)")
+        return []
+    cfg = OverloadConfig(
+        processes=c.processes,
+        callers=c.overload_callers,
+        seconds=c.overload_seconds,
+        factor=c.overload_factor,
+        rounds=c.overload_rounds,
+        rooms=c.rooms,
+    )
+    bench = _bench_for(b.stack, b.conn, cfg, b.progress)
+    found = await _overload_on(bench, cfg)
+    accepted = sum(found.codes.get(code, 0) for code in ("OK", *REFUSALS))
+    measure = Measure(
+        accepted / (cfg.seconds * cfg.rounds),
+        found.accepted_p50_ms,
+        found.accepted_p99_ms,
+        found.calls,
+        {code: n for code, n in found.codes.items() if code == "OK" or code in REFUSALS},
+    )
+    b.progress(
+        f"  overload: offered {found.offered_per_s:.0f}/s against {found.sustained_per_s:.0f}/s sustained; "
+        f"shed {found.shed}, gave up {found.gave_up}, RSS {found.rss_before_mb} -> {found.rss_after_rounds_mb} MiB"
+    )
+    result = ScenarioResult(
+        "o overload",
+        f"{cfg.factor:g}x sustained",
+        f"{found.offered_per_s:.0f}/s",
+        measure,
+        errors=dict(found.unexpected),
+        extra=asdict(found),
+    )
+    return [await bench.check(result)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,10 +325,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(PRESETS), default="full")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--inflight", type=int, default=0, help="ORFLOW_MAX_INFLIGHT_CALLS of the measured server")
+    parser.add_argument(
+        "--max-concurrent-rpcs", type=int, default=0, help="ORFLOW_GRPC_MAX_CONCURRENT_RPCS of the measured server"
+    )
     args = parser.parse_args(argv)
     cfg = PRESETS[args.size]
-    if args.inflight:
-        cfg = OverloadConfig(**{**asdict(cfg), "server_env": {"ORFLOW_MAX_INFLIGHT_CALLS": str(args.inflight)}})
+    env = {
+        **({"ORFLOW_MAX_INFLIGHT_CALLS": str(args.inflight)} if args.inflight else {}),
+        **({"ORFLOW_GRPC_MAX_CONCURRENT_RPCS": str(args.max_concurrent_rpcs)} if args.max_concurrent_rpcs else {}),
+    }
+    cfg = OverloadConfig(**{**asdict(cfg), "server_env": env})
     result = asyncio.run(run_overload(Settings.from_env(os.environ), cfg, environ=os.environ))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "overload-results.json").write_text(json.dumps(asdict(result), indent=2) + "\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 from orflow_server.settings import Settings
 
-from . import report, scaleout, scenarios, sql
+from . import overload, report, scaleout, scenarios, sql
 from .config import BenchConfig
 from .results import ScenarioResult
 from .stack import bench_stack
@@ -89,6 +89,7 @@ SCENARIOS: tuple[tuple[frozenset[str], Callable[[scenarios.Bench], Awaitable[lis
     (frozenset("45"), _browse_and_history),  # one data set grown from small to large serves both (resets the rooms)
     (frozenset("m"), scaleout.multi_process),  # 1 vs 3 servers + 2 workers, round robin
     (frozenset("b"), scaleout.pgbouncer),  # PgBouncer transaction mode vs direct
+    (frozenset("o"), overload.overload),  # 10x the sustained booking rate on a server of its own
 )
 
 

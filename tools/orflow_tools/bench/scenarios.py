@@ -43,6 +43,10 @@ class Bench:
     conn: asyncpg.Connection
     progress: Callable[[str], None]
     ceiling_wins: Counter[str] = dataclasses.field(default_factory=Counter)
+    found: Counter[str] = dataclasses.field(default_factory=Counter)
+    """Invariant violations found since the last check(), in loads already cleared away."""
+    bookings_checked: int = 0
+    """Bookings the invariants were checked on since the last check() (cleared loads included)."""
 
     @property
     def ceiling_mode(self) -> str:
@@ -79,11 +83,27 @@ class Bench:
             **more,
         }
 
+    async def check_invariants(self) -> None:
+        """Checks the bookings the table holds now; what is found is reported by the next check()."""
+        found = await invariants.violations(self.conn)
+        self.found.update({k: v for k, v in found.items() if v})
+        self.bookings_checked += await sql.count_bookings(self.conn)
+
+    async def clear(self) -> None:
+        """Empties the bookings a load left, after checking them: the check must see the load's own data."""
+        await self.check_invariants()
+        await sql.clear_bookings(self.conn)
+
     async def check(self, result: ScenarioResult, *, has_writes: bool = True) -> ScenarioResult:
-        """Adds the invariant violations found in SQL (skipped after read-only load) and unexpected outcomes."""
+        """Adds the invariant violations found in SQL (now, unless the load was read-only, and in the loads
+        cleared since the last check), how many bookings they covered, and the unexpected outcomes."""
         if has_writes:
-            found = await invariants.violations(self.conn)
-            result.violations.update({k: v for k, v in found.items() if v})
+            await self.check_invariants()
+            result.extra["bookings_checked"] = self.bookings_checked
+        for key, n in self.found.items():
+            result.violations[key] = result.violations.get(key, 0) + n
+        self.found.clear()
+        self.bookings_checked = 0
         for code, n in result.orflow.codes.items():
             if code not in REFUSALS and code not in ("OK", "SHORT_PAGE"):
                 result.errors[code] = result.errors.get(code, 0) + n
@@ -107,7 +127,7 @@ async def _closed_loop(
         for p, share in enumerate(b.share(slots))
     ]
     measure = Measure.merge(await run_clients(jobs, wait_s=seconds + 120))
-    await sql.clear_bookings(b.conn)
+    await b.clear()
     return measure
 
 
@@ -131,7 +151,7 @@ async def _open_loop(b: Bench, mode: str, slots: list[int], rate: float, seconds
         for p, share in enumerate(b.share(slots))
     ]
     results = await run_clients(jobs, wait_s=seconds + 120)
-    await sql.clear_bookings(b.conn)
+    await b.clear()
     latencies = [ms for r in results for ms in r["latencies_ms"]]
     codes = [c for r in results for c in r["codes"]]
     return Measure.of(latencies, codes, seconds)  # offered for `seconds`; throughput = what was asked and done
@@ -534,24 +554,21 @@ async def proxy(b: Bench) -> list[ScenarioResult]:
     )
     callers = cfg.proxy_callers
     b.progress(f"proxy: {callers} callers, direct gRPC then through the gRPC-web proxy, {cfg.spread_seconds:g} s each")
-    direct = await _closed_loop(b, "rpc", block.ids, callers, cfg.spread_seconds, "pd-")
-    web = await _closed_loop(b, "web", block.ids, callers, cfg.spread_seconds, "pw-")
     offered = f"{callers} callers"
-    return [
-        await b.check(ScenarioResult("8 proxy", "direct gRPC", offered, direct)),
-        await b.check(
-            ScenarioResult(
-                "8 proxy",
-                "via gRPC-web proxy",
-                offered,
-                web,
-                extra={
-                    "vs_direct_throughput": round(web.throughput / direct.throughput, 3) if direct.throughput else None,
-                    "vs_direct_p50": round(web.p50_ms / direct.p50_ms, 3) if web.p50_ms and direct.p50_ms else None,
-                },
-            )
-        ),
-    ]
+    direct = await _closed_loop(b, "rpc", block.ids, callers, cfg.spread_seconds, "pd-")
+    direct_result = await b.check(ScenarioResult("8 proxy", "direct gRPC", offered, direct))  # its own load's
+    web = await _closed_loop(b, "web", block.ids, callers, cfg.spread_seconds, "pw-")
+    web_result = ScenarioResult(
+        "8 proxy",
+        "via gRPC-web proxy",
+        offered,
+        web,
+        extra={
+            "vs_direct_throughput": round(web.throughput / direct.throughput, 3) if direct.throughput else None,
+            "vs_direct_p50": round(web.p50_ms / direct.p50_ms, 3) if web.p50_ms and direct.p50_ms else None,
+        },
+    )
+    return [direct_result, await b.check(web_result)]
 
 
 async def processes(b: Bench) -> list[ScenarioResult]:
