@@ -466,7 +466,7 @@ async def test_a_shared_change_message_is_serialized_once_and_others_as_usual(db
     assert shared.serialize(message) is not shared.serialize(message)
 
 
-def test_replacing_the_serializer_of_a_method_the_service_lacks_fails_at_registration() -> None:
+async def test_replacing_the_serializer_of_a_method_the_service_lacks_fails_at_registration() -> None:
     server = grpc.aio.server()
     with pytest.raises(ValueError, match="NoSuchMethod"):
         slot_service_pb2_grpc.add_SlotServiceServicer_to_server(
