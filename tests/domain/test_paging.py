@@ -197,47 +197,47 @@ MOMENT = datetime(2030, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 # Tokens clients may hold right now. If one of these changes, every token in the wild stops working:
 # change the encoding only on purpose, bump FILTER_ENCODING_VERSION, and pin the new tokens here.
-# Version 2 (ListSlots' site_id and day) re-pinned all of them: a version-1 token is refused (below).
+# Filters added since (sites' site_id and day, show_retired, slot_ids) join only when set: these stay valid.
 PINNED = [
     pytest.param(
         SlotFilters(procedure_type="Knee", room_id=3, window_start=MOMENT, is_available_only=True),
         [1_700_000_000_000_000, 42],
-        "eyJrIjpbMTcwMDAwMDAwMDAwMDAwMCw0Ml0sImYiOiI3MmEyYmMzOThiNzAzOWE1In0",
+        "eyJrIjpbMTcwMDAwMDAwMDAwMDAwMCw0Ml0sImYiOiJlYzJkNzVjNWE2Njc5MjMyIn0",
         id="slots",
     ),
     pytest.param(
         BookingFilters(status=BookingStatus.CONFIRMED, patient_id="P-1"),
         [9],
-        "eyJrIjpbOV0sImYiOiJjMDI3OTRmYmUxNTMwYzQ1In0",
+        "eyJrIjpbOV0sImYiOiIxZGNkZTg1ZWM2MmUwODhmIn0",
         id="bookings",
     ),
     pytest.param(
         AuditFilters(action="booking.create", end_time=MOMENT),
         [7],
-        "eyJrIjpbN10sImYiOiJhODA1ZTA4ZjE0YjFhYTU3In0",
+        "eyJrIjpbN10sImYiOiJlZWJjZTczNmQwMWM4OTA2In0",
         id="audit_events",
     ),
     pytest.param(
         DoctorFilters(query="card"),
         ["Dr. Meera Iyer", 7],
-        "eyJrIjpbIkRyLiBNZWVyYSBJeWVyIiw3XSwiZiI6IjAxZTZjOTQ2YWE4NzM3NTMifQ",
+        "eyJrIjpbIkRyLiBNZWVyYSBJeWVyIiw3XSwiZiI6IjM4MjY4MTFiYThkYzVjZjcifQ",
         id="doctors",
     ),
     pytest.param(
         SlotFilters(site_id=2, day=date(2027, 3, 28)),
         [1_811_000_000_000_000, 5],
-        "eyJrIjpbMTgxMTAwMDAwMDAwMDAwMCw1XSwiZiI6ImM5MzU3NDQ3Y2QxNGUxNjYifQ",
+        "eyJrIjpbMTgxMTAwMDAwMDAwMDAwMCw1XSwiZiI6IjFlZjc3ZjM5ZTNlMTE4ZDIifQ",
         id="slots-site-day",
     ),
 ]
 
 
-def test_a_version_1_token_is_refused_after_the_bump() -> None:
-    """The slots token pinned under version 1 (before site_id and day) no longer decodes."""
-    version_1 = "eyJrIjpbMTcwMDAwMDAwMDAwMDAwMCw0Ml0sImYiOiJlYzJkNzVjNWE2Njc5MjMyIn0"
-    filters = SlotFilters(procedure_type="Knee", room_id=3, window_start=MOMENT, is_available_only=True)
-    with pytest.raises(InvalidArgumentError):
-        decode_page_token(version_1, filters, shape=(int, int))
+def test_a_token_for_a_site_is_refused_for_another_site_or_none() -> None:
+    """site_id joins the encoding only when set, yet still binds the token to its site."""
+    token = encode_page_token([1_811_000_000_000_000, 5], SlotFilters(site_id=2))
+    for other in (SlotFilters(site_id=3), SlotFilters()):
+        with pytest.raises(InvalidArgumentError):
+            decode_page_token(token, other, shape=(int, int))
 
 
 @pytest.mark.parametrize(("filters", "key", "token"), PINNED)
@@ -248,7 +248,7 @@ def test_tokens_for_known_filters_are_pinned(filters: PageFilters, key: list[str
 
 def test_the_encoding_is_a_version_byte_then_named_fields_sorted_by_name() -> None:
     encoded = filter_encoding(BookingFilters(status=BookingStatus.PENDING, slot_id=5))
-    assert encoded == b'\x02["bookings",[["patient_id",""],["slot_id",5],["status","PENDING"]]]'
+    assert encoded == b'\x01["bookings",[["patient_id",""],["slot_id",5],["status","PENDING"]]]'
 
 
 def test_times_are_encoded_in_utc_whatever_their_zone() -> None:

@@ -38,9 +38,12 @@ class SlotFilters:
             "window_start": self.window_start,
             "window_end": self.window_end,
             "available_only": self.is_available_only,
-            "site_id": self.site_id,
-            "day": None if self.day is None else self.day.isoformat(),
         }
+        # Only when set, so tokens issued before sites existed stay valid.
+        if self.site_id:
+            fields["site_id"] = self.site_id
+        if self.day is not None:
+            fields["day"] = self.day.isoformat()
         if self.is_retired_shown:  # only when set, so tokens issued before it existed stay valid
             fields["show_retired"] = True
         return fields

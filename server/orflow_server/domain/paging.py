@@ -33,10 +33,11 @@ MAX_KEY_INT = 2**62
 
 Key = Sequence[str | int]
 
-FILTER_ENCODING_VERSION = 2
+FILTER_ENCODING_VERSION = 1
 """The first byte of every filter encoding; bumping it retires every token issued before.
 
-2: ListSlots' filters gained site_id and day (issue 14's sites), so every listing's tokens were re-issued.
+Filters added later join the encoding only when set (ListSlots' site_id, day and show_retired,
+ListDoctors' show_retired, ListBookings' slot_ids), so tokens issued before them stay valid.
 """
 
 FilterValue = str | int | bool | datetime | None
