@@ -3,11 +3,12 @@ but ListSites is open to every caller)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import grpc
 from orflow.v1 import admin_service_pb2 as pb
-from orflow.v1 import admin_service_pb2_grpc
+from orflow.v1 import admin_service_pb2_grpc, resources_pb2
 
 from ..domain.filters import AuditFilters, BookingFilters
 from ..domain.models import EquipmentNeed, NewSlot
@@ -141,11 +142,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         check = RequestChecker()
         name = check.text("name", request.name, max_length=200)
         site_id = check.optional_id("site_id", request.site_id)
-        turnover = check.duration("turnover", request.turnover, is_set=request.HasField("turnover"))
-        if turnover is not None and request.turnover.nanos:  # checked on the wire: a timedelta drops nanoseconds
-            check.fail("turnover", "must be a whole number of seconds")
-        elif turnover is not None:
-            check.violations.extend(turnover_violations("turnover", turnover))
+        turnover = _room_turnover(check, "turnover", request)
         check.raise_if_any()
         room = await inventory_ops.create_room(
             self._ctx.within(context), current_actor(), name=name, site_id=site_id, turnover=turnover
@@ -216,13 +213,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         if "site_id" in paths:
             changes["site_id"] = check.positive_id("room.site_id", request.room.site_id)
         if "turnover" in paths:
-            is_set = request.room.HasField("turnover")
-            turnover = check.duration("room.turnover", request.room.turnover, is_set=is_set)
-            if turnover is not None and request.room.turnover.nanos:
-                check.fail("room.turnover", "must be a whole number of seconds")
-            elif turnover is not None:
-                check.violations.extend(turnover_violations("room.turnover", turnover))
-            changes["turnover"] = turnover
+            changes["turnover"] = _room_turnover(check, "room.turnover", request.room)
         check.raise_if_any()
         room = await edit_ops.update_room(
             self._ctx.within(context), current_actor(), room_id, etag=request.room.etag, changes=changes
@@ -323,3 +314,16 @@ def _retire_request(field: str, resource_id: int, request: RetireRequest) -> tup
     etag = check.text("etag", request.etag, max_length=100, is_required=False)
     check.raise_if_any()
     return resource_id, {"etag": etag, "cancel_bookings": request.cancel_bookings, "note": note}
+
+
+def _room_turnover(
+    check: RequestChecker, field: str, message: pb.CreateRoomRequest | resources_pb2.Room
+) -> timedelta | None:
+    """A room's own turnover from `message.turnover` (None: unset, the server's default), checked: whole
+    seconds on the wire (a timedelta drops nanoseconds), within domain/sites.py's bounds."""
+    turnover = check.duration(field, message.turnover, is_set=message.HasField("turnover"))
+    if turnover is not None and message.turnover.nanos:
+        check.fail(field, "must be a whole number of seconds")
+    elif turnover is not None:
+        check.violations.extend(turnover_violations(field, turnover))
+    return turnover
