@@ -26,6 +26,7 @@ from saq import Queue
 
 from .db.connection import PooledConnection
 from .db.errors import translate_transient
+from .db.migrate import wait_for_schema
 from .jobs import BufferedExpiryScheduler, SaqExpiryScheduler
 from .live import SlotChangeHub
 from .metrics import Metrics, serve_metrics, stop_metrics
@@ -148,7 +149,8 @@ class OrFlowServer:
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
-    """Message limits, keepalive, and connection age (so balancers see connections recycled)."""
+    """Message limits, keepalive, connection age (so balancers see connections recycled), and the two bounds
+    gRPC itself enforces before Python sees a call: time waiting to be taken up, streams per connection."""
     options = [
         ("grpc.max_receive_message_length", settings.max_request_bytes),
         ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
@@ -156,6 +158,9 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", 20_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),  # tolerate clients pinging every 10 s
     ]
+    if settings.grpc_max_pending_seconds > 0:
+        options.append(("grpc.server_max_unrequested_time_in_server", settings.grpc_max_pending_seconds))
+    options.append(("grpc.max_concurrent_streams", settings.streams_per_connection))
     if settings.grpc_max_connection_age_seconds > 0:
         options += [
             ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_seconds * 1000)),
@@ -253,6 +258,8 @@ async def serve(settings: Settings, *, database_url: str, tracer_provider: Trace
     # LISTEN needs a session of its own: behind a transaction pooler it goes to the direct URL.
     listen_dsn = settings.database_direct_url or database_url
     try:
+        async with pool.acquire() as conn:
+            await wait_for_schema(conn, seconds=settings.schema_wait_seconds)
         server = build_server(
             settings,
             pool=pool,

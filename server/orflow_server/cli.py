@@ -31,7 +31,7 @@ import asyncpg
 from opentelemetry.sdk.trace import TracerProvider
 
 from .app import create_pool, serve
-from .db.migrate import apply_migrations
+from .db.migrate import SchemaNotReadyError, apply_migrations, wait_for_schema
 from .domain.access import OPERATOR, Role
 from .metrics import Metrics
 from .observability.logs import configure_logging
@@ -188,6 +188,9 @@ def cmd_server(settings: Settings) -> int:
         logging.getLogger(__name__).info("tracing on: OTLP spans of gRPC calls and SQL")
     try:
         asyncio.run(serve(settings, database_url=url, tracer_provider=provider))
+    except SchemaNotReadyError as exc:
+        print(f"orflow: {exc}", file=sys.stderr)
+        return 3
     finally:
         if provider is not None:
             provider.shutdown()  # exports the last batch
@@ -209,6 +212,9 @@ def cmd_worker(settings: Settings) -> int:
         logging.getLogger(__name__).info("tracing on: OTLP spans of expiry jobs, sweeps and SQL")
     try:
         asyncio.run(_work(settings, database_url(settings), settings.redis_url, tracer_provider=provider))
+    except SchemaNotReadyError as exc:
+        print(f"orflow: {exc}", file=sys.stderr)
+        return 3
     finally:
         if provider is not None:
             provider.shutdown()  # exports the last batch
@@ -222,6 +228,8 @@ async def _work(
     metrics = Metrics()
     metrics.track_pool(pool)
     try:
+        async with pool.acquire() as conn:
+            await wait_for_schema(conn, seconds=settings.schema_wait_seconds)
         ops = OpsContext(
             pool=pool,
             hold_ttl=settings.hold_ttl,

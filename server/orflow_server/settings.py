@@ -59,9 +59,18 @@ class Settings:
     # past it a call is answered RESOURCE_EXHAUSTED by gRPC itself. 0 = the in-flight and stream limits added up,
     # plus room for health checks and reflection (concurrent_rpc_limit).
     grpc_max_concurrent_rpcs: int = 0
+    # Seconds a call may wait inside gRPC, received but not yet taken up by the event loop (a saturated loop
+    # takes calls up late): older waiting calls are dropped by gRPC itself (CANCELLED), before any Python work
+    # is spent on them. 0 = gRPC's default (30 s).
+    grpc_max_pending_seconds: int = 1
+    # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls (streams included) one client connection may have open;
+    # more are refused by gRPC (REFUSED_STREAM: UNAVAILABLE) without reaching Python, so one connection's
+    # backlog is bounded. 0 = what the in-flight and per-connection stream limits admit (streams_per_connection).
+    grpc_max_streams_per_connection: int = 0
     grpc_keepalive_seconds: float = 60.0  # HTTP/2 PING on idle connections, so dead peers are noticed
     grpc_max_connection_age_seconds: float = 0.0  # 0 = never; else GOAWAY after this, so balancers rebalance
     grpc_max_connection_age_grace_seconds: float = 30.0  # calls (and streams) left to finish after a GOAWAY
+    schema_wait_seconds: float = 45.0  # a server started before its migrations waits this long, then stops
     shutdown_grace_seconds: float = 10.0  # SIGTERM: in-flight calls (a worker's jobs) get this long, then are cancelled
     # Open WatchSlots streams at most: per token subject, per client connection, in this process.
     watch_streams_per_caller: int = 10
@@ -78,6 +87,11 @@ class Settings:
     def concurrent_rpc_limit(self) -> int:
         """grpc_max_concurrent_rpcs, or (0) what the shedder and the stream limits admit, plus health and reflection."""
         return self.grpc_max_concurrent_rpcs or self.max_inflight_calls + self.watch_streams_total + UNLIMITED_CALLS
+
+    @property
+    def streams_per_connection(self) -> int:
+        """grpc_max_streams_per_connection, or (0) max_inflight_calls + watch_streams_per_connection."""
+        return self.grpc_max_streams_per_connection or self.max_inflight_calls + self.watch_streams_per_connection
 
     @property
     def has_auth(self) -> bool:
@@ -124,6 +138,10 @@ class Settings:
             db_call_timeout=_number(environ, "ORFLOW_DB_CALL_TIMEOUT_SECONDS", 15, low=0.1, high=3600),
             max_inflight_calls=_whole(environ, "ORFLOW_MAX_INFLIGHT_CALLS", 256, low=1, high=100_000),
             grpc_max_concurrent_rpcs=_whole(environ, "ORFLOW_GRPC_MAX_CONCURRENT_RPCS", 0, low=0, high=10_000_000),
+            grpc_max_pending_seconds=_whole(environ, "ORFLOW_GRPC_MAX_PENDING_SECONDS", 1, low=0, high=3600),
+            grpc_max_streams_per_connection=_whole(
+                environ, "ORFLOW_GRPC_MAX_STREAMS_PER_CONNECTION", 0, low=0, high=1_000_000
+            ),
             grpc_keepalive_seconds=_number(environ, "ORFLOW_GRPC_KEEPALIVE_SECONDS", 60, low=1, high=86_400),
             grpc_max_connection_age_seconds=_number(
                 environ, "ORFLOW_GRPC_MAX_CONNECTION_AGE_SECONDS", 0, low=0, high=86_400 * 30
@@ -131,6 +149,7 @@ class Settings:
             grpc_max_connection_age_grace_seconds=_number(
                 environ, "ORFLOW_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS", 30, low=0, high=86_400
             ),
+            schema_wait_seconds=_number(environ, "ORFLOW_SCHEMA_WAIT_SECONDS", 45, low=0, high=3600),
             shutdown_grace_seconds=_number(environ, "ORFLOW_SHUTDOWN_GRACE_SECONDS", 10, low=0, high=3600),
             watch_streams_per_caller=_whole(environ, "ORFLOW_WATCH_STREAMS_PER_CALLER", 10, low=1, high=100_000),
             watch_streams_per_connection=_whole(

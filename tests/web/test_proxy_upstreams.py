@@ -7,23 +7,25 @@ server with metrics of its own, so the calls it answered are counted per server.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import aiohttp
 import asyncpg
+import grpc
 import pytest
 import pytest_asyncio
 from orflow.v1 import slot_service_pb2
 from orflow_server.app import OrFlowServer, build_server
 from orflow_server.metrics import Metrics
 from orflow_server.ops.scheduling import NoQueueExpiryScheduler
-from orflow_web.app import start_proxy, upstream_channel
+from orflow_web.app import start_proxy, upstream_channel, upstream_channels
 from orflow_web.settings import ProxySettings, SettingsError
 
 from tests.conftest import TEST_SETTINGS
 from tests.web.conftest import PROXY_TEST_SETTINGS
-from tests.web.grpcweb import call
+from tests.web.grpcweb import BINARY, call, decode_body, frame
 
 LIST_SLOTS = "/orflow.v1.SlotService/ListSlots"
 SERVERS = 3
@@ -110,3 +112,54 @@ def test_the_upstream_is_a_list_of_addresses_or_a_grpc_target() -> None:
 def test_a_bad_upstream_names_the_variable(value: str) -> None:
     with pytest.raises(SettingsError, match="ORFLOW_WEB_UPSTREAM"):
         ProxySettings.from_env({"ORFLOW_WEB_UPSTREAM": value})
+
+
+WATCH = "/orflow.v1.SlotService/WatchSlots"
+
+
+async def _watch_status(http: aiohttp.ClientSession, proxy: str) -> str:
+    """An anonymous WatchSlots through the proxy, held for its 2 s deadline: the stream's final status name."""
+    request = frame(slot_service_pb2.WatchSlotsRequest().SerializeToString())
+    headers = {"Content-Type": BINARY, "grpc-timeout": "2S"}
+    async with http.post(proxy + WATCH, data=request, headers=headers) as response:
+        reply = decode_body(await response.read(), is_text=False)
+    return next(code.name for code in grpc.StatusCode if code.value[0] == reply.status)
+
+
+async def test_the_proxy_spreads_watchers_over_its_upstream_connections(
+    pool: asyncpg.Pool, database_url: str, http: aiohttp.ClientSession
+) -> None:
+    """Every browser's WatchSlots reaches the server through the proxy, and the server caps the streams one
+    connection may hold: with one upstream connection the whole portal shared that cap."""
+    one_per_connection = replace(TEST_SETTINGS, watch_streams_per_connection=1)
+    server = build_server(one_per_connection, pool=pool, expiry=NoQueueExpiryScheduler(), listen_dsn=database_url)
+    await server.start()
+    try:
+        base = replace(PROXY_TEST_SETTINGS, grpc_addr=f"127.0.0.1:{server.port}", web_addr="127.0.0.1:0")
+        for connections, expected in [
+            (1, ["DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"]),
+            (2, ["DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"]),
+        ]:
+            settings = replace(base, web_upstream_connections=connections)
+            channels = upstream_channels(settings)
+            runner = await start_proxy(settings, channel=channels)
+            try:
+                proxy = f"http://127.0.0.1:{runner.addresses[0][1]}"
+                assert await _list_slots(http, proxy) == 0  # every connection's first call: ready before the race
+                assert await _list_slots(http, proxy) == 0
+                statuses = await asyncio.gather(*(_watch_status(http, proxy) for _ in expected))
+                print(f"{connections} upstream connection(s), {len(expected)} watchers: {sorted(statuses)}")
+                assert sorted(statuses) == expected  # a watcher held to its deadline, or refused at the cap
+            finally:
+                await runner.cleanup()
+                for channel in channels:
+                    await channel.close(None)
+    finally:
+        await server.stop(grace=None)
+
+
+def test_the_proxy_keeps_four_upstream_connections_unless_told() -> None:
+    assert ProxySettings.from_env({}).web_upstream_connections == 4
+    assert ProxySettings.from_env({"ORFLOW_WEB_UPSTREAM_CONNECTIONS": "8"}).web_upstream_connections == 8
+    with pytest.raises(SettingsError, match="ORFLOW_WEB_UPSTREAM_CONNECTIONS"):
+        ProxySettings.from_env({"ORFLOW_WEB_UPSTREAM_CONNECTIONS": "0"})

@@ -17,7 +17,7 @@ from .dev_sign_in import DevSignIn
 from .fhir import BASE_PATH as FHIR_BASE_PATH
 from .fhir import CORS_EXPOSED_HEADERS as FHIR_EXPOSED_HEADERS
 from .fhir import build_fhir_app
-from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, status_pairs
+from .grpc_web import EXPOSED_HEADERS, METHOD_PATH, GrpcWebForwarder, UpstreamChannels, status_pairs
 from .guard import BodyDeadline, CappedSite, ConnectionCap, add_security_headers, refuse_odd_paths
 from .observability import METRICS_PATH, ProxyMetrics, access_middleware
 from .portal import Portal, default_portal_dir
@@ -33,11 +33,14 @@ _ALLOWED_REQUEST_HEADERS = (
 def build_app(
     settings: ProxySettings,
     *,
-    channel: grpc.aio.Channel,
+    channel: grpc.aio.Channel | Sequence[grpc.aio.Channel],
     metrics: ProxyMetrics | None = None,
 ) -> web.Application:
     """The proxy: gRPC-web on POST /package.Service/Method, the portal on GET, health on /healthz,
     and the development-only /dev/sign-in (off unless settings.web_dev_sign_in), metrics on /metrics.
+
+    `channel`: one channel to the servers, or several (upstream_channels): gRPC-web calls spread
+    over them by open calls; health checks and the FHIR door use the first.
 
     guard.py's protections apply to every route, present and future: security headers, 404 for odd
     paths, the body deadline (start_proxy adds the header timeout and the connection cap)."""
@@ -47,8 +50,10 @@ def build_app(
         middlewares=[access_middleware(metrics), _errors, refuse_odd_paths, body_deadline.middleware],
         client_max_size=settings.web_max_body_bytes + 1024,
     )
+    channels = UpstreamChannels([channel] if isinstance(channel, grpc.aio.Channel) else channel)
+    channel = channels.first
     forwarder = GrpcWebForwarder(
-        channel, max_body_bytes=settings.web_max_body_bytes, max_timeout=settings.web_max_grpc_timeout_seconds
+        channels, max_body_bytes=settings.web_max_body_bytes, max_timeout=settings.web_max_grpc_timeout_seconds
     )
     portal = Portal(settings.web_portal_dir or default_portal_dir())
     origins = settings.web_cors_origins
@@ -125,7 +130,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def start_proxy(
     settings: ProxySettings,
     *,
-    channel: grpc.aio.Channel,
+    channel: grpc.aio.Channel | Sequence[grpc.aio.Channel],
     metrics: ProxyMetrics | None = None,
 ) -> web.AppRunner:
     """Listens on ORFLOW_WEB_ADDR (port 0: any free port; `runner.addresses` says which)."""
@@ -160,13 +165,33 @@ def upstream_channel(
     return grpc.aio.insecure_channel(settings.upstream_target, options=UPSTREAM_OPTIONS, interceptors=interceptors)
 
 
+def upstream_channels(
+    settings: ProxySettings, *, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
+) -> list[grpc.aio.Channel]:
+    """ORFLOW_WEB_UPSTREAM_CONNECTIONS channels as upstream_channel dials, each with connections of its own
+    (a local subchannel pool: gRPC would otherwise share one connection per address among them)."""
+    return [
+        grpc.aio.insecure_channel(
+            settings.upstream_target,
+            options=(*UPSTREAM_OPTIONS, ("grpc.use_local_subchannel_pool", 1), ("orflow.upstream_index", index)),
+            interceptors=interceptors,
+        )
+        for index in range(settings.web_upstream_connections)
+    ]
+
+
 async def run_proxy(settings: ProxySettings, *, tracer_provider: TracerProvider | None = None) -> None:
     """Serves until SIGINT/SIGTERM."""
     metrics = ProxyMetrics()
-    interceptors = metrics.client_interceptors(tracer_provider)
-    async with upstream_channel(settings, interceptors=interceptors) as channel:
-        runner = await start_proxy(settings, channel=channel, metrics=metrics)
-        _log.info("gRPC-web proxy on http://%s -> %s (round robin)", settings.web_addr, settings.upstream_target)
+    channels = upstream_channels(settings, interceptors=metrics.client_interceptors(tracer_provider))
+    try:
+        runner = await start_proxy(settings, channel=channels, metrics=metrics)
+        _log.info(
+            "gRPC-web proxy on http://%s -> %s (round robin, %d connections per server)",
+            settings.web_addr,
+            settings.upstream_target,
+            len(channels),
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -175,3 +200,6 @@ async def run_proxy(settings: ProxySettings, *, tracer_provider: TracerProvider 
             await stop.wait()
         finally:
             await runner.cleanup()
+    finally:
+        for channel in channels:
+            await channel.close(None)

@@ -8,9 +8,10 @@ method is the upstream's own UNIMPLEMENTED.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -130,11 +131,44 @@ def request_metadata(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str 
     return metadata
 
 
+class UpstreamChannels:
+    """Channels to the same servers, each its own HTTP/2 connection; a call takes the one with the fewest open.
+
+    A server caps the streams one client connection may hold open (ORFLOW_WATCH_STREAMS_PER_CONNECTION,
+    ORFLOW_GRPC_MAX_STREAMS_PER_CONNECTION), and every browser's WatchSlots reaches it through the proxy:
+    over one connection, the whole portal's live viewers would share that one cap.
+    """
+
+    def __init__(self, channels: Sequence[grpc.aio.Channel]) -> None:
+        if not channels:
+            raise ValueError("at least one upstream channel")
+        self._channels = list(channels)
+        self._open = [0] * len(self._channels)
+
+    @property
+    def first(self) -> grpc.aio.Channel:
+        return self._channels[0]
+
+    @property
+    def open_calls(self) -> tuple[int, ...]:
+        return tuple(self._open)
+
+    @contextlib.contextmanager
+    def least_busy(self) -> Iterator[grpc.aio.Channel]:
+        """The channel with the fewest calls open, counted as open for the duration of the block."""
+        index = min(range(len(self._channels)), key=self._open.__getitem__)
+        self._open[index] += 1
+        try:
+            yield self._channels[index]
+        finally:
+            self._open[index] -= 1
+
+
 class GrpcWebForwarder:
     """The aiohttp handler for `POST /package.Service/Method`."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, max_body_bytes: int, max_timeout: float | None = None) -> None:
-        self._channel = channel
+    def __init__(self, channels: UpstreamChannels, *, max_body_bytes: int, max_timeout: float | None = None) -> None:
+        self._channels = channels
         self._max_body_bytes = max_body_bytes
         self._max_timeout = max_timeout
 
@@ -186,20 +220,21 @@ class GrpcWebForwarder:
         deadline: float | None,
         metadata: list[tuple[str, str | bytes]],
     ) -> web.StreamResponse:
-        method = self._channel.unary_stream(request.path, request_serializer=_identity, response_deserializer=_identity)
-        call = method(message, timeout=deadline, metadata=metadata)
         response: web.StreamResponse | None = None
-        try:
-            async for reply in call:
-                if response is None:
-                    response = await self._start(request, mode, response_metadata(await call.initial_metadata()))
-                await response.write(mode.encode(encode_frame(reply)))
-            code, details = await call.code(), await call.details()
-            trailing = tuple(await call.trailing_metadata())
-        except grpc.aio.AioRpcError as exc:
-            code, details, trailing = exc.code(), exc.details() or "", tuple(exc.trailing_metadata())
-        finally:
-            call.cancel()  # no-op when finished; stops the upstream stream when the browser went away
+        with self._channels.least_busy() as channel:
+            method = channel.unary_stream(request.path, request_serializer=_identity, response_deserializer=_identity)
+            call = method(message, timeout=deadline, metadata=metadata)
+            try:
+                async for reply in call:
+                    if response is None:
+                        response = await self._start(request, mode, response_metadata(await call.initial_metadata()))
+                    await response.write(mode.encode(encode_frame(reply)))
+                code, details = await call.code(), await call.details()
+                trailing = tuple(await call.trailing_metadata())
+            except grpc.aio.AioRpcError as exc:
+                code, details, trailing = exc.code(), exc.details() or "", tuple(exc.trailing_metadata())
+            finally:
+                call.cancel()  # no-op when finished; stops the upstream stream when the browser went away
         trailer = status_pairs(code, details or "", trailing)
         request[GRPC_STATUS] = str(code.value[0])
         if response is None:  # trailers-only: the status in the headers too

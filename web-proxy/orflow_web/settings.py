@@ -25,6 +25,10 @@ class ProxySettings:
     # The servers the proxy balances over (round robin): a gRPC target such as dns:///orflow-server:50051 (every
     # address the name resolves to, as a headless Service answers) or IP:port,IP:port,...; "" = grpc_addr.
     web_upstream: str = ""
+    # Connections the proxy keeps to each server; its calls spread over them by open calls. A server caps the
+    # WatchSlots streams of one connection (ORFLOW_WATCH_STREAMS_PER_CONNECTION): this many times that cap is how
+    # many browsers can watch live through one proxy.
+    web_upstream_connections: int = 4
     web_addr: str = "127.0.0.1:8080"
     web_max_body_bytes: int = 1024 * 1024
     web_cors_origins: tuple[str, ...] = ()  # none: only the portal's own origin (no CORS headers)
@@ -63,6 +67,7 @@ class ProxySettings:
             grpc_addr=_addr(environ, "ORFLOW_GRPC_ADDR", "127.0.0.1:50051"),
             web_addr=_addr(environ, "ORFLOW_WEB_ADDR", "127.0.0.1:8080"),
             web_upstream=_upstream(environ, "ORFLOW_WEB_UPSTREAM"),
+            web_upstream_connections=_whole(environ, "ORFLOW_WEB_UPSTREAM_CONNECTIONS", 4, low=1, high=256),
             web_max_body_bytes=_whole(environ, "ORFLOW_WEB_MAX_BODY_BYTES", 1024 * 1024, low=16, high=64 * 1024 * 1024),
             web_cors_origins=_origins(environ, "ORFLOW_WEB_CORS_ORIGINS"),
             web_portal_dir=Path(portal) if portal else None,

@@ -328,9 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-concurrent-rpcs", type=int, default=0, help="ORFLOW_GRPC_MAX_CONCURRENT_RPCS of the measured server"
     )
+    parser.add_argument(
+        "--server-env", action="append", default=[], metavar="NAME=VALUE", help="more ORFLOW_* for the measured server"
+    )
     args = parser.parse_args(argv)
     cfg = PRESETS[args.size]
     env = {
+        **dict(item.split("=", 1) for item in args.server_env),
         **({"ORFLOW_MAX_INFLIGHT_CALLS": str(args.inflight)} if args.inflight else {}),
         **({"ORFLOW_GRPC_MAX_CONCURRENT_RPCS": str(args.max_concurrent_rpcs)} if args.max_concurrent_rpcs else {}),
     }

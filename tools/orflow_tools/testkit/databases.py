@@ -17,8 +17,9 @@ def with_database(url: str, name: str) -> str:
 
 
 @asynccontextmanager
-async def fresh_database(server_url: str, *, prefix: str) -> AsyncIterator[str]:
-    """Creates `<prefix>_<random>` on the server `server_url` names, migrates it, yields its URL, drops it.
+async def fresh_database(server_url: str, *, prefix: str, migrate: bool = True) -> AsyncIterator[str]:
+    """Creates `<prefix>_<random>` on the server `server_url` names, migrates it (unless not `migrate`),
+    yields its URL, drops it.
 
     `server_url` may name any database on that server; its role must be allowed to create databases.
     """
@@ -30,11 +31,12 @@ async def fresh_database(server_url: str, *, prefix: str) -> AsyncIterator[str]:
         await admin.close()
     url = with_database(server_url, name)
     try:
-        conn = await asyncpg.connect(url)
-        try:
-            await apply_migrations(conn)
-        finally:
-            await conn.close()
+        if migrate:
+            conn = await asyncpg.connect(url)
+            try:
+                await apply_migrations(conn)
+            finally:
+                await conn.close()
         yield url
     finally:
         admin = await asyncpg.connect(server_url)
