@@ -23,11 +23,6 @@ pytestmark = [
         BINARY is None and not os.environ.get("CI"),
         reason="pgbouncer is not installed (apt-get install -y pgbouncer; .ci/run installs it; CI never skips this)",
     ),
-    pytest.mark.skipif(
-        not os.environ.get("ORFLOW_TEST_DATABASE_URL"),
-        reason="PgBouncer fronts a PostgreSQL on TCP with trust auth: set ORFLOW_TEST_DATABASE_URL (.ci/run does);"
-        " the embedded PostgreSQL listens on a private socket",
-    ),
 ]
 
 

@@ -26,9 +26,12 @@ def pgbouncer(database_url: str, *, pool_size: int = 20) -> Iterator[str]:
         home = Path(folder)
         user = parts.username or "postgres"
         (home / "userlist.txt").write_text(f'"{user}" ""\n')
+        # Clients need no password here (trust); PgBouncer itself logs in to PostgreSQL with the URL's, if it
+        # has one (the embedded PostgreSQL of a fresh machine has: without it every server login failed).
+        login = f" user={user} password={parts.password}" if parts.password else ""
         (home / "pgbouncer.ini").write_text(
             "[databases]\n"
-            f"* = host={parts.hostname} port={parts.port or 5432}\n"
+            f"* = host={parts.hostname} port={parts.port or 5432}{login}\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {home}/userlist.txt\n"
