@@ -59,10 +59,11 @@ class Settings:
     # past it a call is answered RESOURCE_EXHAUSTED by gRPC itself. 0 = the in-flight and stream limits added up,
     # plus room for health checks and reflection (concurrent_rpc_limit).
     grpc_max_concurrent_rpcs: int = 0
-    # Seconds a call may wait inside gRPC, received but not yet taken up by the event loop (a saturated loop
-    # takes calls up late): older waiting calls are dropped by gRPC itself (CANCELLED), before any Python work
-    # is spent on them. 0 = gRPC's default (30 s).
-    grpc_max_pending_seconds: int = 1
+    # Seconds a call may wait inside gRPC, received but not yet taken up by the event loop (a busy loop takes
+    # calls up late): older waiting calls are dropped by gRPC itself (CANCELLED), before any Python work is
+    # spent on them. 0 = gRPC's default (30 s). Off by default: it drops WatchSlots opens too, and a thousand
+    # watchers reconnecting at once (a server restart) wait longer than a second to be taken up.
+    grpc_max_pending_seconds: int = 0
     # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls (streams included) one client connection may have open;
     # more are refused by gRPC (REFUSED_STREAM: UNAVAILABLE) without reaching Python, so one connection's
     # backlog is bounded. 0 = what the in-flight and per-connection stream limits admit (streams_per_connection).
@@ -138,7 +139,7 @@ class Settings:
             db_call_timeout=_number(environ, "ORFLOW_DB_CALL_TIMEOUT_SECONDS", 15, low=0.1, high=3600),
             max_inflight_calls=_whole(environ, "ORFLOW_MAX_INFLIGHT_CALLS", 256, low=1, high=100_000),
             grpc_max_concurrent_rpcs=_whole(environ, "ORFLOW_GRPC_MAX_CONCURRENT_RPCS", 0, low=0, high=10_000_000),
-            grpc_max_pending_seconds=_whole(environ, "ORFLOW_GRPC_MAX_PENDING_SECONDS", 1, low=0, high=3600),
+            grpc_max_pending_seconds=_whole(environ, "ORFLOW_GRPC_MAX_PENDING_SECONDS", 0, low=0, high=3600),
             grpc_max_streams_per_connection=_whole(
                 environ, "ORFLOW_GRPC_MAX_STREAMS_PER_CONNECTION", 0, low=0, high=1_000_000
             ),

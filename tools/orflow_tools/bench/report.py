@@ -169,8 +169,11 @@ def evaluate_targets(results: Sequence[ScenarioResult]) -> list[Target]:
             )
     for r in results:
         if r.scenario == "6 live updates" and r.orflow.p99_ms is not None:
+            # A p99 over the deliveries made says nothing when subscribers missed updates: it is met only with none.
+            missed = int(r.extra.get("missed", 0))
+            shown = f"{r.orflow.p99_ms:.1f} ms" + (f", {missed} updates missed" if missed else "")
             targets.append(
-                Target(f"live: p99 <= 100 ms to {r.variant}", f"{r.orflow.p99_ms:.1f} ms", r.orflow.p99_ms <= 100)
+                Target(f"live: p99 <= 100 ms to {r.variant}, none missed", shown, r.orflow.p99_ms <= 100 and not missed)
             )
         if r.scenario == "7 expiry":
             seconds = r.extra.get("all_failed_s")
