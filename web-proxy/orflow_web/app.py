@@ -159,23 +159,21 @@ UPSTREAM_OPTIONS = (("grpc.lb_policy_name", "round_robin"),)
 
 
 def upstream_channel(
-    settings: ProxySettings, *, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
+    settings: ProxySettings, *, interceptors: Sequence[grpc.aio.ClientInterceptor] = (), index: int = 0
 ) -> grpc.aio.Channel:
-    """The one channel to the gRPC servers (ORFLOW_WEB_UPSTREAM, else ORFLOW_GRPC_ADDR), balanced per call."""
-    return grpc.aio.insecure_channel(settings.upstream_target, options=UPSTREAM_OPTIONS, interceptors=interceptors)
+    """A channel to the gRPC servers (ORFLOW_WEB_UPSTREAM, else ORFLOW_GRPC_ADDR), balanced per call, with
+    connections of its own (a local subchannel pool: gRPC would otherwise share one connection per address
+    among the proxy's channels)."""
+    options = (*UPSTREAM_OPTIONS, ("grpc.use_local_subchannel_pool", 1), ("orflow.upstream_index", index))
+    return grpc.aio.insecure_channel(settings.upstream_target, options=options, interceptors=interceptors)
 
 
 def upstream_channels(
     settings: ProxySettings, *, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
 ) -> list[grpc.aio.Channel]:
-    """ORFLOW_WEB_UPSTREAM_CONNECTIONS channels as upstream_channel dials, each with connections of its own
-    (a local subchannel pool: gRPC would otherwise share one connection per address among them)."""
+    """ORFLOW_WEB_UPSTREAM_CONNECTIONS channels, each an upstream_channel."""
     return [
-        grpc.aio.insecure_channel(
-            settings.upstream_target,
-            options=(*UPSTREAM_OPTIONS, ("grpc.use_local_subchannel_pool", 1), ("orflow.upstream_index", index)),
-            interceptors=interceptors,
-        )
+        upstream_channel(settings, interceptors=interceptors, index=index)
         for index in range(settings.web_upstream_connections)
     ]
 

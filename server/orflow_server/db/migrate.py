@@ -36,7 +36,7 @@ async def apply_migrations(conn: Conn) -> list[str]:
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version text PRIMARY KEY, apply_time timestamptz NOT NULL DEFAULT now())"
         )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        done = await _applied_versions(conn)
         applied: list[str] = []
         for version, sql in migration_files():
             if version in done:
@@ -54,8 +54,12 @@ async def pending_migrations(conn: Conn) -> list[str]:
     """The versions this code ships that the database has not applied (every one on an empty database)."""
     if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
         return [version for version, _ in migration_files()]
-    done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    done = await _applied_versions(conn)
     return [version for version, _ in migration_files() if version not in done]
+
+
+async def _applied_versions(conn: Conn) -> set[str]:
+    return {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
 
 
 async def wait_for_schema(conn: Conn, *, seconds: float, every: float = 1.0) -> None:
