@@ -93,6 +93,11 @@ async def start_worker(database_url: str, redis_url: str, drain_queue_name: str)
             ORFLOW_WORKER_METRICS_ADDR="127.0.0.1:0",
             ORFLOW_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
             ORFLOW_LOG_FORMAT="json",
+            # The jobs wait on the test's row locks on purpose, for longer than the default lock_timeout (3 s)
+            # allows once the grace is added: a job whose wait ran out inside the grace counted as finished
+            # (a CI run saw finished=1, requeued=3). These tests are about the grace, not the lock bound.
+            ORFLOW_DB_LOCK_TIMEOUT_MS="60000",
+            ORFLOW_DB_STATEMENT_TIMEOUT_MS="60000",
         )
         queue = Queue.from_url(redis_url, name=drain_queue_name)
         known = set((await queue.info())["workers"])
