@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 from orflow_server.settings import Settings
-from orflow_tools.bench.overload import PRESETS, run_overload
+from orflow_tools.bench.overload import GAVE_UP, PRESETS, SHED, run_overload
+from orflow_tools.bench.scenarios import REFUSALS
 
 
 async def test_smoke_overload_answers_only_expected_codes_and_frees_the_pool(
@@ -21,6 +22,9 @@ async def test_smoke_overload_answers_only_expected_codes_and_frees_the_pool(
     result = await run_overload(settings, PRESETS["smoke"], environ=os.environ, progress=lambda _: None)
     assert result.calls > 0 and result.sustained_per_s > 0
     assert result.unexpected == {}, result.unexpected  # INTERNAL, UNKNOWN, ... never
+    # The probe caller ran beside the flood, and got only answers an overloaded server may give.
+    assert sum(result.probe_codes.values()) > 0
+    assert set(result.probe_codes) <= {"OK", *REFUSALS, *SHED, *GAVE_UP}, result.probe_codes
     assert result.violations == {}
     assert result.pool_in_use_after == 0
     assert result.rss_before_mb > 0 and all(mb > 0 for mb in result.rss_after_rounds_mb)

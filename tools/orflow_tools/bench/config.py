@@ -35,6 +35,9 @@ class BenchConfig:
     overload_factor: float = 10.0  # then this many times that rate, open loop
     overload_seconds: float = 5.0  # each phase
     overload_rounds: int = 2
+    # The second overload leg's ORFLOW_GRPC_MAX_STREAMS_PER_CONNECTION: a flooding connection queues at its own end.
+    overload_guard_streams: int = 32
+    overload_client_nice: int = 19  # the flood's processes yield the cores, as callers on other machines would
 
 
 FULL = BenchConfig()
