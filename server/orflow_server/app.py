@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -242,6 +243,18 @@ def build_server(
     return OrFlowServer(server=server, port=port, health=health_servicer, hub=hub)
 
 
+def freeze_start_up_heap() -> None:
+    """Takes what start-up built out of the cyclic collector's full passes (`gc.freeze`).
+
+    The modules, gRPC's and protobuf's machinery, the pool and the servicers live as long as the process;
+    a full pass walked them all the same, and with 1,000 WatchSlots streams open such passes took
+    100-250 ms, every stream's next update waiting behind them (bench scenario 6: p99 at 1,000
+    subscribers 83-194 ms without, 85-97 ms with). What is created later is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings, *, database_url: str, tracer_provider: TracerProvider | None = None) -> None:
     """Runs the server until SIGINT/SIGTERM, then drains: NOT_SERVING, stop(grace), close pool."""
     # SAQ logs every enqueue at INFO: a line per booking beside the call's own "rpc" line. Its warnings stay.
@@ -272,6 +285,7 @@ async def serve(settings: Settings, *, database_url: str, tracer_provider: Trace
         http, _, metrics_port = serve_metrics(metrics, settings.metrics_addr)
         _log.info("metrics on http://%s:%d/metrics", settings.metrics_addr.rpartition(":")[0], metrics_port)
         await server.start()
+        freeze_start_up_heap()
         _log.info("OR Flow gRPC server listening on %s:%d", settings.grpc_addr.rpartition(":")[0], server.port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ asyncpg pool, and the server its WatchSlots subscribers, read at scrape time.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from typing import Protocol
@@ -95,6 +96,12 @@ class Metrics:
             buckets=RPC_LATENCY_BUCKETS,
             registry=reg,
         )
+        self.gc_frozen = Gauge(
+            "orflow_gc_frozen_objects",
+            "Objects kept out of the cyclic collector's passes (gc.freeze at start-up; 0 where not frozen)",
+            registry=reg,
+        )
+        self.gc_frozen.set_function(gc.get_freeze_count)
         self._resources = _ResourceCollector()
         reg.register(self._resources)
 

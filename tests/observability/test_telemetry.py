@@ -198,6 +198,19 @@ def _exported_names(text: str) -> set[str]:
     return names
 
 
+def _gauge(text: str, name: str) -> float:
+    [value] = re.findall(rf"^{name} (\S+)$", text, flags=re.MULTILINE)
+    return float(value)
+
+
+async def test_the_server_and_the_proxy_froze_their_start_up_heap(run: dict[str, Any]) -> None:
+    """gc.freeze at start-up: the collector's full passes no longer walk it while streams wait (app.py)."""
+    metrics = run["metrics"]
+    assert _gauge(metrics["server"], "orflow_gc_frozen_objects") > 10_000
+    assert _gauge(metrics["proxy"], "orflow_gc_frozen_objects") > 10_000
+    assert _gauge(metrics["worker"], "orflow_gc_frozen_objects") == 0  # not frozen: nothing waits on its pauses
+
+
 def _dashboard_names(dashboard: dict[str, Any]) -> set[str]:
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
     assert exprs, "the dashboard has queries"

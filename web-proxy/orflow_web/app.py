@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Sequence
@@ -184,6 +185,10 @@ async def run_proxy(settings: ProxySettings, *, tracer_provider: TracerProvider 
     channels = upstream_channels(settings, interceptors=metrics.client_interceptors(tracer_provider))
     try:
         runner = await start_proxy(settings, channel=channels, metrics=metrics)
+        # What start-up built lives as long as the process: out of the collector's full passes, which otherwise
+        # walk it while every open WatchSlots stream waits (the server does the same: orflow_server.app).
+        gc.collect()
+        gc.freeze()
         _log.info(
             "gRPC-web proxy on http://%s -> %s (round robin, %d connections per server)",
             settings.web_addr,

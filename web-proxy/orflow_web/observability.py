@@ -11,6 +11,7 @@ The proxy imports nothing from the server, so this mirrors `orflow_server.observ
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping, MutableMapping
@@ -24,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .grpc_web import GRPC_STATUS
 
@@ -144,6 +145,12 @@ class ProxyMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+        self.gc_frozen = Gauge(
+            "orflow_gc_frozen_objects",
+            "Objects kept out of the cyclic collector's passes (gc.freeze at start-up; 0 where not frozen)",
+            registry=self.registry,
+        )
+        self.gc_frozen.set_function(gc.get_freeze_count)
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await asyncio.to_thread(generate_latest, self.registry)

@@ -465,9 +465,22 @@ async def live_updates(b: Bench) -> list[ScenarioResult]:
             "missed": missed,
             "all_subscribers_ms_p50": _ms(percentile(all_seen, 50)),
             "all_subscribers_ms_max": _ms(max(all_seen) if all_seen else None),
+            # Per booking, in order: its deliveries' p50 and max (a slow booking for everyone is the server's).
+            "per_booking_ms": [
+                [
+                    _ms(percentile(ds, 50) if (ds := _delays_of(results, s, commits[s])) else None),
+                    _ms(max(ds) if ds else None),
+                ]
+                for s in expected
+            ],
         },
     )
     return [await b.check(result)]
+
+
+def _delays_of(results: list[dict[str, Any]], slot_id: int, commit: float) -> list[float]:
+    """The seconds from one booking's commit to each subscriber's receipt of it."""
+    return [seen[str(slot_id)] - commit for r in results for seen in r["seen"] if str(slot_id) in seen]
 
 
 def _ms(seconds: float | None) -> float | None:
