@@ -83,8 +83,11 @@ async def watch_slots(
         if is_snapshot_due:
             async with ctx.connection() as conn:
                 snapshot = await db_changes.list_snapshot(conn, filters, limit=SNAPSHOT_LIMIT, turnover=ctx.turnover)
-            for slot in snapshot:
-                yield SlotChangeKind.SNAPSHOT, slot
+            # Handed out and let go: a stream lives for hours, and rows this frame kept would be walked by every
+            # full pass of the garbage collector meanwhile (1,000 watchers kept 18,000 slots: 100-200 ms passes).
+            snapshot.reverse()
+            while snapshot:
+                yield SlotChangeKind.SNAPSHOT, snapshot.pop()
             yield SlotChangeKind.SNAPSHOT_COMPLETE, None
         item = await subscription.next()
         if item is Signal.CLOSED:
