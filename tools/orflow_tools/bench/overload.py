@@ -54,6 +54,8 @@ from .results import Measure, ScenarioResult, percentile
 from .scenarios import REFUSALS, Bench
 from .stack import Stack, bench_stack
 
+DECIDED = frozenset({"OK", *REFUSALS})
+"""Answers the booking rule gave: booked, or refused for the slot's sake (not shed, not given up)."""
 SHED = ("RESOURCE_EXHAUSTED", "UNAVAILABLE")
 GAVE_UP = ("DEADLINE_EXCEEDED", "CANCELLED")
 """The caller's deadline passed: its own timer, or (a client too busy to fire it first) the server's RST_STREAM."""
@@ -196,7 +198,7 @@ async def _sustained(b: Bench, cfg: OverloadConfig, target: str, pid: int, slots
     jobs = _phase_jobs(b, slots, target, "os", concurrency=max(1, cfg.callers // cfg.processes))
     results = await run_clients(jobs, wait_s=cfg.seconds + 120)
     done = _outcomes(results)
-    rate = sum(1 for _, code in done if code == "OK" or code in REFUSALS) / max(r["elapsed_s"] for r in results)
+    rate = sum(1 for _, code in done if code in DECIDED) / max(r["elapsed_s"] for r in results)
     return rate, Phase(done, cpu_seconds(pid) - cpu)
 
 
@@ -249,13 +251,13 @@ async def _run(b: Bench, cfg: OverloadConfig, slots: list[int]) -> OverloadResul
         after = await scrape(http, metrics_addr)
     overloaded = [outcome for phase in rounds for outcome in phase.outcomes]
     probe = [outcome for phase in rounds for outcome in phase.probe]
-    probe_decided = [ms for ms, code in probe if code == "OK" or code in REFUSALS]
+    probe_decided = [ms for ms, code in probe if code in DECIDED]
     cpu = sum(phase.cpu_s for phase in rounds)
     done = sustained.outcomes
     codes = Counter(code for _, code in overloaded)
-    accepted = [ms for ms, code in overloaded if code == "OK" or code in REFUSALS]
+    accepted = [ms for ms, code in overloaded if code in DECIDED]
     shed = [ms for ms, code in overloaded if code in SHED]
-    expected = {"OK", *REFUSALS, *SHED, *GAVE_UP}
+    expected = {*DECIDED, *SHED, *GAVE_UP}
     return OverloadResult(
         sustained_per_s=round(rate, 1),
         offered_per_s=round(offered, 1),
@@ -341,13 +343,13 @@ async def overload(b: Bench) -> list[ScenarioResult]:
         bench = _bench_for(b.stack, b.conn, cfg, b.progress)
         b.progress(f"overload: {variant}")
         found = await _overload_on(bench, cfg)
-        accepted = sum(found.codes.get(code, 0) for code in ("OK", *REFUSALS))
+        accepted = sum(found.codes.get(code, 0) for code in DECIDED)
         measure = Measure(  # the rate is the flood's decided calls; the latencies are the probe's
             accepted / (cfg.seconds * cfg.rounds),
             found.probe_p50_ms,
             found.probe_p99_ms,
             found.calls,
-            {code: n for code, n in found.codes.items() if code == "OK" or code in REFUSALS},
+            {code: n for code, n in found.codes.items() if code in DECIDED},
         )
         b.progress(
             f"  overload: offered {found.offered_per_s:.0f}/s against {found.sustained_per_s:.0f}/s sustained; "

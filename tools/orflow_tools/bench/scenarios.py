@@ -434,7 +434,7 @@ async def live_updates(b: Bench) -> list[ScenarioResult]:
         results = await group.results(wait_s=60 + cfg.watch_events)
     finally:
         group.kill()
-    delays = []
+    by_slot: dict[int, list[float]] = {slot_id: [] for slot_id in expected}  # seconds, commit to each receipt
     missed = 0
     errors: Counter[str] = Counter()
     for r in results:
@@ -442,13 +442,11 @@ async def live_updates(b: Bench) -> list[ScenarioResult]:
         for seen in r["seen"]:
             for slot_id in expected:
                 if str(slot_id) in seen:
-                    delays.append((seen[str(slot_id)] - commits[slot_id]) * 1000.0)
+                    by_slot[slot_id].append(seen[str(slot_id)] - commits[slot_id])
                 else:
                     missed += 1
-    all_seen = [
-        max((seen[str(s)] for r in results for seen in r["seen"] if str(s) in seen), default=math.nan) - commits[s]
-        for s in expected
-    ]
+    delays = [s * 1000.0 for slot_id in expected for s in by_slot[slot_id]]
+    all_seen = [max(by_slot[s], default=math.nan) for s in expected]
     if missed:
         errors["MISSED_UPDATE"] = missed
     measure = Measure.of(delays, ["OK"] * len(delays), sum(1 for _ in expected) * cfg.watch_gap_s or 1)
@@ -467,20 +465,12 @@ async def live_updates(b: Bench) -> list[ScenarioResult]:
             "all_subscribers_ms_max": _ms(max(all_seen) if all_seen else None),
             # Per booking, in order: its deliveries' p50 and max (a slow booking for everyone is the server's).
             "per_booking_ms": [
-                [
-                    _ms(percentile(ds, 50) if (ds := _delays_of(results, s, commits[s])) else None),
-                    _ms(max(ds) if ds else None),
-                ]
-                for s in expected
+                [_ms(percentile(ds, 50) if ds else None), _ms(max(ds) if ds else None)]
+                for ds in (by_slot[s] for s in expected)
             ],
         },
     )
     return [await b.check(result)]
-
-
-def _delays_of(results: list[dict[str, Any]], slot_id: int, commit: float) -> list[float]:
-    """The seconds from one booking's commit to each subscriber's receipt of it."""
-    return [seen[str(slot_id)] - commit for r in results for seen in r["seen"] if str(slot_id) in seen]
 
 
 def _ms(seconds: float | None) -> float | None:
